@@ -1,0 +1,1 @@
+"""procgrpc: serve grpcio servicers as procgrpc worker processes."""

@@ -1,0 +1,25 @@
+// Regenerates every stub the repository uses (npm run codegen):
+//   proto/            -> src/gen (TypeScript, ts-proto) and gen/python (grpcio-tools)
+//   google/rpc/*.proto -> src/gen (TypeScript), for decoding rich error details.
+// The google/rpc protos come from googleapis-common-protos, a dependency of python-worker.
+import { spawnSync } from "node:child_process";
+import { copyFileSync, mkdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { generate } from "../src/cli/codegen";
+
+const root = join(__dirname, "..");
+const python = process.env.PROCGRPC_PYTHON ?? join(root, ".venv", "bin", "python");
+const tsOnly = process.argv.includes("--ts-only");
+
+rmSync(join(root, "src", "gen"), { recursive: true, force: true });
+generate({ protoDir: join(root, "proto"), tsOut: join(root, "src", "gen"), pyOut: tsOnly ? undefined : join(root, "gen", "python"), python });
+
+const located = spawnSync(python, ["-c", "import google.rpc.status_pb2 as m, os; print(os.path.dirname(m.__file__))"], { encoding: "utf8" });
+if (located.status !== 0) throw new Error(`cannot locate googleapis-common-protos with ${python}: ${located.stderr}`);
+const deps = join(root, "gen", "deps-proto");
+mkdirSync(join(deps, "google", "rpc"), { recursive: true });
+for (const file of ["status.proto", "error_details.proto"]) {
+  copyFileSync(join(located.stdout.trim(), file), join(deps, "google", "rpc", file));
+}
+generate({ protoDir: deps, tsOut: join(root, "src", "gen") });
+process.stderr.write("[codegen] stubs written to src/gen and gen/python\n");

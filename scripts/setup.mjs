@@ -1,0 +1,91 @@
+#!/usr/bin/env node
+// Makes a fresh clone ready to test, build and run the demo: node modules, a Python
+// virtualenv (.venv) with python-worker installed, and generated stubs. Each step is
+// skipped when its inputs have not changed since it last ran, so re-runs are instant.
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const venv = join(root, ".venv");
+const venvPython = join(venv, "bin", "python");
+
+function log(msg) {
+  process.stderr.write(`[setup] ${msg}\n`);
+}
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { cwd: root, stdio: "inherit", ...opts });
+  if (r.error) throw new Error(`${cmd} ${args.join(" ")} could not start: ${r.error.message}`);
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} exited with ${r.status ?? r.signal}`);
+}
+
+function hashOf(paths) {
+  const h = createHash("sha256");
+  for (const p of paths) {
+    const abs = join(root, p);
+    if (!existsSync(abs)) continue;
+    const st = statSync(abs);
+    if (st.isDirectory()) {
+      for (const child of readdirSync(abs).sort()) {
+        if (child === "__pycache__" || child.endsWith(".egg-info")) continue;
+        h.update(hashOf([join(p, child)]));
+      }
+    } else {
+      h.update(p).update(readFileSync(abs));
+    }
+  }
+  return h.digest("hex");
+}
+
+function step(name, stampFile, inputs, action) {
+  const want = hashOf(inputs);
+  const have = existsSync(stampFile) ? readFileSync(stampFile, "utf8") : "";
+  if (have === want) return;
+  log(name);
+  action();
+  writeFileSync(stampFile, hashOf(inputs));
+}
+
+function findPython() {
+  const candidate = process.env.PROCGRPC_PYTHON || "python3";
+  const r = spawnSync(candidate, ["-c", "import sys; print('%d.%d' % sys.version_info[:2])"], { encoding: "utf8" });
+  if (r.error || r.status !== 0) {
+    throw new Error(
+      `procgrpc needs Python >= 3.9, but '${candidate}' could not be run (${r.error?.message ?? r.stderr.trim()}). ` +
+        "Install Python 3.9+ or set PROCGRPC_PYTHON to its path.",
+    );
+  }
+  const [major, minor] = r.stdout.trim().split(".").map(Number);
+  if (major < 3 || (major === 3 && minor < 9)) {
+    throw new Error(`procgrpc needs Python >= 3.9, but '${candidate}' is ${r.stdout.trim()}. Set PROCGRPC_PYTHON.`);
+  }
+  return candidate;
+}
+
+try {
+  step("installing node modules", join(root, "node_modules", ".procgrpc-setup"), ["package.json", "package-lock.json"], () => {
+    const lock = existsSync(join(root, "package-lock.json"));
+    run("npm", [lock && process.env.CI ? "ci" : "install", "--no-audit", "--no-fund"]);
+  });
+
+  if (!existsSync(venvPython)) {
+    const python = findPython();
+    log(`creating Python virtualenv .venv with ${python}`);
+    run(python, ["-m", "venv", venv]);
+  }
+  step("installing python-worker into .venv", join(venv, ".procgrpc-setup"), ["python-worker/pyproject.toml"], () => {
+    run(venvPython, ["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", "./python-worker[dev]"]);
+  });
+
+  const generated = [join(root, "src", "gen", "google", "rpc", "status.ts"), join(root, "gen", "python")];
+  if (!generated.every(existsSync)) rmSync(join(venv, ".procgrpc-codegen"), { force: true });
+  step("generating stubs", join(venv, ".procgrpc-codegen"), ["proto", "buf.gen.yaml", "scripts/codegen.ts", "src/cli/codegen.ts"], () => {
+    run(join(root, "node_modules", ".bin", "tsx"), [join(root, "scripts", "codegen.ts")]);
+  });
+} catch (err) {
+  log(`failed: ${err.message}`);
+  process.exit(1);
+}
