@@ -1,1 +1,13 @@
-"""procgrpc: serve grpcio servicers as procgrpc worker processes."""
+"""procgrpc: serve grpcio servicers as procgrpc worker processes.
+
+A worker script is ``run_worker((add_XServicer_to_server, XServicer()))``; see
+:func:`procgrpc.run_worker`. Rich errors live in :mod:`procgrpc.errors`.
+"""
+
+from __future__ import annotations
+
+from . import errors
+from ._logging import Logger, get_logger
+from .worker import WorkerConfig, run_worker
+
+__all__ = ["run_worker", "WorkerConfig", "errors", "get_logger", "Logger"]

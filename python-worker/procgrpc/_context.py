@@ -1,0 +1,265 @@
+"""Servicer contexts that give ``def`` and ``async def`` methods the full grpc API.
+
+grpcio's asyncio server hands sync methods a thin ``_SyncServicerContext``
+that lacks ``is_active`` and ``abort_with_status``, whose ``abort`` does not
+raise (the method keeps running) and whose ``add_callback`` callbacks only run
+when the method returns normally (never on cancellation). Its async context
+has no ``is_active``/``add_callback``. procgrpc wraps every method and passes
+one of these contexts instead, so code written for ``grpc.server`` works
+unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any, Callable, List, NoReturn, Optional, Tuple
+
+import grpc
+
+from ._logging import get_logger
+
+__all__ = ["SyncContext", "AsyncContext"]
+
+_log = get_logger()
+
+
+def _as_tuple(metadata: Any) -> Tuple[Any, ...]:
+    # The aio context's abort is typed `tuple` in Cython; lists would be rejected.
+    return tuple(metadata) if metadata else ()
+
+
+class _CallbackState:
+    """Termination state shared by both contexts: is_active and add_callback."""
+
+    __slots__ = ("_active", "_callbacks", "_lock")
+
+    def __init__(self) -> None:
+        self._active = True
+        self._callbacks: Optional[List[Callable[[], None]]] = None
+        self._lock = threading.Lock()
+
+    def add(self, callback: Callable[[], None]) -> bool:
+        with self._lock:
+            if not self._active:
+                return False
+            if self._callbacks is None:
+                self._callbacks = []
+            self._callbacks.append(callback)
+            return True
+
+    def terminate(self) -> None:
+        with self._lock:
+            if not self._active:
+                return
+            self._active = False
+            callbacks, self._callbacks = self._callbacks, None
+        for callback in callbacks or ():
+            try:
+                callback()
+            except Exception:
+                _log.error("RPC termination callback raised", exc_info=True)
+
+
+class SyncContext(grpc.ServicerContext):
+    """``grpc.ServicerContext`` for ``def`` methods running in the worker thread pool."""
+
+    __slots__ = ("_ctx", "_loop", "_state")
+
+    def __init__(self, ctx: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self._ctx = ctx
+        self._loop = loop
+        self._state = _CallbackState()
+
+    # -- call state
+    def is_active(self) -> bool:
+        """False once the call was cancelled, timed out or finished."""
+        return self._state._active
+
+    def add_callback(self, callback: Callable[[], None]) -> bool:
+        """Run ``callback()`` when the call terminates (including by cancellation)."""
+        return self._state.add(callback)
+
+    def time_remaining(self) -> Optional[float]:  # type: ignore[override]  # None: no deadline
+        """Seconds until the deadline, or None without one."""
+        return self._ctx.time_remaining()  # type: ignore[no-any-return]
+
+    def cancel(self) -> bool:
+        """End the call with CANCELLED."""
+        try:
+            self.abort(grpc.StatusCode.CANCELLED, "cancelled by the server")
+        except Exception:
+            pass
+        return True
+
+    # -- metadata and status
+    def invocation_metadata(self) -> Any:
+        """Metadata the client sent."""
+        return self._ctx.invocation_metadata()
+
+    def send_initial_metadata(self, initial_metadata: Any) -> None:
+        """Send initial metadata now (blocks until sent)."""
+        asyncio.run_coroutine_threadsafe(
+            self._ctx.send_initial_metadata(_as_tuple(initial_metadata)), self._loop).result()
+
+    def set_trailing_metadata(self, trailing_metadata: Any) -> None:
+        """Set trailing metadata sent with the status."""
+        self._ctx.set_trailing_metadata(_as_tuple(trailing_metadata))
+
+    def trailing_metadata(self) -> Any:
+        """Trailing metadata set so far."""
+        return self._ctx.trailing_metadata()
+
+    def set_code(self, code: grpc.StatusCode) -> None:
+        """Set the status code sent when the method returns."""
+        self._ctx.set_code(code)
+
+    def code(self) -> Any:
+        """Status code set so far."""
+        return self._ctx.code()
+
+    def set_details(self, details: str) -> None:
+        """Set the status message sent when the method returns."""
+        self._ctx.set_details(details if details is not None else "")
+
+    def details(self) -> Any:
+        """Status message set so far."""
+        return self._ctx.details()
+
+    def abort(self, code: grpc.StatusCode, details: str = "", trailing_metadata: Any = ()) -> NoReturn:
+        """Send the status now and raise, ending the method (as in ``grpc.server``)."""
+        future = asyncio.run_coroutine_threadsafe(
+            self._ctx.abort(code, details or "", _as_tuple(trailing_metadata)), self._loop)
+        exc = future.exception()
+        # Re-raise grpc's own AbortError object: the server checks its identity.
+        raise exc if exc is not None else grpc.RpcError("RPC aborted")
+
+    def abort_with_status(self, status: Any) -> NoReturn:
+        """Abort with a ``grpc.Status`` (e.g. from ``grpc_status.rpc_status.to_status``)."""
+        self.abort(status.code, status.details, status.trailing_metadata)
+
+    # -- peer and compression
+    def peer(self) -> Any:
+        """The client's address."""
+        return self._ctx.peer()
+
+    def peer_identities(self) -> Any:
+        """Authenticated peer identities, if any."""
+        return self._ctx.peer_identities()
+
+    def peer_identity_key(self) -> Any:
+        """Key of the peer identity property, if any."""
+        return self._ctx.peer_identity_key()
+
+    def auth_context(self) -> Any:
+        """The auth context of the call."""
+        return self._ctx.auth_context()
+
+    def set_compression(self, compression: Any) -> None:
+        """Set the response compression algorithm."""
+        self._ctx.set_compression(compression)
+
+    def disable_next_message_compression(self) -> None:
+        """Do not compress the next response message."""
+        self._ctx.disable_next_message_compression()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ctx, name)
+
+
+class AsyncContext(grpc.aio.ServicerContext[Any, Any]):
+    """``grpc.aio.ServicerContext`` plus ``is_active`` and ``add_callback``."""
+
+    __slots__ = ("_ctx", "_state")
+
+    def __init__(self, ctx: Any) -> None:
+        self._ctx = ctx
+        self._state = _CallbackState()
+
+    def is_active(self) -> bool:
+        """False once the call was cancelled, timed out or finished."""
+        return self._state._active
+
+    def add_callback(self, callback: Callable[[], None]) -> bool:
+        """Run ``callback()`` when the call terminates (including by cancellation)."""
+        return self._state.add(callback)
+
+    def time_remaining(self) -> Optional[float]:  # type: ignore[override]  # None: no deadline
+        """Seconds until the deadline, or None without one."""
+        return self._ctx.time_remaining()  # type: ignore[no-any-return]
+
+    async def read(self) -> Any:
+        """Read the next request message (``grpc.aio.EOF`` at the end)."""
+        return await self._ctx.read()
+
+    async def write(self, message: Any) -> None:
+        """Write one response message."""
+        await self._ctx.write(message)
+
+    async def send_initial_metadata(self, initial_metadata: Any) -> None:
+        """Send initial metadata now."""
+        await self._ctx.send_initial_metadata(_as_tuple(initial_metadata))
+
+    async def abort(self, code: grpc.StatusCode, details: str = "", trailing_metadata: Any = ()) -> NoReturn:
+        """Send the status now and raise, ending the method."""
+        await self._ctx.abort(code, details or "", _as_tuple(trailing_metadata))
+        raise AssertionError("grpc abort returned")  # unreachable: abort always raises
+
+    async def abort_with_status(self, status: Any) -> NoReturn:
+        """Abort with a ``grpc.Status`` (e.g. from ``grpc_status.rpc_status.to_status``)."""
+        await self.abort(status.code, status.details or "", status.trailing_metadata)
+
+    def invocation_metadata(self) -> Any:
+        """Metadata the client sent."""
+        return self._ctx.invocation_metadata()
+
+    def set_trailing_metadata(self, trailing_metadata: Any) -> None:
+        """Set trailing metadata sent with the status."""
+        self._ctx.set_trailing_metadata(_as_tuple(trailing_metadata))
+
+    def trailing_metadata(self) -> Any:
+        """Trailing metadata set so far."""
+        return self._ctx.trailing_metadata()
+
+    def set_code(self, code: grpc.StatusCode) -> None:
+        """Set the status code sent when the method returns."""
+        self._ctx.set_code(code)
+
+    def code(self) -> Any:
+        """Status code set so far."""
+        return self._ctx.code()
+
+    def set_details(self, details: str) -> None:
+        """Set the status message sent when the method returns."""
+        self._ctx.set_details(details if details is not None else "")
+
+    def details(self) -> Any:
+        """Status message set so far."""
+        return self._ctx.details()
+
+    def set_compression(self, compression: Any) -> None:
+        """Set the response compression algorithm."""
+        self._ctx.set_compression(compression)
+
+    def disable_next_message_compression(self) -> None:
+        """Do not compress the next response message."""
+        self._ctx.disable_next_message_compression()
+
+    def peer(self) -> Any:
+        """The client's address."""
+        return self._ctx.peer()
+
+    def peer_identities(self) -> Any:
+        """Authenticated peer identities, if any."""
+        return self._ctx.peer_identities()
+
+    def peer_identity_key(self) -> Any:
+        """Key of the peer identity property, if any."""
+        return self._ctx.peer_identity_key()
+
+    def auth_context(self) -> Any:
+        """The auth context of the call."""
+        return self._ctx.auth_context()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ctx, name)

@@ -1,0 +1,132 @@
+"""testing.v1.TestService worker used by procgrpc's integration tests (TS and pytest)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import sys
+import threading
+import time
+
+# The generated stubs live in <repo>/gen/python (made by scripts/setup.mjs).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "gen", "python"))
+
+import grpc  # noqa: E402
+from google.protobuf import any_pb2  # noqa: E402
+from google.rpc import error_details_pb2, status_pb2  # noqa: E402
+from grpc_status import rpc_status  # noqa: E402
+
+from procgrpc import run_worker  # noqa: E402
+from testing.v1 import testing_pb2, testing_pb2_grpc  # noqa: E402
+
+_lock = threading.Lock()
+calls = 0
+cancelled_tags: list = []
+
+
+def _count() -> None:
+    global calls
+    with _lock:
+        calls += 1
+
+
+def _resolve_exception(name: str) -> type:
+    if "." in name:
+        module, _, attr = name.rpartition(".")
+        return getattr(importlib.import_module(module), attr)
+    import builtins
+    return getattr(builtins, name)
+
+
+class TestService(testing_pb2_grpc.TestServiceServicer):
+    def Echo(self, request, context):
+        _count()
+        remaining = context.time_remaining()
+        metadata = {k: v for k, v in context.invocation_metadata() if not k.endswith("-bin")}
+        return testing_pb2.EchoResponse(
+            text=request.text,
+            payload=request.payload,
+            worker_pid=os.getpid(),
+            time_remaining_seconds=remaining if remaining is not None else -1,
+            metadata=metadata,
+        )
+
+    async def AsyncEcho(self, request, context):
+        _count()
+        await asyncio.sleep(0)
+        return testing_pb2.AsyncEchoResponse(
+            text=request.text, worker_pid=os.getpid(), ran_async=asyncio.current_task() is not None)
+
+    def Sleep(self, request, context):
+        _count()
+        recorded = threading.Event()
+
+        def record() -> None:
+            # Once per call, whether the callback or the polling loop sees it first.
+            with _lock:
+                if recorded.is_set():
+                    return
+                recorded.set()
+                cancelled_tags.append(request.tag)
+
+        completed = [False]
+        context.add_callback(lambda: None if completed[0] else record())
+        deadline = time.monotonic() + request.ms / 1000.0
+        while time.monotonic() < deadline:
+            if not context.is_active():
+                record()
+                if not request.ignore_cancel:
+                    return testing_pb2.SleepResponse(completed=False, worker_pid=os.getpid())
+            time.sleep(min(0.01, max(0.0, deadline - time.monotonic())))
+        completed[0] = True
+        return testing_pb2.SleepResponse(completed=True, worker_pid=os.getpid())
+
+    def Fail(self, request, context):
+        _count()
+        trailers = list(request.trailers.items()) + list(request.binary_trailers.items())
+        mode = request.mode
+        code = _code(request.code)
+        if mode in (testing_pb2.FailRequest.MODE_UNSPECIFIED, testing_pb2.FailRequest.MODE_ABORT):
+            if trailers:
+                context.set_trailing_metadata(trailers)
+            context.abort(code, request.details)
+        if mode == testing_pb2.FailRequest.MODE_SET_CODE:
+            if trailers:
+                context.set_trailing_metadata(trailers)
+            context.set_code(code)
+            context.set_details(request.details)
+            return testing_pb2.FailResponse()
+        if mode == testing_pb2.FailRequest.MODE_RAISE:
+            raise _resolve_exception(request.exception or "RuntimeError")(request.details)
+        if mode == testing_pb2.FailRequest.MODE_ABORT_WITH_STATUS:
+            detail = any_pb2.Any()
+            detail.Pack(error_details_pb2.ErrorInfo(reason="TEST", domain="procgrpc.test"))
+            status = rpc_status.to_status(status_pb2.Status(code=request.code, message=request.details,
+                                                            details=[detail]))
+            merged = _Status(status.code, status.details, tuple(trailers) + tuple(status.trailing_metadata))
+            context.abort_with_status(merged)
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown mode {mode}")
+
+    def Stats(self, request, context):
+        _count()
+        with _lock:
+            return testing_pb2.StatsResponse(worker_pid=os.getpid(), calls=calls, cancelled_tags=list(cancelled_tags))
+
+
+class _Status(grpc.Status):
+    def __init__(self, code, details, trailing_metadata):
+        self.code = code
+        self.details = details
+        self.trailing_metadata = trailing_metadata
+
+
+def _code(number: int) -> grpc.StatusCode:
+    for code in grpc.StatusCode:
+        if code.value[0] == number:
+            return code
+    return grpc.StatusCode.UNKNOWN
+
+
+if __name__ == "__main__":
+    run_worker((testing_pb2_grpc.add_TestServiceServicer_to_server, TestService()))
