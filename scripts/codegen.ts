@@ -1,6 +1,7 @@
 // Regenerates every stub the repository uses (npm run codegen):
 //   proto/            -> src/gen (TypeScript, ts-proto) and gen/python (grpcio-tools)
-//   google/rpc/*.proto -> src/gen (TypeScript), for decoding rich error details.
+//   google/rpc/*.proto -> src/gen (TypeScript), for decoding rich error details;
+//   grpc/health/v1/health.proto -> src/gen (TypeScript), for the pool's health checks.
 // The google/rpc protos come from googleapis-common-protos, a dependency of python-worker.
 import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdirSync, rmSync } from "node:fs";
@@ -21,5 +22,8 @@ mkdirSync(join(deps, "google", "rpc"), { recursive: true });
 for (const file of ["status.proto", "error_details.proto"]) {
   copyFileSync(join(located.stdout.trim(), file), join(deps, "google", "rpc", file));
 }
+// grpc.health.v1, as published by grpc-node's grpc-health-check package.
+mkdirSync(join(deps, "grpc", "health", "v1"), { recursive: true });
+copyFileSync(require.resolve("grpc-health-check/proto/health/v1/health.proto"), join(deps, "grpc", "health", "v1", "health.proto"));
 generate({ protoDir: deps, tsOut: join(root, "src", "gen") });
 process.stderr.write("[codegen] stubs written to src/gen and gen/python\n");

@@ -1,0 +1,44 @@
+/**
+ * procgrpc: call Python from Node.js over real gRPC. A supervised pool of Python worker
+ * processes serves proto-defined services on Unix sockets; TypeScript calls them through typed clients.
+ * Everything public is exported here.
+ */
+export { WorkerPool } from "./pool/worker-pool";
+export type { PoolHealth, PoolState, WorkerHealth, WorkerPoolEvents } from "./pool/worker-pool";
+export type { WorkerPoolOptions } from "./pool/options";
+export type { WorkerState } from "./pool/worker-state";
+export { jsonLogger, silentLogger } from "./pool/logger";
+export type { Logger, LogLevel } from "./pool/logger";
+export { MAX_SOCKET_PATH_BYTES } from "./pool/socket-dir";
+
+export type { Client } from "./client/typed-client";
+export type { CallOptions, MetadataInit } from "./client/call-options";
+export type { MessageType, MethodDefinition, ServiceDefinition, RequestOf, ResponseOf } from "./client/definition";
+export type { UnaryMethod } from "./client/unary-method";
+export type { DynamicClient, DynamicClientOptions } from "./client/dynamic-client";
+
+export { Status, statusName } from "./errors/status";
+export type { ErrorCategory, TimeoutKind } from "./errors/categories";
+export { RpcError, isRpcError, isTimeout, isConnectionError, isProtocolError, isWorkerError, isLifecycleError } from "./errors/rpc-error";
+export type { RpcErrorInit } from "./errors/rpc-error";
+export { WorkerStartError } from "./errors/worker-start-error";
+export { decodeStatusDetails, STATUS_DETAILS_KEY } from "./errors/status-details";
+export type {
+  StatusDetail,
+  StatusDetailKind,
+  KnownStatusDetail,
+  UnknownStatusDetail,
+  DetailValue,
+  BadRequest,
+  DebugInfo,
+  ErrorInfo,
+  Help,
+  LocalizedMessage,
+  PreconditionFailure,
+  QuotaFailure,
+  RequestInfo,
+  ResourceInfo,
+  RetryInfo,
+} from "./errors/status-details";
+
+export { Metadata } from "@grpc/grpc-js";

@@ -1,0 +1,28 @@
+/** The logging interface procgrpc writes to; pino loggers fit it as they are. */
+export interface Logger {
+  debug(obj: Record<string, unknown>, msg?: string): void;
+  info(obj: Record<string, unknown>, msg?: string): void;
+  warn(obj: Record<string, unknown>, msg?: string): void;
+  error(obj: Record<string, unknown>, msg?: string): void;
+}
+
+/** Log levels, lowest first. */
+export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
+
+const LEVELS: Record<LogLevel, number> = { debug: 20, info: 30, warn: 40, error: 50, silent: Infinity };
+
+/**
+ * The default logger: pino-style JSON lines (`level` as pino's numbers, `time` in ms, `msg`) on
+ * stderr. Levels below `level` cost one comparison and allocate nothing.
+ */
+export function jsonLogger(level: LogLevel = "info", write: (line: string) => void = (l) => process.stderr.write(l)): Logger {
+  const threshold = LEVELS[level];
+  const emit = (lvl: Exclude<LogLevel, "silent">) => (obj: Record<string, unknown>, msg?: string) => {
+    if (LEVELS[lvl] < threshold) return;
+    write(`${JSON.stringify({ level: LEVELS[lvl], time: Date.now(), name: "procgrpc", ...obj, msg })}\n`);
+  };
+  return { debug: emit("debug"), info: emit("info"), warn: emit("warn"), error: emit("error") };
+}
+
+/** A logger that drops everything. */
+export const silentLogger: Logger = jsonLogger("silent");

@@ -1,0 +1,260 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { unlinkSync } from "node:fs";
+import type { Readable } from "node:stream";
+import { Client, credentials, type ChannelOptions } from "@grpc/grpc-js";
+import { WorkerStartError } from "../errors/worker-start-error";
+import { checkHealth } from "./health-check";
+import { forEachLine } from "./line-splitter";
+import type { Logger } from "./logger";
+import type { ResolvedPoolOptions } from "./options";
+import type { WorkerExit, WorkerState } from "./worker-state";
+
+const STDERR_TAIL_LINES = 40;
+/** The fd on which the worker reports readiness and, by its EOF, learns that this process died. */
+const CONTROL_FD = 3;
+
+/**
+ * Channel options for a local Unix socket: no grpc-js retries (procgrpc has its own), no channelz,
+ * unlimited message sizes (the worker is trusted), and short reconnect backoff.
+ */
+export const LOCAL_CHANNEL_OPTIONS: ChannelOptions = {
+  "grpc.enable_retries": 0,
+  "grpc.enable_channelz": 0,
+  "grpc.max_receive_message_length": -1,
+  "grpc.max_send_message_length": -1,
+  "grpc.initial_reconnect_backoff_ms": 50,
+  "grpc.max_reconnect_backoff_ms": 250,
+  "grpc.use_local_subchannel_pool": 1,
+};
+
+/** Something in flight on a worker that must be failed at once if the worker dies. */
+export interface WorkerCall {
+  failWorkerGone(exit: WorkerExit): void;
+}
+
+/** One Python worker process: its spawn, readiness, channel, in-flight calls and exit. */
+export class WorkerProcess {
+  /** Current lifecycle state. */
+  state: WorkerState = "starting";
+  /** Calls running on this worker now. */
+  inFlight = 0;
+  /** Calls this worker has finished (successfully or not). */
+  served = 0;
+  /** The gRPC channel to this worker; set once it has reported ready. */
+  channel: Client | undefined;
+  /** How the process ended, once it has. */
+  exit: WorkerExit | undefined;
+  /** Calls to fail at once should the process die. */
+  readonly calls = new Set<WorkerCall>();
+  private child: ChildProcess | undefined;
+  private readonly stderrTail: string[] = [];
+  private readonly exited: Promise<WorkerExit>;
+  private resolveExited!: (exit: WorkerExit) => void;
+  private exitListener: ((exit: WorkerExit) => void) | undefined;
+
+  constructor(
+    readonly id: string,
+    readonly socketPath: string,
+    private readonly options: ResolvedPoolOptions,
+    private readonly logger: Logger,
+  ) {
+    this.exited = new Promise((resolve) => (this.resolveExited = resolve));
+  }
+
+  /** The OS process id, once spawned. */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /** The command line, for error messages. */
+  get command(): string {
+    const entry = "script" in this.options.entry ? [this.options.entry.script] : ["-m", this.options.entry.module];
+    return [this.options.python, ...entry, ...this.options.args].join(" ");
+  }
+
+  /** Last lines of stderr, oldest first. */
+  get stderr(): readonly string[] {
+    return this.stderrTail;
+  }
+
+  /** Registers the one listener called when the process exits (after `start()` resolved or not). */
+  onExit(listener: (exit: WorkerExit) => void): void {
+    this.exitListener = listener;
+  }
+
+  /** Spawns the process and resolves once it answers grpc.health.v1 Check with SERVING. */
+  async start(): Promise<void> {
+    const { python, entry, args, cwd, env, startTimeoutMs, maxInFlightPerWorker } = this.options;
+    const argv = "script" in entry ? [entry.script, ...args] : ["-m", entry.module, ...args];
+    const startedAt = Date.now();
+    const fail = (reason: string, cause?: unknown): WorkerStartError =>
+      new WorkerStartError({
+        workerId: this.id,
+        command: this.command,
+        reason,
+        stderrTail: this.stderrTail,
+        exitCode: this.exit?.code,
+        signal: this.exit?.signal,
+        cause,
+      });
+
+    let child: ChildProcess;
+    try {
+      child = spawn(python, argv, {
+        cwd,
+        env: {
+          ...process.env,
+          ...env,
+          PYTHONUNBUFFERED: "1",
+          PROCGRPC_SOCKET: this.socketPath,
+          PROCGRPC_WORKER_ID: this.id,
+          PROCGRPC_CONTROL_FD: String(CONTROL_FD),
+          PROCGRPC_MAX_CONCURRENCY: String(maxInFlightPerWorker),
+          PROCGRPC_GRACE_SECONDS: String(this.options.killTimeoutMs / 1000),
+        },
+        stdio: ["ignore", "pipe", "pipe", "pipe"],
+      });
+    } catch (err) {
+      throw fail(`could not spawn ${python}: ${(err as Error).message}`, err);
+    }
+    this.child = child;
+
+    const spawnFailed = new Promise<never>((_, reject) => {
+      child.once("error", (err: NodeJS.ErrnoException) => {
+        const hint = err.code === "ENOENT" ? ` (no such file: check the \`python\` option or PROCGRPC_PYTHON)` : "";
+        reject(fail(`could not run ${python}: ${err.message}${hint}`, err));
+      });
+    });
+    spawnFailed.catch(() => undefined);
+    this.captureOutput(child.stdout as Readable, "stdout");
+    this.captureOutput(child.stderr as Readable, "stderr");
+    // 'close' fires after stdio has drained, so the stderr tail is complete when we report.
+    child.once("close", (code, signal) => this.handleExit({ code, signal }));
+
+    const control = child.stdio[CONTROL_FD] as Readable;
+    const reportedReady = new Promise<void>((resolve, reject) => {
+      forEachLine(control, (line) => {
+        try {
+          const msg = JSON.parse(line) as { event?: string };
+          if (msg.event === "ready") resolve();
+        } catch {
+          // Not ours; the control channel carries only JSON lines from procgrpc.
+        }
+      });
+      void this.exited.then((exit) =>
+        reject(fail(`process exited before it was ready (${describeExit(exit)})`)),
+      );
+    });
+
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(fail(`not SERVING within startTimeoutMs (${startTimeoutMs} ms)`)), startTimeoutMs);
+    });
+    try {
+      await Promise.race([reportedReady, spawnFailed, timedOut]);
+      this.channel = new Client(`unix:${this.socketPath}`, credentials.createInsecure(), LOCAL_CHANNEL_OPTIONS);
+      const deadline = new Date(startedAt + startTimeoutMs);
+      const status = await Promise.race([checkHealth(this.channel, deadline), spawnFailed, timedOut]).catch((err: unknown) => {
+        if (err instanceof WorkerStartError) throw err;
+        throw fail(`health check failed: ${(err as Error).message}`, err);
+      });
+      if (status !== "SERVING") throw fail(`health check answered ${status}, not SERVING`);
+    } catch (err) {
+      this.kill();
+      await this.exited;
+      this.closeChannel();
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+    this.state = "ready";
+    this.logger.debug({ workerId: this.id, pid: this.pid, socket: this.socketPath, ms: Date.now() - startedAt }, "worker ready");
+  }
+
+  /** Sends SIGTERM, then SIGKILL after `killTimeoutMs`; resolves when the process is gone. */
+  async stop(): Promise<WorkerExit> {
+    if (this.exit) return this.exit;
+    this.child?.kill("SIGTERM");
+    const timer = setTimeout(() => this.kill(), this.options.killTimeoutMs);
+    const exit = await this.exited;
+    clearTimeout(timer);
+    return exit;
+  }
+
+  /** SIGKILLs the process at once. */
+  kill(): void {
+    if (this.child && !this.exit && this.child.exitCode === null) this.child.kill("SIGKILL");
+  }
+
+  /** Resolves when the process has exited (immediately if never spawned). */
+  waitForExit(): Promise<WorkerExit> {
+    return this.child ? this.exited : Promise.resolve({ code: null, signal: null });
+  }
+
+  private handleExit(exit: WorkerExit): void {
+    this.exit = exit;
+    this.closeChannel();
+    // A killed worker cannot remove its own socket.
+    try {
+      unlinkSync(this.socketPath);
+    } catch {
+      // Removed by the worker itself.
+    }
+    for (const call of this.calls) call.failWorkerGone(exit);
+    this.calls.clear();
+    this.resolveExited(exit);
+    this.exitListener?.(exit);
+  }
+
+  private closeChannel(): void {
+    this.channel?.close();
+    this.channel = undefined;
+  }
+
+  private captureOutput(stream: Readable, name: "stdout" | "stderr"): void {
+    forEachLine(stream, (line) => {
+      if (name === "stderr") {
+        this.stderrTail.push(line);
+        if (this.stderrTail.length > STDERR_TAIL_LINES) this.stderrTail.shift();
+      }
+      this.relayLog(line, name);
+    });
+  }
+
+  /** Re-emits a worker's JSON log line through the pool logger, or keeps a plain line as text. */
+  private relayLog(line: string, stream: "stdout" | "stderr"): void {
+    const base = { workerId: this.id, pid: this.pid };
+    if (line.startsWith("{")) {
+      try {
+        const rec = JSON.parse(line) as Record<string, unknown>;
+        const { level, msg, ...rest } = rec;
+        const log = this.logger[levelOf(level)];
+        log.call(this.logger, { ...rest, ...base, source: "worker" }, typeof msg === "string" ? msg : undefined);
+        return;
+      } catch {
+        // Not JSON after all: fall through and keep it as text.
+      }
+    }
+    this.logger.info({ ...base, source: "worker", stream }, line);
+  }
+}
+
+function levelOf(level: unknown): "debug" | "info" | "warn" | "error" {
+  switch (level) {
+    case "debug":
+    case "warn":
+    case "error":
+      return level;
+    case "warning":
+      return "warn";
+    case "critical":
+      return "error";
+    default:
+      return "info";
+  }
+}
+
+/** "exit code 1" / "signal SIGKILL", for messages. */
+export function describeExit(exit: WorkerExit): string {
+  return exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`;
+}

@@ -1,0 +1,62 @@
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { silentLogger, type WorkerPoolOptions } from "../../src";
+
+/** Repository root. */
+export const ROOT = join(__dirname, "..", "..");
+/** The virtualenv Python that `npm test` set up, with python-worker installed. */
+export const PYTHON = join(ROOT, ".venv", "bin", "python");
+/** Worker scripts used by the tests. */
+export const WORKERS = join(ROOT, "test", "workers");
+
+/** Options for a pool of the testing worker; tests override what they exercise. */
+export function testingPool(overrides: Partial<WorkerPoolOptions> = {}): WorkerPoolOptions {
+  return {
+    workers: 2,
+    python: PYTHON,
+    script: join(WORKERS, "testing_worker.py"),
+    startTimeoutMs: 20000,
+    logger: silentLogger,
+    ...overrides,
+  } as WorkerPoolOptions;
+}
+
+/** True when a process with this pid exists (and is not a zombie). */
+export function isAlive(pid: number | undefined): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
+/** Pids of live processes whose command line mentions `needle`. */
+export function pidsMatching(needle: string): number[] {
+  const out = execFileSync("ps", ["-eo", "pid=,stat=,args="], { encoding: "utf8" });
+  return out
+    .split("\n")
+    .filter((l) => l.includes(needle) && !/^\s*\d+\s+Z/.test(l) && !l.includes("ps -eo"))
+    .map((l) => Number(l.trim().split(/\s+/)[0]));
+}
+
+/** Polls `check` until it is true or `timeoutMs` passes; returns the last result. */
+export async function eventually(check: () => boolean, timeoutMs: number, stepMs = 25): Promise<boolean> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (check()) return true;
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+  return check();
+}
+
+/** Asserts that the stubs the tests need were generated (npm test runs setup first). */
+export function assertSetUp(): void {
+  if (!existsSync(PYTHON)) throw new Error("run `npm test` (or `node scripts/setup.mjs`) first: .venv is missing");
+}

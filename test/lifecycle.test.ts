@@ -1,0 +1,170 @@
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { credentials, Client } from "@grpc/grpc-js";
+import { RpcError, Status, WorkerPool, WorkerStartError, isLifecycleError } from "../src";
+import { TestServiceDefinition } from "../src/gen/testing/v1/testing";
+import { checkHealth } from "../src/pool/health-check";
+import { ROOT, WORKERS, eventually, isAlive, pidsMatching, testingPool } from "./helpers/env";
+
+// Each test gets its own TMPDIR so that "no socket directory left behind" is checkable.
+let tmp: string;
+beforeEach(() => {
+  tmp = mkdtempSync(join(tmpdir(), "pgt-"));
+  process.env.TMPDIR = tmp;
+});
+afterEach(() => {
+  delete process.env.TMPDIR;
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+async function expectStartFailure(pool: WorkerPool): Promise<WorkerStartError> {
+  const err = await pool.start().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(WorkerStartError);
+  // Nothing is left behind: no socket directory, and the pool is stopped.
+  expect(readdirSync(tmp)).toEqual([]);
+  expect(pool.state).toBe("stopped");
+  return err as WorkerStartError;
+}
+
+describe("start() failures reject with the worker, the command and the stderr tail, and leave nothing", () => {
+  test("missing python", async () => {
+    const err = await expectStartFailure(new WorkerPool(testingPool({ python: "/nonexistent/bin/python3" })));
+    expect(err.message).toMatch(/worker w\d failed to start: could not run \/nonexistent\/bin\/python3/);
+    expect(err.message).toContain("PROCGRPC_PYTHON");
+    expect(err.command).toContain("testing_worker.py");
+  });
+
+  test("ImportError in the worker script", async () => {
+    const err = await expectStartFailure(new WorkerPool(testingPool({ script: join(WORKERS, "import_error_worker.py") })));
+    expect(err.message).toContain("process exited before it was ready (exit code 1)");
+    expect(err.stderrTail.join("\n")).toContain("ModuleNotFoundError");
+    expect(err.message).toContain("ModuleNotFoundError");
+  });
+
+  test("a script that exits at once", async () => {
+    const err = await expectStartFailure(new WorkerPool(testingPool({ workers: 1, script: join(WORKERS, "exit_at_once_worker.py") })));
+    expect(err.exitCode).toBe(7);
+    expect(err.stderrTail.join("\n")).toContain("exiting on purpose");
+  });
+
+  test("a worker that never becomes ready is killed at startTimeoutMs", async () => {
+    const pool = new WorkerPool(testingPool({ workers: 2, script: join(WORKERS, "hang_on_start_worker.py"), startTimeoutMs: 1500 }));
+    const err = await expectStartFailure(pool);
+    expect(err.message).toContain("not SERVING within startTimeoutMs (1500 ms)");
+    expect(pidsMatching("hang_on_start_worker.py")).toEqual([]);
+  });
+
+  test("when one of two workers fails, the one that started is stopped too", async () => {
+    const pool = new WorkerPool(testingPool({ workers: 2, script: join(WORKERS, "fail_second_worker.py") }));
+    const err = await expectStartFailure(pool);
+    expect(err.workerId).toBe("w1");
+    expect(pidsMatching("fail_second_worker.py")).toEqual([]);
+  });
+});
+
+test("a socket path over the Unix limit is an error at construction", () => {
+  const longDir = join(tmp, "x".repeat(120));
+  expect(() => new WorkerPool(testingPool({ socketDir: longDir }))).toThrow(/over the Unix limit of 107.*shorter socketDir/);
+});
+
+test("options are validated at construction", () => {
+  expect(() => new WorkerPool({ python: "python3" } as never)).toThrow(/exactly one of `script`/);
+  expect(() => new WorkerPool(testingPool({ workers: 0 }))).toThrow(/workers must be an integer >= 1/);
+});
+
+test("calls before start() and after shutdown() fail with FAILED_PRECONDITION", async () => {
+  const pool = new WorkerPool(testingPool({ workers: 1 }));
+  const client = pool.client(TestServiceDefinition);
+  const before = (await client.echo({}).catch((e: unknown) => e)) as RpcError;
+  expect(before.code()).toBe(Status.FAILED_PRECONDITION);
+  expect(before.details()).toBe("pool is not started: await pool.start() before calling");
+  expect(isLifecycleError(before)).toBe(true);
+  await pool.start();
+  await pool.shutdown();
+  const after = (await client.echo({}).catch((e: unknown) => e)) as RpcError;
+  expect(after.code()).toBe(Status.FAILED_PRECONDITION);
+  expect(after.details()).toBe("pool is shut down");
+  expect(after.retryable).toBe(false);
+});
+
+test("shutdown lets in-flight calls finish, then leaves no process, socket or directory", async () => {
+  const pool = new WorkerPool(testingPool({ workers: 2 }));
+  await pool.start();
+  const client = pool.client(TestServiceDefinition);
+  const workers = pool.health().workers;
+  const calls = Array.from({ length: 4 }, () => client.sleep({ ms: 400 }));
+  await new Promise((r) => setTimeout(r, 50));
+  const first = pool.shutdown();
+  expect(pool.shutdown()).toBe(first); // concurrent calls share one result
+  const replies = await Promise.all(calls);
+  expect(replies.every((r) => r.completed)).toBe(true);
+  await first;
+  for (const w of workers) {
+    expect(isAlive(w.pid)).toBe(false);
+    expect(existsSync(w.socket)).toBe(false);
+  }
+  expect(existsSync(dirname(workers[0].socket))).toBe(false);
+  await pool.shutdown(); // idempotent
+});
+
+test("a worker reports NOT_SERVING while it drains at shutdown", async () => {
+  const pool = new WorkerPool(testingPool({ workers: 1, killTimeoutMs: 3000 }));
+  await pool.start();
+  const { socket } = pool.health().workers[0];
+  const probe = new Client(`unix:${socket}`, credentials.createInsecure());
+  try {
+    expect(await checkHealth(probe, new Date(Date.now() + 2000))).toBe("SERVING");
+    const longCall = pool.client(TestServiceDefinition).sleep({ ms: 1200 });
+    await new Promise((r) => setTimeout(r, 100));
+    const stopping = pool.shutdown({ graceMs: 0 });
+    const seen = await eventually(() => false, 300).then(() => checkHealth(probe, new Date(Date.now() + 1000)).catch((e: Error) => e.message));
+    expect(seen).toBe("NOT_SERVING");
+    expect((await longCall).completed).toBe(true);
+    await stopping;
+  } finally {
+    probe.close();
+  }
+});
+
+test("two pools never collide on sockets", async () => {
+  const a = new WorkerPool(testingPool({ workers: 2 }));
+  const b = new WorkerPool(testingPool({ workers: 2 }));
+  await Promise.all([a.start(), b.start()]);
+  try {
+    const sockets = [...a.health().workers, ...b.health().workers].map((w) => w.socket);
+    expect(new Set(sockets).size).toBe(4);
+    const [ra, rb] = await Promise.all([a.client(TestServiceDefinition).echo({ text: "a" }), b.client(TestServiceDefinition).echo({ text: "b" })]);
+    expect(a.health().workers.map((w) => w.pid)).toContain(ra.workerPid);
+    expect(b.health().workers.map((w) => w.pid)).toContain(rb.workerPid);
+  } finally {
+    await Promise.all([a.shutdown(), b.shutdown()]);
+  }
+});
+
+test("after the Node process is SIGKILLed its workers and sockets are gone within 2 s", async () => {
+  const holder = spawn(process.execPath, ["--import", "tsx", join(ROOT, "test", "fixtures", "pool-holder.ts")], {
+    cwd: ROOT,
+    env: { ...process.env, TMPDIR: tmp },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const line = await new Promise<string>((resolve, reject) => {
+    let buf = "";
+    holder.stdout.on("data", (d: Buffer) => {
+      buf += d.toString();
+      if (buf.includes("\n")) resolve(buf.split("\n")[0]);
+    });
+    holder.once("exit", (code) => reject(new Error(`pool holder exited early with ${code}`)));
+  });
+  const { workers } = JSON.parse(line) as { workers: { pid: number; socket: string }[] };
+  expect(workers.every((w) => isAlive(w.pid))).toBe(true);
+  holder.kill("SIGKILL");
+  const killedAt = Date.now();
+  expect(await eventually(() => workers.every((w) => !isAlive(w.pid)), 2000)).toBe(true);
+  expect(Date.now() - killedAt).toBeLessThan(2000);
+  expect(await eventually(() => workers.every((w) => !existsSync(w.socket)) && !existsSync(dirname(workers[0].socket)), 1000)).toBe(true);
+});
