@@ -1,0 +1,164 @@
+"""Helpers to run real worker processes on real Unix sockets."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Any, Dict, Iterator, List, Optional
+
+import grpc
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+GEN = os.path.join(REPO, "gen", "python")
+TESTING_WORKER = os.path.join(REPO, "test", "workers", "testing_worker.py")
+PROBE_WORKER = os.path.join(HERE, "workers", "probe_worker.py")
+
+if GEN not in sys.path:
+    sys.path.insert(0, GEN)
+
+
+class Worker:
+    """A worker subprocess with its control socket, stderr and socket path."""
+
+    def __init__(self, proc: subprocess.Popen, control: Optional[socket.socket], socket_path: str,
+                 ready: Optional[Dict[str, Any]]) -> None:
+        self.proc = proc
+        self.control = control
+        self.socket_path = socket_path
+        self.ready = ready
+        self._channel: Optional[grpc.Channel] = None
+        # Drain stderr continuously: a full pipe would block the worker's logging.
+        self._stderr = bytearray()
+        self._drain = threading.Thread(target=self._read_stderr, daemon=True)
+        self._drain.start()
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for chunk in iter(lambda: self.proc.stderr.read1(65536), b""):  # type: ignore[union-attr]
+            self._stderr += chunk
+
+    @property
+    def target(self) -> str:
+        return "unix:" + self.socket_path
+
+    def channel(self) -> grpc.Channel:
+        if self._channel is None:
+            self._channel = grpc.insecure_channel(self.target)
+        return self._channel
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def stderr_lines(self) -> List[str]:
+        """Stderr so far (all of it once the process exited)."""
+        if self.proc.poll() is not None:
+            self._drain.join(timeout=5)
+        return bytes(self._stderr).decode(errors="replace").splitlines()
+
+    def stop(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        if self.control is not None:
+            self.control.close()
+        self._drain.join(timeout=5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def short_tmpdir() -> str:
+    # Under /tmp so socket paths stay far below the 107-byte limit.
+    return tempfile.mkdtemp(prefix="pg-", dir="/tmp")
+
+
+def start_worker(script: str, socket_path: str, env: Optional[Dict[str, str]] = None,
+                 control: bool = True, wait_ready: bool = True, args: Optional[List[str]] = None,
+                 timeout: float = 15.0) -> Worker:
+    """Start ``script`` like the Node pool does (control socketpair on fd 3)."""
+    full_env = dict(os.environ)
+    full_env.pop("PROCGRPC_DEBUG", None)
+    full_env.update({"PROCGRPC_SOCKET": socket_path, "PROCGRPC_WORKER_ID": "w-test", "PROCGRPC_GRACE_SECONDS": "2"})
+    full_env.update(env or {})
+    ours: Optional[socket.socket] = None
+    pass_fds: List[int] = []
+    theirs: Optional[socket.socket] = None
+    if control:
+        ours, theirs = socket.socketpair()
+        pass_fds = [theirs.fileno()]
+        full_env["PROCGRPC_CONTROL_FD"] = str(theirs.fileno())
+    proc = subprocess.Popen([sys.executable, script] + (args or []), env=full_env, pass_fds=pass_fds,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if theirs is not None:
+        theirs.close()
+    ready = None
+    if control and wait_ready:
+        assert ours is not None
+        ready = read_ready(ours, proc, timeout)
+    return Worker(proc, ours, socket_path, ready)
+
+
+def read_ready(sock: socket.socket, proc: subprocess.Popen, timeout: float) -> Dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    buf = b""
+    while b"\n" not in buf:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            proc.kill()
+            raise AssertionError("worker did not report ready in time: " + proc.stderr.read().decode())  # type: ignore[union-attr]
+        sock.settimeout(remaining)
+        try:
+            chunk = sock.recv(4096)
+        except socket.timeout:
+            continue
+        if not chunk:
+            proc.wait(timeout=5)
+            raise AssertionError(f"worker exited ({proc.returncode}) before ready: "
+                                 + proc.stderr.read().decode())  # type: ignore[union-attr]
+        buf += chunk
+    line, _, rest = buf.partition(b"\n")
+    assert rest == b"", "exactly one line expected"
+    return json.loads(line)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def tmpdir_short() -> Iterator[str]:
+    path = short_tmpdir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def testing_worker(tmpdir_short: str) -> Iterator[Worker]:
+    worker = start_worker(TESTING_WORKER, os.path.join(tmpdir_short, "testing.sock"))
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture(scope="module")
+def probe_worker(tmpdir_short: str) -> Iterator[Worker]:
+    worker = start_worker(PROBE_WORKER, os.path.join(tmpdir_short, "probe.sock"))
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture(scope="module")
+def probe_debug_worker(tmpdir_short: str) -> Iterator[Worker]:
+    worker = start_worker(PROBE_WORKER, os.path.join(tmpdir_short, "probe-debug.sock"), env={"PROCGRPC_DEBUG": "1"})
+    yield worker
+    worker.stop()

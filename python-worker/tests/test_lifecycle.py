@@ -1,0 +1,220 @@
+"""Start-up, socket guard, health, reflection, shutdown and parent death on real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from conftest import TESTING_WORKER, Worker, short_tmpdir, start_worker
+
+from testing.v1 import testing_pb2, testing_pb2_grpc  # noqa: E402
+
+SERVICE = "testing.v1.TestService"
+
+
+def _health(worker: Worker, service: str = "") -> int:
+    stub = health_pb2_grpc.HealthStub(worker.channel())
+    return stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status  # type: ignore[no-any-return]
+
+
+def _reflection_services(worker: Worker) -> list:
+    stub = reflection_pb2_grpc.ServerReflectionStub(worker.channel())
+    responses = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)
+    return [s.name for r in responses for s in r.list_services_response.service]
+
+
+def _logs(worker: Worker) -> list:
+    return [json.loads(line) for line in worker.stderr_lines() if line.startswith("{")]
+
+
+def test_ready_line_health_and_reflection(testing_worker: Worker) -> None:
+    ready = testing_worker.ready
+    assert ready == {"event": "ready", "pid": testing_worker.proc.pid,
+                     "socket": testing_worker.socket_path, "services": [SERVICE]}
+    assert _health(testing_worker) == health_pb2.HealthCheckResponse.SERVING
+    assert _health(testing_worker, SERVICE) == health_pb2.HealthCheckResponse.SERVING
+    names = set(_reflection_services(testing_worker))
+    assert {SERVICE, "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"} <= names
+    echo = testing_pb2_grpc.TestServiceStub(testing_worker.channel()).Echo(
+        testing_pb2.EchoRequest(text="hi"), timeout=5)
+    assert echo.worker_pid == testing_worker.proc.pid
+
+
+def test_live_socket_is_refused_and_first_worker_keeps_serving(testing_worker: Worker) -> None:
+    second = start_worker(TESTING_WORKER, testing_worker.socket_path, wait_ready=False)
+    try:
+        assert second.wait(timeout=10) == 3
+        logs = _logs(second)
+        assert any(r["level"] == "error" and testing_worker.socket_path in r["msg"] for r in logs)
+    finally:
+        second.stop()
+    assert os.path.exists(testing_worker.socket_path)
+    assert _health(testing_worker) == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_stale_socket_is_removed() -> None:
+    directory = short_tmpdir()
+    path = os.path.join(directory, "stale.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(path)  # bound, never listening, then closed: a stale socket file
+    sock.close()
+    worker = start_worker(TESTING_WORKER, path)
+    try:
+        assert _health(worker) == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        worker.stop()
+    assert any(r["msg"] == "removed stale socket file" for r in _logs(worker))
+    os.rmdir(directory)
+
+
+def test_non_socket_file_is_refused_and_kept() -> None:
+    directory = short_tmpdir()
+    path = os.path.join(directory, "not-a-socket")
+    with open(path, "w") as f:
+        f.write("precious")
+    worker = start_worker(TESTING_WORKER, path, wait_ready=False)
+    try:
+        assert worker.wait(timeout=10) == 3
+        assert "not a socket" in "\n".join(worker.stderr_lines())
+    finally:
+        worker.stop()
+    with open(path) as f:
+        assert f.read() == "precious"
+    os.unlink(path)
+    os.rmdir(directory)
+
+
+def test_too_long_path_is_refused_with_its_length() -> None:
+    path = "/tmp/" + "x" * 120 + ".sock"
+    worker = start_worker(TESTING_WORKER, path, wait_ready=False)
+    try:
+        assert worker.wait(timeout=10) == 2
+        err = "\n".join(worker.stderr_lines())
+        assert path in err and str(len(path)) in err and "too long" in err
+    finally:
+        worker.stop()
+
+
+def test_missing_socket_configuration_fails_clearly() -> None:
+    env = dict(os.environ)
+    env.pop("PROCGRPC_SOCKET", None)
+    proc = subprocess.run([sys.executable, TESTING_WORKER], env=env, capture_output=True, timeout=15)
+    assert proc.returncode == 2
+    assert b"--socket" in proc.stderr and proc.stdout == b""
+
+
+def test_socket_flag_wins_and_user_args_survive() -> None:
+    directory = short_tmpdir()
+    path = os.path.join(directory, "flag.sock")
+    worker = start_worker(TESTING_WORKER, "/nonexistent/dir/x.sock", args=["--socket", path, "--user-flag", "1"])
+    try:
+        assert worker.ready is not None and worker.ready["socket"] == path
+    finally:
+        worker.stop()
+    os.rmdir(directory)
+
+
+def test_sigterm_drains_reports_not_serving_and_cleans_up() -> None:
+    directory = short_tmpdir()
+    path = os.path.join(directory, "term.sock")
+    worker = start_worker(TESTING_WORKER, path, env={"PROCGRPC_SOCKET_DIR_OWNED": "1", "PROCGRPC_GRACE_SECONDS": "3"})
+    try:
+        health = health_pb2_grpc.HealthStub(worker.channel())
+        watch = health.Watch(health_pb2.HealthCheckRequest(service=SERVICE), timeout=10)
+        assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+        stub = testing_pb2_grpc.TestServiceStub(worker.channel())
+        in_flight = stub.Sleep.future(testing_pb2.SleepRequest(ms=700, tag="drain"), timeout=10)
+        time.sleep(0.2)
+        worker.proc.send_signal(signal.SIGTERM)
+        assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert in_flight.result(timeout=10).completed  # the in-flight call finishes within the grace
+        assert worker.wait(timeout=10) == 0
+        assert worker.proc.stdout is not None and worker.proc.stdout.read() == b""
+        logs = _logs(worker)
+        assert {"starting", "ready", "stopping", "stopped"} <= {r["msg"] for r in logs}
+        assert all(r["worker_id"] == "w-test" and r["pid"] == worker.proc.pid and isinstance(r["time"], int)
+                   for r in logs)
+        assert not os.path.exists(path)
+        assert not os.path.exists(directory)  # owned dir removed by the last worker out
+    finally:
+        worker.stop()
+
+
+def test_parent_death_via_control_fd_exits_within_two_seconds() -> None:
+    directory = short_tmpdir()
+    path = os.path.join(directory, "orphan.sock")
+    worker = start_worker(TESTING_WORKER, path)
+    try:
+        # A runaway call must not hold the process past the deadline.
+        stub = testing_pb2_grpc.TestServiceStub(worker.channel())
+        stub.Sleep.future(testing_pb2.SleepRequest(ms=10000, ignore_cancel=True), timeout=20)
+        time.sleep(0.2)
+        assert worker.control is not None
+        worker.control.close()
+        worker.control = None
+        started = time.monotonic()
+        worker.wait(timeout=5)
+        assert time.monotonic() - started < 2.0
+        assert not os.path.exists(path)
+    finally:
+        worker.stop()
+    os.rmdir(directory)
+
+
+def test_parent_death_without_control_fd_exits() -> None:
+    directory = short_tmpdir()
+    path = os.path.join(directory, "noctl.sock")
+    # An intermediate parent starts the worker (no control fd) and dies.
+    launcher = (
+        "import subprocess, sys, os\n"
+        f"p = subprocess.Popen([sys.executable, {TESTING_WORKER!r}], stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL,"
+        f" env=dict(os.environ, PROCGRPC_SOCKET={path!r}))\n"
+        "print(p.pid, flush=True)\n"
+        "import time; time.sleep(1.5)\n"  # let the worker start serving, then die
+    )
+    out = subprocess.run([sys.executable, "-c", launcher], capture_output=True, timeout=15)
+    pid = int(out.stdout.strip())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        raise AssertionError("orphaned worker kept running")
+    assert not os.path.exists(path)
+    os.rmdir(directory)
+
+
+def test_logging_to_stderr_only_and_in_json() -> None:
+    directory = short_tmpdir()
+    worker = start_worker(TESTING_WORKER, os.path.join(directory, "log.sock"), env={"PROCGRPC_LOG_LEVEL": "debug"})
+    worker.stop()
+    lines = worker.stderr_lines()
+    assert lines and all(json.loads(line)["level"] in ("debug", "info", "warn", "error") for line in lines)
+    start = next(json.loads(line) for line in lines if json.loads(line)["msg"] == "starting")
+    assert start["python"] and start["grpcio"] == grpc.__version__
+    os.rmdir(directory)
+
+
+def test_concurrent_sync_calls_use_the_thread_pool(testing_worker: Worker) -> None:
+    stub = testing_pb2_grpc.TestServiceStub(testing_worker.channel())
+    started = time.monotonic()
+    futures = [stub.Sleep.future(testing_pb2.SleepRequest(ms=300), timeout=10) for _ in range(6)]
+    assert all(f.result().completed for f in futures)
+    assert time.monotonic() - started < 1.5
+
+
+_ = threading  # keep import for debugging hangs
