@@ -1,0 +1,90 @@
+import { parseArgs } from "node:util";
+import { generate } from "./codegen";
+
+const USAGE = `procgrpc — call Python from Node.js over gRPC
+
+Usage:
+  procgrpc codegen --proto <dir> [--ts-out <dir>] [--py-out <dir>] [--python <python>] [--ts-opt key=value]...
+  procgrpc --help | --version
+
+Commands:
+  codegen   Generate TypeScript (ts-proto) and Python (grpcio-tools) stubs from a directory of .proto files.
+`;
+
+const CODEGEN_USAGE = `Usage: procgrpc codegen --proto <dir> [--ts-out <dir>] [--py-out <dir>] [--python <python>] [--ts-opt key=value]...
+
+Generates stubs for every .proto file under --proto (the import root):
+  --ts-out <dir>    TypeScript service definitions and messages (ts-proto via buf), for WorkerPool.client()
+  --py-out <dir>    Python *_pb2.py, *_pb2_grpc.py and .pyi stubs (grpcio-tools), for your servicers
+  --python <path>   Python with grpcio-tools (installed with procgrpc's python-worker); default $PROCGRPC_PYTHON or python3
+  --ts-opt <k=v>    Extra ts-proto option (repeatable)
+  --json            Print the result as JSON
+`;
+
+/** Runs the `procgrpc` command line; returns the exit code. */
+export function main(argv: readonly string[], out: (s: string) => void = (s) => process.stdout.write(s), err: (s: string) => void = (s) => process.stderr.write(s)): number {
+  const [command, ...rest] = argv;
+  if (!command || command === "--help" || command === "-h" || command === "help") {
+    out(USAGE);
+    return command ? 0 : 2;
+  }
+  if (command === "--version") {
+    out(`${(require("../../package.json") as { version: string }).version}\n`);
+    return 0;
+  }
+  try {
+    switch (command) {
+      case "codegen":
+        return codegenCommand(rest, out);
+      default:
+        err(`procgrpc: unknown command '${command}'\n\n${USAGE}`);
+        return 2;
+    }
+  } catch (e) {
+    err(`procgrpc ${command}: ${(e as Error).message}\n`);
+    return (e as { exitCode?: number }).exitCode ?? 1;
+  }
+}
+
+function usageError(message: string, usage: string): Error {
+  return Object.assign(new Error(`${message}\n\n${usage}`), { exitCode: 2 });
+}
+
+function codegenCommand(args: readonly string[], out: (s: string) => void): number {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...args],
+      options: {
+        proto: { type: "string" },
+        "ts-out": { type: "string" },
+        "py-out": { type: "string" },
+        python: { type: "string" },
+        "ts-opt": { type: "string", multiple: true },
+        json: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+    }));
+  } catch (e) {
+    throw usageError((e as Error).message, CODEGEN_USAGE);
+  }
+  if (values.help) {
+    out(CODEGEN_USAGE);
+    return 0;
+  }
+  if (!values.proto) throw usageError("--proto <dir> is required", CODEGEN_USAGE);
+  if (!values["ts-out"] && !values["py-out"]) throw usageError("give --ts-out, --py-out or both", CODEGEN_USAGE);
+  const result = generate({
+    protoDir: values.proto,
+    tsOut: values["ts-out"],
+    pyOut: values["py-out"],
+    python: values.python,
+    tsOptions: values["ts-opt"],
+  });
+  if (values.json) out(`${JSON.stringify({ ok: true, protoFiles: result.files, tsOut: values["ts-out"] ?? null, pyOut: values["py-out"] ?? null })}\n`);
+  else out(`generated stubs for ${result.files} .proto file(s)${values["ts-out"] ? `; TypeScript in ${values["ts-out"]}` : ""}${values["py-out"] ? `; Python in ${values["py-out"]}` : ""}\n`);
+  return 0;
+}
+
+if (require.main === module) process.exitCode = main(process.argv.slice(2));
