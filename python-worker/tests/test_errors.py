@@ -1,0 +1,280 @@
+"""Exception mapping, rich details and context behaviour for sync and async servicer methods."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from conftest import Worker
+
+from testing.v1 import testing_pb2, testing_pb2_grpc  # noqa: E402
+
+SERVICE = "procgrpc.test.Probe"
+FLAVOURS = ["Sync", "Async"]
+
+BUILTINS: List[Tuple[str, grpc.StatusCode]] = [
+    ("ValueError", grpc.StatusCode.INVALID_ARGUMENT),
+    ("UnicodeDecodeError", None),  # placeholder, replaced below (needs args)
+    ("LookupError", grpc.StatusCode.NOT_FOUND),
+    ("IndexError", grpc.StatusCode.NOT_FOUND),
+    ("PermissionError", grpc.StatusCode.PERMISSION_DENIED),
+    ("NotImplementedError", grpc.StatusCode.UNIMPLEMENTED),
+    ("TimeoutError", grpc.StatusCode.DEADLINE_EXCEEDED),
+    ("ConnectionError", grpc.StatusCode.UNAVAILABLE),
+    ("ConnectionRefusedError", grpc.StatusCode.UNAVAILABLE),
+    ("MemoryError", grpc.StatusCode.RESOURCE_EXHAUSTED),
+    ("OSError", grpc.StatusCode.UNKNOWN),
+    ("RuntimeError", grpc.StatusCode.UNKNOWN),
+]
+BUILTINS = [b for b in BUILTINS if b[1] is not None]
+
+ERROR_CLASSES: List[Tuple[str, grpc.StatusCode]] = [
+    ("InvalidArgument", grpc.StatusCode.INVALID_ARGUMENT),
+    ("NotFound", grpc.StatusCode.NOT_FOUND),
+    ("AlreadyExists", grpc.StatusCode.ALREADY_EXISTS),
+    ("PermissionDenied", grpc.StatusCode.PERMISSION_DENIED),
+    ("Unauthenticated", grpc.StatusCode.UNAUTHENTICATED),
+    ("ResourceExhausted", grpc.StatusCode.RESOURCE_EXHAUSTED),
+    ("FailedPrecondition", grpc.StatusCode.FAILED_PRECONDITION),
+    ("Aborted", grpc.StatusCode.ABORTED),
+    ("OutOfRange", grpc.StatusCode.OUT_OF_RANGE),
+    ("Unimplemented", grpc.StatusCode.UNIMPLEMENTED),
+    ("Internal", grpc.StatusCode.INTERNAL),
+    ("Unavailable", grpc.StatusCode.UNAVAILABLE),
+    ("DataLoss", grpc.StatusCode.DATA_LOSS),
+    ("DeadlineExceeded", grpc.StatusCode.DEADLINE_EXCEEDED),
+    ("Cancelled", grpc.StatusCode.CANCELLED),
+    ("Unknown", grpc.StatusCode.UNKNOWN),
+]
+
+
+def call(worker: Worker, method: str, spec: Dict[str, Any], timeout: float = 5,
+         metadata: Optional[List[Tuple[str, str]]] = None) -> Any:
+    fn = worker.channel().unary_unary(f"/{SERVICE}/{method}")
+    return fn(json.dumps(spec).encode(), timeout=timeout, metadata=metadata)
+
+
+def fail(worker: Worker, method: str, spec: Dict[str, Any], **kw: Any) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as info:
+        call(worker, method, spec, **kw)
+    return info.value
+
+
+def details_of(err: grpc.RpcError) -> List[Any]:
+    status = rpc_status.from_call(err)
+    assert status is not None, "grpc-status-details-bin missing"
+    out = []
+    for packed in status.details:
+        for cls in (error_details_pb2.ErrorInfo, error_details_pb2.DebugInfo, error_details_pb2.RetryInfo,
+                    error_details_pb2.BadRequest):
+            if packed.Is(cls.DESCRIPTOR):
+                msg = cls()
+                packed.Unpack(msg)
+                out.append(msg)
+    return out
+
+
+def assert_no_traceback(err: grpc.RpcError) -> None:
+    blob = (err.details() or "") + repr(err.trailing_metadata())
+    assert "Traceback" not in blob and ".py" not in blob
+    assert not any(isinstance(d, error_details_pb2.DebugInfo) for d in details_of(err))
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize("exc_name,code", BUILTINS)
+def test_builtin_exceptions_map(probe_worker: Worker, flavour: str, exc_name: str, code: grpc.StatusCode) -> None:
+    err = fail(probe_worker, "Raise" + flavour, {"exception": exc_name, "message": "it broke"})
+    assert err.code() == code
+    expected = f"{exc_name}: it broke" if code == grpc.StatusCode.UNKNOWN else "it broke"
+    assert err.details() == expected
+    info = [d for d in details_of(err) if isinstance(d, error_details_pb2.ErrorInfo)]
+    assert len(info) == 1 and info[0].reason == exc_name and info[0].domain == "python"
+    assert info[0].metadata["method"] == f"/{SERVICE}/Raise{flavour}"
+    assert_no_traceback(err)
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize("cls_name,code", ERROR_CLASSES)
+def test_error_classes_map(probe_worker: Worker, flavour: str, cls_name: str, code: grpc.StatusCode) -> None:
+    err = fail(probe_worker, "Raise" + flavour,
+               {"exception": "procgrpc.errors." + cls_name, "message": "nope", "with_details": True})
+    assert err.code() == code and err.details() == "nope"
+    assert ("x-extra", "1") in list(err.trailing_metadata())
+    found = details_of(err)
+    assert any(isinstance(d, error_details_pb2.BadRequest) and d.field_violations[0].field == "field" for d in found)
+    assert any(isinstance(d, error_details_pb2.ErrorInfo) and d.reason == cls_name for d in found)
+    assert_no_traceback(err)
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize("cls_name", ["Unavailable", "ResourceExhausted"])
+def test_retry_after_adds_retry_info(probe_worker: Worker, flavour: str, cls_name: str) -> None:
+    err = fail(probe_worker, "Raise" + flavour,
+               {"exception": "procgrpc.errors." + cls_name, "message": "later", "retry_after": 1.5})
+    retry = [d for d in details_of(err) if isinstance(d, error_details_pb2.RetryInfo)]
+    assert len(retry) == 1 and retry[0].retry_delay.seconds == 1 and retry[0].retry_delay.nanos == 500_000_000
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_user_mapping_is_checked_first(probe_worker: Worker, flavour: str) -> None:
+    err = fail(probe_worker, "Raise" + flavour, {"exception": "probe_worker.Conflict", "message": "clash"})
+    assert err.code() == grpc.StatusCode.ABORTED and err.details() == "clash"
+    # KeyError is a LookupError (NOT_FOUND built in) but the user's entry wins.
+    err = fail(probe_worker, "Raise" + flavour, {"exception": "KeyError", "message": "k"})
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_debug_mode_adds_debug_info(probe_debug_worker: Worker, flavour: str) -> None:
+    err = fail(probe_debug_worker, "Raise" + flavour, {"exception": "RuntimeError", "message": "dbg"})
+    debug = [d for d in details_of(err) if isinstance(d, error_details_pb2.DebugInfo)]
+    assert len(debug) == 1 and any("probe_worker.py" in e for e in debug[0].stack_entries)
+
+
+def test_errors_are_logged_with_method_request_id_and_traceback(probe_worker: Worker) -> None:
+    fail(probe_worker, "RaiseSync", {"exception": "RuntimeError", "message": "logged"},
+         metadata=[("x-request-id", "req-123")])
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        records = [json.loads(line) for line in probe_worker.stderr_lines() if line.startswith("{")]
+        hit = [r for r in records if r.get("request_id") == "req-123"]
+        if hit:
+            assert hit[0]["level"] == "error" and hit[0]["method"] == f"/{SERVICE}/RaiseSync"
+            assert "RuntimeError: logged" in hit[0]["traceback"]
+            return
+        time.sleep(0.05)
+    raise AssertionError("error record not found")
+
+
+# ---------------------------------------------------------------- context methods
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_context_basics(probe_worker: Worker, flavour: str) -> None:
+    report = json.loads(call(probe_worker, "Context" + flavour, {"tag": "basic-" + flavour}, timeout=5,
+                             metadata=[("x-request-id", "r-9")]))
+    assert 0 < report["time_remaining"] <= 5.5
+    assert report["is_active"] is True and report["add_callback"] is True
+    assert report["metadata"]["x-request-id"] == "r-9"
+    report = json.loads(call(probe_worker, "Context" + flavour, {"tag": "nodl"}, timeout=None))
+    assert report["time_remaining"] is None
+    events = json.loads(call(probe_worker, "Events", {}))
+    assert "callback:basic-" + flavour in events
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_abort_passes_through_with_trailers_and_stops_the_method(probe_worker: Worker, flavour: str) -> None:
+    tag = "abort-" + flavour
+    err = fail(probe_worker, "Context" + flavour, {"tag": tag, "abort": True, "trailers": True})
+    assert err.code() == grpc.StatusCode.ALREADY_EXISTS and err.details() == "aborted"
+    md = dict(err.trailing_metadata())
+    assert md["x-trailer"] == "t" and md["x-trailer-bin"] == b"\x01\x02"
+    assert "grpc-status-details-bin" not in md  # aborts are not rewritten by the mapper
+    events = json.loads(call(probe_worker, "Events", {}))
+    assert "after-abort:" + tag not in events
+    assert "callback:" + tag in events  # add_callback also fires on abort
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_set_code_passes_through(probe_worker: Worker, flavour: str) -> None:
+    err = fail(probe_worker, "Context" + flavour, {"tag": "sc", "set_code": True, "trailers": True})
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and err.details() == "set by set_code"
+    assert dict(err.trailing_metadata())["x-trailer"] == "t"
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_abort_with_details(probe_worker: Worker, flavour: str) -> None:
+    tag = "awd-" + flavour
+    err = fail(probe_worker, "Context" + flavour, {"tag": tag, "abort_with_details": True})
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and err.details() == "bad name"
+    assert dict(err.trailing_metadata())["x-why"] == "details"
+    found = details_of(err)
+    assert any(isinstance(d, error_details_pb2.BadRequest) for d in found)
+    assert [d.reason for d in found if isinstance(d, error_details_pb2.ErrorInfo)] == ["EMPTY_NAME"]
+    assert "after-abort:" + tag not in json.loads(call(probe_worker, "Events", {}))
+
+
+def test_async_abort_with_status(probe_worker: Worker) -> None:
+    err = fail(probe_worker, "ContextAsync", {"tag": "aws", "abort_with_status": True})
+    assert err.code() == grpc.StatusCode.DATA_LOSS and err.details() == "lost"
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_cancellation_is_visible(probe_worker: Worker, flavour: str) -> None:
+    tag = "cancel-" + flavour
+    err = fail(probe_worker, "Context" + flavour, {"tag": tag, "sleep_ms": 3000}, timeout=0.3)
+    assert err.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    want = {"callback:" + tag, ("inactive:" if flavour == "Sync" else "cancelled:") + tag}
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        if want <= set(json.loads(call(probe_worker, "Events", {}))):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"missing {want}")
+
+
+# ---------------------------------------------------------------- streaming
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_server_streaming(probe_worker: Worker, flavour: str) -> None:
+    fn = probe_worker.channel().unary_stream(f"/{SERVICE}/Stream{flavour}")
+    assert list(fn(json.dumps({"count": 3}).encode(), timeout=5)) == [b"0", b"1", b"2"]
+    stream = fn(json.dumps({"count": 2, "fail": True}).encode(), timeout=5)
+    with pytest.raises(grpc.RpcError) as info:
+        list(stream)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and info.value.details() == "stream failed"
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_client_streaming(probe_worker: Worker, flavour: str) -> None:
+    fn = probe_worker.channel().stream_unary(f"/{SERVICE}/Collect{flavour}")
+    assert fn(iter([b"a", b"b", b"c"]), timeout=5) == b"a|b|c"
+
+
+# ---------------------------------------------------------------- the TS test worker
+
+def test_testing_worker_fail_modes(testing_worker: Worker) -> None:
+    stub = testing_pb2_grpc.TestServiceStub(testing_worker.channel())
+    base = dict(code=grpc.StatusCode.NOT_FOUND.value[0], details="gone", trailers={"k": "v"},
+                binary_trailers={"b-bin": b"\x00\xff"})
+    for mode in (testing_pb2.FailRequest.MODE_ABORT, testing_pb2.FailRequest.MODE_SET_CODE,
+                 testing_pb2.FailRequest.MODE_ABORT_WITH_STATUS):
+        with pytest.raises(grpc.RpcError) as info:
+            stub.Fail(testing_pb2.FailRequest(mode=mode, **base), timeout=5)
+        err = info.value
+        md = dict(err.trailing_metadata())
+        assert err.code() == grpc.StatusCode.NOT_FOUND and err.details() == "gone"
+        assert md["k"] == "v" and md["b-bin"] == b"\x00\xff"
+        if mode == testing_pb2.FailRequest.MODE_ABORT_WITH_STATUS:
+            assert [(d.reason, d.domain) for d in details_of(err)] == [("TEST", "procgrpc.test")]
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Fail(testing_pb2.FailRequest(mode=testing_pb2.FailRequest.MODE_RAISE, details="bad",
+                                          exception="procgrpc.errors.NotFound"), timeout=5)
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    assert stub.Fail(testing_pb2.FailRequest(mode=testing_pb2.FailRequest.MODE_SET_CODE, code=0), timeout=5) \
+        == testing_pb2.FailResponse()
+
+
+def test_testing_worker_sleep_cancel_and_stats(testing_worker: Worker) -> None:
+    stub = testing_pb2_grpc.TestServiceStub(testing_worker.channel())
+    with pytest.raises(grpc.RpcError):
+        stub.Sleep(testing_pb2.SleepRequest(ms=3000, tag="t-cancel"), timeout=0.2)
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        stats = stub.Stats(testing_pb2.StatsRequest(), timeout=5)
+        if "t-cancel" in stats.cancelled_tags:
+            assert list(stats.cancelled_tags).count("t-cancel") == 1
+            assert stats.worker_pid == testing_worker.proc.pid and stats.calls >= 2
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("cancellation not recorded")
+    echo = stub.Echo(testing_pb2.EchoRequest(text="x", payload=b"\x01"), timeout=2, metadata=[("a", "b")])
+    assert echo.metadata["a"] == "b" and 0 < echo.time_remaining_seconds <= 2.5 and echo.payload == b"\x01"
+    assert stub.Echo(testing_pb2.EchoRequest()).time_remaining_seconds == -1
+    assert stub.AsyncEcho(testing_pb2.AsyncEchoRequest(text="y"), timeout=5).ran_async
