@@ -120,15 +120,47 @@ def _request_id(ctx: Any) -> Optional[str]:
     return None
 
 
+class InFlight:
+    """Counts calls inside servicer code, so that a stopping worker can drain them while it
+    still answers health checks (NOT_SERVING) instead of refusing every new RPC at once."""
+
+    __slots__ = ("count", "_idle")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle: Optional[asyncio.Event] = None
+
+    def enter(self) -> None:
+        self.count += 1
+
+    def leave(self) -> None:
+        self.count -= 1
+        if self.count == 0 and self._idle is not None:
+            self._idle.set()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until no call is in flight or ``timeout`` seconds pass; True when idle."""
+        if self.count == 0:
+            return True
+        self._idle = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+
 class _Call:
     """Per-method constants shared by every call of one wrapped handler."""
 
-    __slots__ = ("method", "mapper", "executor")
+    __slots__ = ("method", "mapper", "executor", "in_flight")
 
-    def __init__(self, method: str, mapper: ExceptionMapper, executor: concurrent.futures.Executor) -> None:
+    def __init__(self, method: str, mapper: ExceptionMapper, executor: concurrent.futures.Executor,
+                 in_flight: InFlight) -> None:
         self.method = method
         self.mapper = mapper
         self.executor = executor
+        self.in_flight = in_flight
 
     async def fail(self, ctx: Any, exc: BaseException) -> None:
         """Log ``exc`` and end the call with its mapped status (raises grpc's AbortError)."""
@@ -160,6 +192,7 @@ def _unary_response(call: _Call, fn: Callable[..., Any], request_streaming: bool
     if inspect.iscoroutinefunction(fn):
         async def run_async(request: Any, ctx: Any) -> Any:
             actx = AsyncContext(ctx)
+            call.in_flight.enter()
             try:
                 return await fn(request, actx)
             except _ABORT_TYPES:
@@ -167,6 +200,7 @@ def _unary_response(call: _Call, fn: Callable[..., Any], request_streaming: bool
             except Exception as exc:
                 await call.fail(ctx, exc)
             finally:
+                call.in_flight.leave()
                 actx._state.terminate()
         return run_async
 
@@ -175,6 +209,7 @@ def _unary_response(call: _Call, fn: Callable[..., Any], request_streaming: bool
         sctx = SyncContext(ctx, loop)
         if request_streaming:
             request = _SyncRequests(ctx, loop)
+        call.in_flight.enter()
         try:
             return await loop.run_in_executor(call.executor, fn, request, sctx)
         except _ABORT_TYPES:
@@ -184,6 +219,7 @@ def _unary_response(call: _Call, fn: Callable[..., Any], request_streaming: bool
         finally:
             # Also runs on CancelledError (client cancel, deadline, server stop):
             # the thread keeps running but now sees is_active() == False.
+            call.in_flight.leave()
             sctx._state.terminate()
     return run_sync
 
@@ -201,6 +237,7 @@ def _stream_response(call: _Call, fn: Callable[..., Any], request_streaming: boo
 
         async def run_async(request: Any, ctx: Any) -> AsyncIterator[Any]:
             actx = AsyncContext(ctx)
+            call.in_flight.enter()
             try:
                 if is_gen:
                     async for item in fn(request, actx):
@@ -212,6 +249,7 @@ def _stream_response(call: _Call, fn: Callable[..., Any], request_streaming: boo
             except Exception as exc:
                 await call.fail(ctx, exc)
             finally:
+                call.in_flight.leave()
                 actx._state.terminate()
         return run_async
 
@@ -220,6 +258,7 @@ def _stream_response(call: _Call, fn: Callable[..., Any], request_streaming: boo
         sctx = SyncContext(ctx, loop)
         if request_streaming:
             request = _SyncRequests(ctx, loop)
+        call.in_flight.enter()
         try:
             iterator = iter(await loop.run_in_executor(call.executor, fn, request, sctx))
             while True:
@@ -232,6 +271,7 @@ def _stream_response(call: _Call, fn: Callable[..., Any], request_streaming: boo
         except Exception as exc:
             await call.fail(ctx, exc)
         finally:
+            call.in_flight.leave()
             sctx._state.terminate()
     return run_sync
 
@@ -256,11 +296,12 @@ class _SyncRequests:
 
 
 def wrap_handler(handler: Any, method: str, mapper: ExceptionMapper,
-                 executor: concurrent.futures.Executor) -> Any:
-    """Return a new ``grpc.RpcMethodHandler`` with exception mapping and full contexts."""
+                 executor: concurrent.futures.Executor, in_flight: Optional[InFlight] = None) -> Any:
+    """Return a new ``grpc.RpcMethodHandler`` with exception mapping, full contexts and
+    in-flight counting."""
     if handler is None:
         return None
-    call = _Call(method, mapper, executor)
+    call = _Call(method, mapper, executor, in_flight if in_flight is not None else InFlight())
     des, ser = handler.request_deserializer, handler.response_serializer
     if handler.request_streaming and handler.response_streaming:
         fn, make, factory = handler.stream_stream, _stream_response, grpc.stream_stream_rpc_method_handler

@@ -25,7 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from . import _logging
-from ._exception_mapping import ExceptionMapper, wrap_handler
+from ._exception_mapping import ExceptionMapper, InFlight, wrap_handler
 from ._parent_watch import ParentWatch, set_parent_death_signal, write_ready
 from ._socket_guard import SocketInUseError, SocketPathError, prepare_path
 
@@ -169,17 +169,18 @@ class _WrappedGenericHandler(grpc.ServiceRpcHandler):
         return wrapped
 
 
-def _cleanup_socket(config: WorkerConfig) -> None:
+def _cleanup_socket(config: WorkerConfig, parent_dead: bool = False) -> None:
     try:
         os.unlink(config.socket_path)
     except FileNotFoundError:
         pass
     except OSError as exc:
         _log.warn("could not remove socket", socket=config.socket_path, error=str(exc))
-    if config.socket_dir_owned:
+    if config.socket_dir_owned and parent_dead:
         try:
-            # The last worker out removes the pool's private directory, even
-            # when the Node process was SIGKILLed and cannot do it.
+            # The last worker out removes the pool's private directory when the
+            # Node process died and cannot do it. While the pool lives the
+            # directory is the pool's: a restarted worker binds in it next.
             os.rmdir(os.path.dirname(os.path.abspath(config.socket_path)))
         except OSError:
             pass  # ENOTEMPTY (other workers still there), ENOENT (already gone).
@@ -189,7 +190,7 @@ def _hard_exit_later(seconds: float, config: WorkerConfig, reason: str) -> None:
     """Last resort: exit even if graceful shutdown (or a runaway thread) hangs."""
     def kill() -> None:
         _log.warn("graceful stop did not finish in time; exiting now", reason=reason, after_seconds=seconds)
-        _cleanup_socket(config)
+        _cleanup_socket(config, parent_dead=reason == "parent death")
         os._exit(0)
     timer = threading.Timer(seconds, kill)
     timer.daemon = True
@@ -210,8 +211,10 @@ async def _serve(services: Sequence[ServiceRegistration], config: WorkerConfig,
         options=options,
     )
 
+    in_flight = InFlight()
+
     def wrap(handler: Any, method: str) -> Any:
-        return wrap_handler(handler, method, mapper, executor)
+        return wrap_handler(handler, method, mapper, executor, in_flight)
 
     recorder = _RecordingServer(server, wrap)
     for add_fn, servicer in services:
@@ -239,10 +242,20 @@ async def _serve(services: Sequence[ServiceRegistration], config: WorkerConfig,
         if not stop_reason.done():
             stop_reason.set_result(reason)
 
+    def on_signal(name: str) -> None:
+        # PR_SET_PDEATHSIG delivers SIGTERM when the parent dies: that is a parent death.
+        if os.getppid() != original_ppid:
+            on_parent_death(f"{name} after the parent exited")
+        else:
+            request_stop(name)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, request_stop, sig.name)
+        loop.add_signal_handler(sig, on_signal, sig.name)
+
+    parent_gone: List[bool] = []
 
     def on_parent_death(reason: str) -> None:
+        parent_gone.append(True)
         _log.warn("parent process is gone; shutting down", reason=reason)
         _hard_exit_later(_PARENT_DEATH_DEADLINE, config, "parent death")
         request_stop("parent death: " + reason)
@@ -272,8 +285,16 @@ async def _serve(services: Sequence[ServiceRegistration], config: WorkerConfig,
     _log.info("stopping", reason=reason, grace_seconds=grace)
     watch.stop()
     await health.enter_graceful_shutdown()
-    await server.stop(grace)
-    _cleanup_socket(config)
+    # Drain while still accepting RPCs, so health checks see NOT_SERVING rather than a
+    # refused connection; then stop with whatever grace is left.
+    started = loop.time()
+    drained = await in_flight.wait_idle(grace)
+    remaining = max(0.0, grace - (loop.time() - started))
+    _log.info("drained" if drained else "drain grace expired", in_flight=in_flight.count)
+    await server.stop(remaining)
+    # PR_SET_PDEATHSIG can fire while the dying parent still looks alive (its main thread
+    # exits first), so whether the parent is gone is decided now, not when the stop began.
+    _cleanup_socket(config, parent_dead=bool(parent_gone) or os.getppid() != original_ppid)
     executor.shutdown(wait=False, cancel_futures=True)
     _log.info("stopped", reason=reason)
     return 0

@@ -137,6 +137,10 @@ def test_sigterm_drains_reports_not_serving_and_cleans_up() -> None:
         time.sleep(0.2)
         worker.proc.send_signal(signal.SIGTERM)
         assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
+        # While it drains the worker still answers on new connections, with NOT_SERVING.
+        with grpc.insecure_channel("unix:" + path) as fresh:
+            answer = health_pb2_grpc.HealthStub(fresh).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        assert answer.status == health_pb2.HealthCheckResponse.NOT_SERVING
         assert in_flight.result(timeout=10).completed  # the in-flight call finishes within the grace
         assert worker.wait(timeout=10) == 0
         assert worker.proc.stdout is not None and worker.proc.stdout.read() == b""
@@ -145,15 +149,17 @@ def test_sigterm_drains_reports_not_serving_and_cleans_up() -> None:
         assert all(r["worker_id"] == "w-test" and r["pid"] == worker.proc.pid and isinstance(r["time"], int)
                    for r in logs)
         assert not os.path.exists(path)
-        assert not os.path.exists(directory)  # owned dir removed by the last worker out
+        # The parent lives, so the directory stays: the pool restarts workers in it.
+        assert os.path.exists(directory)
     finally:
         worker.stop()
+    os.rmdir(directory)
 
 
 def test_parent_death_via_control_fd_exits_within_two_seconds() -> None:
     directory = short_tmpdir()
     path = os.path.join(directory, "orphan.sock")
-    worker = start_worker(TESTING_WORKER, path)
+    worker = start_worker(TESTING_WORKER, path, env={"PROCGRPC_SOCKET_DIR_OWNED": "1"})
     try:
         # A runaway call must not hold the process past the deadline.
         stub = testing_pb2_grpc.TestServiceStub(worker.channel())
@@ -166,9 +172,10 @@ def test_parent_death_via_control_fd_exits_within_two_seconds() -> None:
         worker.wait(timeout=5)
         assert time.monotonic() - started < 2.0
         assert not os.path.exists(path)
+        # The parent is gone: the last worker out removes the pool's private directory.
+        assert not os.path.exists(directory)
     finally:
         worker.stop()
-    os.rmdir(directory)
 
 
 def test_parent_death_without_control_fd_exits() -> None:

@@ -234,7 +234,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
 
   private newProcess(id: string, generation: number): WorkerProcess {
     const dir = this.socketDir as SocketDir;
-    const proc = new WorkerProcess(id, dir.socketPath(id, generation), this.options, this.logger);
+    const proc = new WorkerProcess(id, dir.socketPath(id, generation), this.options, this.logger, dir.owned);
     proc.onExit((exit) => this.handleExit(id, proc, exit));
     return proc;
   }

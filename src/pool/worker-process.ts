@@ -57,6 +57,8 @@ export class WorkerProcess {
     readonly socketPath: string,
     private readonly options: ResolvedPoolOptions,
     private readonly logger: Logger,
+    /** The pool created the socket directory: the last worker removes it if this process dies. */
+    private readonly socketDirOwned: boolean,
   ) {
     this.exited = new Promise((resolve) => (this.resolveExited = resolve));
   }
@@ -111,6 +113,7 @@ export class WorkerProcess {
           PROCGRPC_CONTROL_FD: String(CONTROL_FD),
           PROCGRPC_MAX_CONCURRENCY: String(maxInFlightPerWorker),
           PROCGRPC_GRACE_SECONDS: String(this.options.killTimeoutMs / 1000),
+          ...(this.socketDirOwned ? { PROCGRPC_SOCKET_DIR_OWNED: "1" } : {}),
         },
         stdio: ["ignore", "pipe", "pipe", "pipe"],
       });
