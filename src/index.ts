@@ -11,7 +11,9 @@ export { jsonLogger, silentLogger } from "./pool/logger";
 export type { Logger, LogLevel } from "./pool/logger";
 export { MAX_SOCKET_PATH_BYTES } from "./pool/socket-dir";
 
-export type { Client } from "./client/typed-client";
+export type { Client, ClientOptions } from "./client/typed-client";
+export { composeMiddleware } from "./client/middleware";
+export type { UnaryCall, UnaryMiddleware, NextUnary } from "./client/middleware";
 export type { CallOptions, MetadataInit } from "./client/call-options";
 export type { MessageType, MethodDefinition, ServiceDefinition, RequestOf, ResponseOf } from "./client/definition";
 export type { UnaryMethod } from "./client/unary-method";

@@ -1,9 +1,16 @@
 import type { CallOptions } from "./call-options";
 import type { RequestOf, ResponseOf, ServiceDefinition, UnaryMethodKeys } from "./definition";
+import type { UnaryMiddleware } from "./middleware";
 import { unaryMethodOf, type UnaryMethod } from "./unary-method";
 
-/** Runs one unary call; the pool provides it. */
+/** Runs one unary call; the pool provides it (with its middleware applied). */
 export type UnaryInvoker = <Res>(method: UnaryMethod<unknown, Res>, request: unknown, options?: CallOptions) => Promise<Res>;
+
+/** Options for `pool.client(definition, options)`. */
+export interface ClientOptions {
+  /** Middleware for this client's calls, inside the pool's own middleware. */
+  middleware?: readonly UnaryMiddleware[];
+}
 
 /**
  * A typed client for a generated service definition: one method per unary RPC, taking the

@@ -1,3 +1,4 @@
+import type { UnaryMiddleware } from "../client/middleware";
 import type { Logger } from "./logger";
 
 /** How to start and run a pool of Python workers. */
@@ -37,6 +38,8 @@ export interface WorkerPoolOptions {
   killTimeoutMs?: number;
   /** Where the pool logs, and where worker log lines are re-emitted. Default: JSON lines on stderr at info. */
   logger?: Logger;
+  /** Middleware around every call of every client of this pool (outermost first). */
+  middleware?: readonly UnaryMiddleware[];
 }
 
 /** `WorkerPoolOptions` with every default filled in. */

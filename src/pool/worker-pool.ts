@@ -2,7 +2,8 @@ import { EventEmitter } from "node:events";
 import type { CallOptions } from "../client/call-options";
 import { effectiveDeadline, type EffectiveDeadline } from "../client/deadline";
 import type { ServiceDefinition } from "../client/definition";
-import { createTypedClient, type Client } from "../client/typed-client";
+import { createTypedClient, type Client, type ClientOptions } from "../client/typed-client";
+import { composeMiddleware, type NextUnary, type UnaryCall } from "../client/middleware";
 import { createDynamicClient, type DynamicClient, type DynamicClientOptions } from "../client/dynamic-client";
 import type { UnaryMethod } from "../client/unary-method";
 import { RpcError } from "../errors/rpc-error";
@@ -89,6 +90,8 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     this.options = resolvePoolOptions(options);
     this.logger = options.logger ?? jsonLogger("info");
     this.queue = new SlotQueue(this.options.maxQueue);
+    const dispatch = (call: UnaryCall): Promise<unknown> => this.dispatch(call);
+    this.send = options.middleware?.length ? composeMiddleware(options.middleware, dispatch) : dispatch;
     // Fail fast on a socket path that cannot be bound, before anything is spawned.
     if (this.options.socketDir) prepareSocketDir(this.options.socketDir, this.options.workers).path;
   }
@@ -138,8 +141,9 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   }
 
   /** A typed client for a generated service definition; each unary method returns a Promise of its response. */
-  client<D extends ServiceDefinition>(definition: D): Client<D> {
-    return createTypedClient(definition, (method, request, options) => this.unary(method, request, options));
+  client<D extends ServiceDefinition>(definition: D, options: ClientOptions = {}): Client<D> {
+    const send = options.middleware?.length ? composeMiddleware(options.middleware, this.send) : this.send;
+    return createTypedClient(definition, (method, request, callOptions) => send({ method, request, options: callOptions ?? {} }) as never);
   }
 
   /**
@@ -147,20 +151,33 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
    * Requests and responses are plain objects as @grpc/proto-loader shapes them.
    */
   dynamicClient(protoPath: string, serviceName: string, options?: DynamicClientOptions): DynamicClient {
-    return createDynamicClient(protoPath, serviceName, (method, request, callOptions) => this.unary(method, request, callOptions), options);
+    return createDynamicClient(protoPath, serviceName, (method, request, callOptions) => this.send({ method, request, options: callOptions ?? {} }) as never, options);
   }
 
   /**
-   * Runs one unary call through the pool: picks the ready worker with the fewest calls in flight
-   * (waiting in the queue when all are at `maxInFlightPerWorker`), applies the effective deadline.
+   * Runs one unary call through the pool's middleware and then the pool: `pool.unary(method,
+   * request, options)` is what typed clients call; use it directly for a hand-built `UnaryMethod`.
    */
-  async unary<Res>(method: UnaryMethod<unknown, Res>, request: unknown, options?: CallOptions): Promise<Res> {
-    const idempotent = method.idempotent || options?.idempotent === true;
+  unary<Res>(method: UnaryMethod<unknown, Res>, request: unknown, options?: CallOptions): Promise<Res> {
+    return this.send({ method, request, options: options ?? {} }) as Promise<Res>;
+  }
+
+  /** The pool's middleware around `dispatch`; built once. */
+  private readonly send: NextUnary;
+
+  /**
+   * The end of every middleware chain: picks the ready worker with the fewest calls in flight
+   * (waiting in the queue when all are at `maxInFlightPerWorker`) and runs the call there under
+   * its effective deadline.
+   */
+  private async dispatch(call: UnaryCall): Promise<unknown> {
+    const { method, request, options } = call;
+    const idempotent = method.idempotent || options.idempotent === true;
     if (this.stateValue !== "running") throw this.lifecycleError(method.path);
-    const signal = options?.signal;
+    const signal = options.signal;
     if (signal?.aborted) throw errorFromAbort(signal, method.path, { idempotent });
     const deadline = effectiveDeadline(options, this.options.requestTimeoutMs);
-    const worker = this.tryAcquire() ?? (await this.waitForSlot(method.path, deadline, signal, idempotent));
+    const worker = this.tryAcquire(call.avoidWorkers) ?? (await this.waitForSlot(method.path, deadline, signal, idempotent));
     return runUnaryCall(worker, method, request, deadline, options, () => this.release(worker));
   }
 
@@ -288,20 +305,29 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     });
   }
 
-  /** Takes a slot on the least-loaded ready worker, or returns undefined when none is free. */
-  private tryAcquire(): WorkerProcess | undefined {
+  /**
+   * Takes a slot on the least-loaded ready worker, or returns undefined when none is free.
+   * Workers in `avoid` are used only when no other ready worker has room.
+   */
+  private tryAcquire(avoid?: ReadonlySet<string>): WorkerProcess | undefined {
     const max = this.options.maxInFlightPerWorker;
     const n = this.slots.length;
     let best: WorkerProcess | undefined;
+    let fallback: WorkerProcess | undefined;
     // Start the scan at a rotating index so that ties spread over workers.
     const start = this.roundRobin++ % n;
     for (let i = 0; i < n; i++) {
       const w = this.slots[(start + i) % n].process;
       if (w.state !== "ready" || w.inFlight >= max) continue;
-      if (!best || w.inFlight < best.inFlight) best = w;
+      if (avoid?.has(w.id)) {
+        if (!fallback || w.inFlight < fallback.inFlight) fallback = w;
+      } else if (!best || w.inFlight < best.inFlight) {
+        best = w;
+      }
     }
-    if (best) best.inFlight += 1;
-    return best;
+    const chosen = best ?? fallback;
+    if (chosen) chosen.inFlight += 1;
+    return chosen;
   }
 
   private release(worker: WorkerProcess): void {
