@@ -171,14 +171,23 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
    * its effective deadline.
    */
   private async dispatch(call: UnaryCall): Promise<unknown> {
-    const { method, request, options } = call;
+    const { worker, deadline } = await this.admit(call.method, call.options, call.avoidWorkers);
+    return runUnaryCall(worker, call.method, call.request, deadline, call.options, () => this.release(worker));
+  }
+
+  /**
+   * Admission for any call, unary or streaming: checks the pool's state and the caller's signal,
+   * fixes the effective deadline, and takes a slot on a worker (waiting in the queue if needed).
+   * The caller must `release(worker)` exactly once when the call ends.
+   */
+  private async admit(method: { path: string; idempotent: boolean }, options: CallOptions, avoid?: ReadonlySet<string>): Promise<{ worker: WorkerProcess; deadline: EffectiveDeadline }> {
     const idempotent = method.idempotent || options.idempotent === true;
     if (this.stateValue !== "running") throw this.lifecycleError(method.path);
     const signal = options.signal;
     if (signal?.aborted) throw errorFromAbort(signal, method.path, { idempotent });
     const deadline = effectiveDeadline(options, this.options.requestTimeoutMs);
-    const worker = this.tryAcquire(call.avoidWorkers) ?? (await this.waitForSlot(method.path, deadline, signal, idempotent));
-    return runUnaryCall(worker, method, request, deadline, options, () => this.release(worker));
+    const worker = this.tryAcquire(avoid) ?? (await this.waitForSlot(method.path, deadline, signal, idempotent));
+    return { worker, deadline };
   }
 
   /** A snapshot of every worker and of the pool. */
