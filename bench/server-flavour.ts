@@ -45,7 +45,7 @@ async function measure(name: string, call: Call): Promise<{ name: string; p50us:
 }
 
 async function main(): Promise<void> {
-  const echo = Buffer.from(EchoRequest.encode({ text: "0123456789abcdef", payload: new Uint8Array() }).finish());
+  const echo = Buffer.from(EchoRequest.encode({ text: "0123456789abcdef", payload: Buffer.alloc(0) }).finish());
   const asyncEcho = Buffer.from(AsyncEchoRequest.encode({ text: "0123456789abcdef" }).finish());
   const results = [];
 
