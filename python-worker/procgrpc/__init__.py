@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from . import errors
 from ._logging import Logger, get_logger
+from ._serving import set_serving
 from .worker import WorkerConfig, run_worker
 
-__all__ = ["run_worker", "WorkerConfig", "errors", "get_logger", "Logger"]
+__all__ = ["run_worker", "WorkerConfig", "errors", "get_logger", "Logger", "set_serving"]

@@ -23,6 +23,7 @@ from google.rpc import error_details_pb2  # type: ignore[import-untyped]
 
 from . import errors
 from ._context import AsyncContext, SyncContext
+from ._introspection import RunningHandlers
 from ._logging import get_logger
 
 __all__ = ["DEFAULT_MAPPING", "ExceptionMapper", "wrap_handler"]
@@ -124,11 +125,14 @@ class InFlight:
     """Counts calls inside servicer code, so that a stopping worker can drain them while it
     still answers health checks (NOT_SERVING) instead of refusing every new RPC at once."""
 
-    __slots__ = ("count", "_idle")
+    __slots__ = ("count", "_idle", "running")
 
     def __init__(self) -> None:
         self.count = 0
         self._idle: Optional[asyncio.Event] = None
+        # Unlike ``count``, a handler stays here until its code returns, even after the call
+        # was cancelled: the pool's hang watchdog asks for it (procgrpc.internal.v1.Worker).
+        self.running = RunningHandlers()
 
     def enter(self) -> None:
         self.count += 1
@@ -193,6 +197,7 @@ def _unary_response(call: _Call, fn: Callable[..., Any], request_streaming: bool
         async def run_async(request: Any, ctx: Any) -> Any:
             actx = AsyncContext(ctx)
             call.in_flight.enter()
+            token = call.in_flight.running.started(call.method, _request_id(ctx))
             try:
                 return await fn(request, actx)
             except _ABORT_TYPES:
@@ -200,6 +205,7 @@ def _unary_response(call: _Call, fn: Callable[..., Any], request_streaming: bool
             except Exception as exc:
                 await call.fail(ctx, exc)
             finally:
+                call.in_flight.running.finished(token)
                 call.in_flight.leave()
                 actx._state.terminate()
         return run_async
@@ -210,8 +216,18 @@ def _unary_response(call: _Call, fn: Callable[..., Any], request_streaming: bool
         if request_streaming:
             request = _SyncRequests(ctx, loop)
         call.in_flight.enter()
+        running, request_id = call.in_flight.running, _request_id(ctx)
+
+        def tracked() -> Any:
+            # Registered in the thread itself: a call cancelled before a thread picked it
+            # up never runs, and one that ignores cancellation stays listed until it returns.
+            token = running.started(call.method, request_id)
+            try:
+                return fn(request, sctx)
+            finally:
+                running.finished(token)
         try:
-            return await loop.run_in_executor(call.executor, fn, request, sctx)
+            return await loop.run_in_executor(call.executor, tracked)
         except _ABORT_TYPES:
             raise
         except Exception as exc:

@@ -24,7 +24,7 @@ from grpc_health.v1 import health as grpc_health
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from . import _logging
+from . import _introspection, _logging, _serving
 from ._exception_mapping import ExceptionMapper, InFlight, wrap_handler
 from ._parent_watch import ParentWatch, set_parent_death_signal, write_ready
 from ._socket_guard import SocketInUseError, SocketPathError, prepare_path
@@ -38,6 +38,9 @@ ServiceRegistration = Tuple[Callable[[Any, Any], None], Any]
 EXIT_CONFIG = 2
 #: Exit code when the socket path is served by a live process or is not a socket.
 EXIT_SOCKET_IN_USE = 3
+# Room above the servicer limit for health checks, the pool's introspection calls and
+# cancelled calls the server has not noticed yet: none of them may be refused at the limit.
+_CONTROL_HEADROOM = 4
 # Hard limit between the parent's death and this process being gone.
 _PARENT_DEATH_DEADLINE = 1.8
 
@@ -207,7 +210,7 @@ async def _serve(services: Sequence[ServiceRegistration], config: WorkerConfig,
     ]
     server = grpc.aio.server(
         migration_thread_pool=executor,
-        maximum_concurrent_rpcs=config.max_concurrency,
+        maximum_concurrent_rpcs=None if config.max_concurrency is None else config.max_concurrency + _CONTROL_HEADROOM,
         options=options,
     )
 
@@ -223,6 +226,7 @@ async def _serve(services: Sequence[ServiceRegistration], config: WorkerConfig,
     if not names:
         _log.warn("no services were registered by the add_*_to_server functions")
 
+    server.add_generic_rpc_handlers((_introspection.handler(in_flight.running),))
     health = grpc_health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     # The aio servicer starts with "" SERVING: not true until the server runs.
@@ -263,6 +267,7 @@ async def _serve(services: Sequence[ServiceRegistration], config: WorkerConfig,
     await server.start()
     for name in [""] + names:
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+    _serving._install(loop, health, names)
 
     if config.control_fd is not None:
         try:
@@ -292,6 +297,7 @@ async def _serve(services: Sequence[ServiceRegistration], config: WorkerConfig,
     remaining = max(0.0, grace - (loop.time() - started))
     _log.info("drained" if drained else "drain grace expired", in_flight=in_flight.count)
     await server.stop(remaining)
+    _serving._uninstall()
     # PR_SET_PDEATHSIG can fire while the dying parent still looks alive (its main thread
     # exits first), so whether the parent is gone is decided now, not when the stop began.
     _cleanup_socket(config, parent_dead=bool(parent_gone) or os.getppid() != original_ppid)

@@ -17,12 +17,13 @@ from google.protobuf import any_pb2  # noqa: E402
 from google.rpc import error_details_pb2, status_pb2  # noqa: E402
 from grpc_status import rpc_status  # noqa: E402
 
-from procgrpc import run_worker  # noqa: E402
+from procgrpc import run_worker, set_serving  # noqa: E402
 from testing.v1 import testing_pb2, testing_pb2_grpc  # noqa: E402
 
 _lock = threading.Lock()
 calls = 0
 cancelled_tags: list = []
+leaked: list = []  # Leak keeps its buffers here for the life of the process.
 
 
 def _count() -> None:
@@ -107,6 +108,22 @@ class TestService(testing_pb2_grpc.TestServiceServicer):
             merged = _Status(status.code, status.details, tuple(trailers) + tuple(status.trailing_metadata))
             context.abort_with_status(merged)
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown mode {mode}")
+
+    def SetServing(self, request, context):
+        _count()
+        set_serving(request.serving)
+        return testing_pb2.SetServingResponse(worker_pid=os.getpid())
+
+    def Leak(self, request, context):
+        _count()
+        # bytes(n) is calloc'd and may stay untouched; writing every page makes it resident.
+        buf = bytearray(request.mb * 1024 * 1024)
+        for i in range(0, len(buf), 4096):
+            buf[i] = 1
+        with _lock:
+            leaked.append(buf)
+            total = sum(len(b) for b in leaked) // (1024 * 1024)
+        return testing_pb2.LeakResponse(worker_pid=os.getpid(), leaked_mb=total)
 
     def Stats(self, request, context):
         _count()
