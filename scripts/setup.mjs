@@ -4,7 +4,7 @@
 // skipped when its inputs have not changed since it last ran, so re-runs are instant.
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, writeFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -65,6 +65,26 @@ function findPython() {
   return candidate;
 }
 
+// grpcurl for the debugging docs and test/grpcurl.test.ts, built from the Go module proxy into
+// .tools/bin. 1.9.1 exactly: 1.9.2 and 1.9.3 break `-unix`. Without Go the step is skipped
+// loudly and that test fails (it never passes without running grpcurl).
+const GRPCURL_VERSION = "v1.9.1";
+function installGrpcurl() {
+  const bin = join(root, ".tools", "bin");
+  const stamp = join(root, ".tools", ".grpcurl-version");
+  if (existsSync(join(bin, "grpcurl")) && existsSync(stamp) && readFileSync(stamp, "utf8") === GRPCURL_VERSION) return;
+  const go = spawnSync("go", ["version"], { encoding: "utf8" });
+  if (go.error || go.status !== 0) {
+    log("WARNING: `go` is not installed, so grpcurl was NOT installed into .tools/bin.");
+    log("WARNING: test/grpcurl.test.ts will fail until it is. Install Go (>= 1.21) and re-run `node scripts/setup.mjs`.");
+    return;
+  }
+  log(`installing grpcurl ${GRPCURL_VERSION} into .tools/bin (go install)`);
+  mkdirSync(bin, { recursive: true });
+  run("go", ["install", `github.com/fullstorydev/grpcurl/cmd/grpcurl@${GRPCURL_VERSION}`], { env: { ...process.env, GOBIN: bin } });
+  writeFileSync(stamp, GRPCURL_VERSION);
+}
+
 try {
   step("installing node modules", join(root, "node_modules", ".procgrpc-setup"), ["package.json", "package-lock.json"], () => {
     const lock = existsSync(join(root, "package-lock.json"));
@@ -85,6 +105,8 @@ try {
   step("generating stubs", join(venv, ".procgrpc-codegen"), ["proto", "buf.gen.yaml", "scripts/codegen.ts", "src/cli/codegen.ts"], () => {
     run(join(root, "node_modules", ".bin", "tsx"), [join(root, "scripts", "codegen.ts")]);
   });
+
+  installGrpcurl();
 } catch (err) {
   log(`failed: ${err.message}`);
   process.exit(1);
