@@ -11,7 +11,8 @@ export { jsonLogger, silentLogger } from "./pool/logger";
 export type { Logger, LogLevel } from "./pool/logger";
 export { MAX_SOCKET_PATH_BYTES } from "./pool/socket-dir";
 
-export type { Client, ClientOptions } from "./client/typed-client";
+export type { Client, ClientOptions, MethodCall, RequestStream } from "./client/typed-client";
+export type { StreamMethod } from "./client/stream-method";
 export { composeMiddleware } from "./client/middleware";
 export type { UnaryCall, UnaryMiddleware, NextUnary } from "./client/middleware";
 export type { CallOptions, MetadataInit } from "./client/call-options";

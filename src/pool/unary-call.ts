@@ -12,7 +12,8 @@ import type { WorkerExit } from "./worker-state";
 /** The metadata key carrying the request id into Python's logs. */
 export const REQUEST_ID_KEY = "x-request-id";
 
-function toMetadata(init: MetadataInit | undefined, requestId: string): Metadata {
+/** Builds the call metadata from the caller's, adding an `x-request-id` unless one is there. */
+export function toMetadata(init: MetadataInit | undefined, requestId: string): Metadata {
   const md = init instanceof Metadata ? init.clone() : new Metadata();
   if (init && !(init instanceof Metadata)) {
     for (const [key, value] of Object.entries(init)) {

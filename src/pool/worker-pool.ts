@@ -2,7 +2,9 @@ import { EventEmitter } from "node:events";
 import type { CallOptions } from "../client/call-options";
 import { effectiveDeadline, type EffectiveDeadline } from "../client/deadline";
 import type { ServiceDefinition } from "../client/definition";
-import { createTypedClient, type Client, type ClientOptions } from "../client/typed-client";
+import { createTypedClient, type Client, type ClientOptions, type StreamInvoker } from "../client/typed-client";
+import type { StreamMethod } from "../client/stream-method";
+import { bidiStreamCall, clientStreamCall, serverStreamCall, type Admit } from "./stream-call";
 import { composeMiddleware, type NextUnary, type UnaryCall } from "../client/middleware";
 import { createDynamicClient, type DynamicClient, type DynamicClientOptions } from "../client/dynamic-client";
 import type { UnaryMethod } from "../client/unary-method";
@@ -45,6 +47,8 @@ export interface WorkerPoolEvents {
   workerReady: [{ workerId: string; pid: number | undefined; socket: string }];
   workerExit: [{ workerId: string; pid: number | undefined; code: number | null; signal: NodeJS.Signals | null; stderrTail: readonly string[]; expected: boolean }];
   workerRestart: [{ workerId: string; attempt: number; delayMs: number }];
+  /** A call that had to wait in the queue got a worker after `waitedMs` (calls admitted at once emit nothing). */
+  callDequeued: [{ method: string; workerId: string; waitedMs: number }];
 }
 
 /** Bookkeeping for one worker slot (the id stays; the process changes on restart). */
@@ -143,7 +147,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   /** A typed client for a generated service definition; each unary method returns a Promise of its response. */
   client<D extends ServiceDefinition>(definition: D, options: ClientOptions = {}): Client<D> {
     const send = options.middleware?.length ? composeMiddleware(options.middleware, this.send) : this.send;
-    return createTypedClient(definition, (method, request, callOptions) => send({ method, request, options: callOptions ?? {} }) as never);
+    return createTypedClient(definition, (method, request, callOptions) => send({ method, request, options: callOptions ?? {} }) as never, this.streams);
   }
 
   /**
@@ -160,6 +164,24 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
    */
   unary<Res>(method: UnaryMethod<unknown, Res>, request: unknown, options?: CallOptions): Promise<Res> {
     return this.send({ method, request, options: options ?? {} }) as Promise<Res>;
+  }
+
+  /**
+   * Streaming calls: admitted like unary calls (they count toward `maxInFlightPerWorker` and the
+   * balancing) and bound to one worker for their whole life. Client middleware applies to unary
+   * calls only.
+   */
+  private readonly streams: StreamInvoker = {
+    serverStream: (method, request, options = {}) => serverStreamCall(this.streamAdmission(method, options), method, request, options),
+    clientStream: (method, requests, options = {}) => clientStreamCall(this.streamAdmission(method, options), method, requests, options),
+    bidiStream: (method, requests, options = {}) => bidiStreamCall(this.streamAdmission(method, options), method, requests, options),
+  };
+
+  private streamAdmission(method: StreamMethod<unknown, unknown>, options: CallOptions): Admit {
+    return async () => {
+      const { worker, deadline } = await this.admit(method, options);
+      return { worker, deadline, release: () => this.release(worker) };
+    };
   }
 
   /** The pool's middleware around `dispatch`; built once. */
@@ -186,7 +208,12 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     const signal = options.signal;
     if (signal?.aborted) throw errorFromAbort(signal, method.path, { idempotent });
     const deadline = effectiveDeadline(options, this.options.requestTimeoutMs);
-    const worker = this.tryAcquire(avoid) ?? (await this.waitForSlot(method.path, deadline, signal, idempotent));
+    let worker = this.tryAcquire(avoid);
+    if (!worker) {
+      const queuedAt = performance.now();
+      worker = await this.waitForSlot(method.path, deadline, signal, idempotent);
+      this.emit("callDequeued", { method: method.path, workerId: worker.id, waitedMs: performance.now() - queuedAt });
+    }
     return { worker, deadline };
   }
 
