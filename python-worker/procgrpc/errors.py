@@ -49,6 +49,7 @@ __all__ = [
     "quota_failure",
     "precondition_failure",
     "resource_info",
+    "request_info",
     "help",
     "localized_message",
     "build_status",
@@ -252,6 +253,13 @@ def resource_info(resource_type: str, resource_name: str, owner: str = "", descr
     """ResourceInfo: which resource the error is about."""
     return error_details_pb2.ResourceInfo(  # type: ignore[no-any-return]
         resource_type=resource_type, resource_name=resource_name, owner=owner, description=description)
+
+
+def request_info(request_id: str, serving_data: str = "") -> Message:
+    """RequestInfo: the request's id (e.g. the ``x-request-id`` the pool sent) and any
+    data that helps the server's operators find it, for bug reports."""
+    return error_details_pb2.RequestInfo(  # type: ignore[no-any-return]
+        request_id=request_id, serving_data=serving_data)
 
 
 def help(links: Union[Mapping[str, str], Iterable[Tuple[str, str]]]) -> Message:  # noqa: A001

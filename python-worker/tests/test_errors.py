@@ -278,3 +278,30 @@ def test_testing_worker_sleep_cancel_and_stats(testing_worker: Worker) -> None:
     assert echo.metadata["a"] == "b" and 0 < echo.time_remaining_seconds <= 2.5 and echo.payload == b"\x01"
     assert stub.Echo(testing_pb2.EchoRequest()).time_remaining_seconds == -1
     assert stub.AsyncEcho(testing_pb2.AsyncEchoRequest(text="y"), timeout=5).ran_async
+
+
+def test_detail_builders_build_each_google_rpc_type() -> None:
+    from procgrpc import errors
+
+    built = [
+        errors.error_info("R", "d", {"k": "v"}),
+        errors.retry_info(1.25),
+        errors.bad_request({"f": "bad"}),
+        errors.debug_info(["frame"], "boom"),
+        errors.quota_failure({"s": "over"}),
+        errors.precondition_failure([("TOS", "user", "not accepted")]),
+        errors.resource_info("user", "42", "team", "gone"),
+        errors.request_info("req-1", "shard 3"),
+        errors.help({"docs": "https://example.invalid"}),
+        errors.localized_message("fr-FR", "introuvable"),
+    ]
+    names = [type(m).DESCRIPTOR.full_name for m in built]
+    assert names == ["google.rpc." + n for n in (
+        "ErrorInfo", "RetryInfo", "BadRequest", "DebugInfo", "QuotaFailure", "PreconditionFailure",
+        "ResourceInfo", "RequestInfo", "Help", "LocalizedMessage")]
+    assert built[1].retry_delay.seconds == 1 and built[1].retry_delay.nanos == 250_000_000
+    assert built[7].request_id == "req-1" and built[7].serving_data == "shard 3"
+    status = errors.build_status(grpc.StatusCode.NOT_FOUND, "m", built)
+    from google.rpc import status_pb2
+    packed = status_pb2.Status.FromString(dict(status.trailing_metadata)["grpc-status-details-bin"])
+    assert [d.type_url.rsplit("/", 1)[1] for d in packed.details] == names

@@ -19,11 +19,20 @@ export interface CallFacts {
 /** Keys the transport owns; never shown to users as the worker's metadata. */
 const RESERVED_KEYS = ["grpc-status", "grpc-message", STATUS_DETAILS_KEY, "content-type", "grpc-encoding", "grpc-accept-encoding", "user-agent", "te"];
 
-// grpc-js reports these when the call could not be delivered or the connection broke; a
-// status sent by the worker arrives in trailers instead.
+// The details grpc-js itself writes (node_modules/@grpc/grpc-js/src/subchannel-call.ts,
+// load-balancer-pick-first.ts, client-interceptors.ts). They are matched from the start only, so
+// that a status the worker sent (which arrives in trailers) is never taken for a local failure
+// because its message mentions, say, ECONNRESET.
+/** The call never left this process: no connection, refused stream, closed channel. */
 const NOT_DELIVERED = /^(No connection established|Stream refused by server|Channel closed before call started)/;
-const CONNECTION_BROKE = /^(Connection dropped|Write error|Write failed)|ECONNRESET|ECONNREFUSED|EPIPE|ENOENT/;
-const MALFORMED = /^(Response message parsing error|Received RST_STREAM|No status information received|Received HTTP status code|Protocol error)|Failed to parse/;
+/** The connection failed while connecting because the peer did not speak HTTP/2. */
+const NOT_HTTP2 = /^No connection established\. Last error: Protocol error/;
+/** The connection broke after the request was sent. */
+const CONNECTION_BROKE = /^(Connection dropped|Write error|Write failed|(read|write) (ECONNRESET|ETIMEDOUT|EPIPE))/;
+/** Bytes arrived that are not a valid gRPC response for the method. */
+const MALFORMED = /^(Response message parsing error|Received RST_STREAM|No status information received|Received HTTP status code|Protocol error)/;
+/** grpc-js's own deadline timer fired (the worker's "Deadline Exceeded" differs in case and form). */
+const LOCAL_DEADLINE = /^Deadline exceeded after /;
 
 /** Copies metadata without the transport's reserved keys; `-bin` values stay Buffers. */
 export function userMetadata(metadata: Metadata | undefined): Metadata {
@@ -62,8 +71,12 @@ export function rpcErrorFromServiceError(err: Partial<ServiceError>, facts: Call
   if (!(code in Status) || code === Status.OK) {
     return new RpcError({ ...common, code: Status.INTERNAL, details: `invalid grpc-status ${String(code)} from worker: ${details}`, category: "protocol" });
   }
-  if (code === Status.DEADLINE_EXCEEDED && Date.now() >= facts.deadlineAt - 1) {
+  // A DEADLINE_EXCEEDED before the deadline was raised by the servicer (e.g. a TimeoutError): a worker error.
+  if (code === Status.DEADLINE_EXCEEDED && (LOCAL_DEADLINE.test(details) || Date.now() >= facts.deadlineAt - 1)) {
     return new RpcError({ ...common, code, details, category: "timeout", timeoutKind: facts.deadlineKind });
+  }
+  if (code === Status.UNAVAILABLE && NOT_HTTP2.test(details)) {
+    return new RpcError({ ...common, code: Status.INTERNAL, details: `the peer does not speak gRPC over HTTP/2: ${details}`, category: "protocol", reachedWorker: false });
   }
   if (code === Status.UNAVAILABLE && NOT_DELIVERED.test(details)) {
     return new RpcError({ ...common, code, details, category: "connection", reachedWorker: false });

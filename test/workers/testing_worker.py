@@ -17,7 +17,7 @@ from google.protobuf import any_pb2  # noqa: E402
 from google.rpc import error_details_pb2, status_pb2  # noqa: E402
 from grpc_status import rpc_status  # noqa: E402
 
-from procgrpc import run_worker, set_serving  # noqa: E402
+from procgrpc import errors, run_worker, set_serving  # noqa: E402
 from testing.v1 import testing_pb2, testing_pb2_grpc  # noqa: E402
 
 _lock = threading.Lock()
@@ -109,6 +109,16 @@ class TestService(testing_pb2_grpc.TestServiceServicer):
             context.abort_with_status(merged)
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown mode {mode}")
 
+    def RichFail(self, request, context):
+        _count()
+        built = [_RICH_DETAILS[d](context) for d in request.details if d in _RICH_DETAILS]
+        if request.way == testing_pb2.RichFailRequest.WAY_ABORT_WITH_DETAILS:
+            errors.abort_with_details(context, _code(request.code), request.message, *built)
+        cls = getattr(errors, request.exception or "Internal")
+        if request.retry_after:
+            raise cls(request.message, *built, retry_after=request.retry_after)
+        raise cls(request.message, *built)
+
     def SetServing(self, request, context):
         _count()
         set_serving(request.serving)
@@ -131,6 +141,49 @@ class TestService(testing_pb2_grpc.TestServiceServicer):
             return testing_pb2.StatsResponse(worker_pid=os.getpid(), calls=calls, cancelled_tags=list(cancelled_tags))
 
 
+def _request_id(context) -> str:
+    return dict(context.invocation_metadata()).get("x-request-id", "")
+
+
+def _unknown_detail(context):
+    # Packs a message outside google.rpc: clients must keep it raw rather than drop it.
+    return testing_pb2.EchoRequest(text="opaque", payload=b"\x00\x01")
+
+
+_D = testing_pb2.RichFailRequest
+_RICH_DETAILS = {
+    _D.DETAIL_ERROR_INFO: lambda c: errors.error_info("OUT_OF_STOCK", "shop.example", {"sku": "apple"}),
+    _D.DETAIL_RETRY_INFO: lambda c: errors.retry_info(1.5),
+    _D.DETAIL_DEBUG_INFO: lambda c: errors.debug_info(["frame one", "frame two"], "explicit debug detail"),
+    _D.DETAIL_QUOTA_FAILURE: lambda c: errors.quota_failure({"project:demo": "daily limit reached"}),
+    _D.DETAIL_PRECONDITION_FAILURE: lambda c: errors.precondition_failure([("TOS", "user:7", "terms not accepted")]),
+    _D.DETAIL_BAD_REQUEST: lambda c: errors.bad_request({"quantity": "must be positive"}),
+    _D.DETAIL_REQUEST_INFO: lambda c: errors.request_info(_request_id(c), "served by pid %d" % os.getpid()),
+    _D.DETAIL_RESOURCE_INFO: lambda c: errors.resource_info("sku", "apple", "catalog", "not in stock"),
+    _D.DETAIL_HELP: lambda c: errors.help({"stock levels": "https://example.invalid/stock"}),
+    _D.DETAIL_LOCALIZED_MESSAGE: lambda c: errors.localized_message("fr-FR", "rupture de stock"),
+    _D.DETAIL_UNKNOWN: _unknown_detail,
+}
+
+
+class RawService:
+    """testing.v1.RawService, served with a pass-through serializer (see add_raw_service)."""
+
+    def Corrupt(self, request, context):
+        _count()
+        return request.raw
+
+
+def add_raw_service(servicer, server) -> None:
+    # response_serializer=None sends the returned bytes as they are: the generated
+    # add_RawServiceServicer_to_server would serialize a CorruptResponse instead.
+    handler = grpc.method_handlers_generic_handler("testing.v1.RawService", {
+        "Corrupt": grpc.unary_unary_rpc_method_handler(
+            servicer.Corrupt, request_deserializer=testing_pb2.CorruptRequest.FromString, response_serializer=None),
+    })
+    server.add_generic_rpc_handlers((handler,))
+
+
 class _Status(grpc.Status):
     def __init__(self, code, details, trailing_metadata):
         self.code = code
@@ -146,4 +199,5 @@ def _code(number: int) -> grpc.StatusCode:
 
 
 if __name__ == "__main__":
-    run_worker((testing_pb2_grpc.add_TestServiceServicer_to_server, TestService()))
+    run_worker((testing_pb2_grpc.add_TestServiceServicer_to_server, TestService()),
+               (add_raw_service, RawService()))
