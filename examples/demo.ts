@@ -28,6 +28,16 @@ async function main(): Promise<void> {
     const words = await demo.wordCount({ text: "the quick brown fox jumps over the lazy dog the end" });
     console.log(`wordCount: ${words.total} words, "the" x${words.counts.the}`);
 
+    let text = "";
+    for await (const { token } of demo.generate({ prompt: "tokens arrive one by one", maxTokens: 8 })) text += token;
+    console.log(`generate (server stream):${text}`);
+
+    async function* file(): AsyncGenerator<{ chunk: Buffer }> {
+      for (let i = 0; i < 16; i++) yield { chunk: Buffer.alloc(64 * 1024, i) };
+    }
+    const upload = await demo.upload(file());
+    console.log(`upload (client stream): ${upload.chunks} chunks, ${upload.size} bytes, sha256 ${upload.sha256.slice(0, 16)}…`);
+
     try {
       await demo.divide({ dividend: 3, divisor: 0 });
     } catch (err) {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import hashlib
 import os
 import re
 
@@ -35,3 +36,19 @@ class DemoServicer(demo_pb2_grpc.DemoServiceServicer):
         counts = collections.Counter(words)
         log.debug("counted words", total=len(words), distinct=len(counts))
         return demo_pb2.WordCountResponse(total=len(words), counts=dict(counts))
+
+    async def Generate(self, request: demo_pb2.GenerateRequest, context: grpc.aio.ServicerContext):  # type: ignore[no-untyped-def]
+        """Server streaming from an async generator: one token at a time, like a model would."""
+        words = (request.prompt or "procgrpc streams tokens").split()
+        for i in range(request.max_tokens or 8):
+            await asyncio.sleep(0.01)  # a real model computes here
+            yield demo_pb2.GenerateResponse(token=" " + words[i % len(words)], index=i)
+
+    def Upload(self, request_iterator, context: grpc.ServicerContext) -> demo_pb2.UploadResponse:  # type: ignore[no-untyped-def]
+        """Client streaming into a plain ``def``: the chunks arrive as an iterator."""
+        digest, size, chunks = hashlib.sha256(), 0, 0
+        for request in request_iterator:
+            digest.update(request.chunk)
+            size += len(request.chunk)
+            chunks += 1
+        return demo_pb2.UploadResponse(size=size, sha256=digest.hexdigest(), chunks=chunks)
