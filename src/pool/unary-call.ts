@@ -27,11 +27,14 @@ export function toMetadata(init: MetadataInit | undefined, requestId: string): M
 
 /** Why the caller's signal fired, as an RpcError: a TimeoutError is a deadline, anything else a cancellation. */
 export function errorFromAbort(signal: AbortSignal, method: string, extra: { workerId?: string; requestId?: string; idempotent: boolean }): RpcError {
-  const reason: unknown = signal.reason;
-  const isTimeout = reason instanceof Error && reason.name === "TimeoutError";
+  // Duck-typed, not instanceof: AbortSignal.timeout's DOMException may come from another realm
+  // (a vm context such as Jest's), where it is not an instance of this realm's Error.
+  const reason = signal.reason as { name?: unknown; message?: unknown } | undefined;
+  const isTimeout = typeof reason === "object" && reason !== null && reason.name === "TimeoutError";
+  const why = typeof reason === "object" && reason !== null && typeof reason.message === "string" && reason.message ? `: ${reason.message}` : "";
   return new RpcError({
     code: isTimeout ? Status.DEADLINE_EXCEEDED : Status.CANCELLED,
-    details: isTimeout ? "deadline exceeded: the caller's signal timed out" : `call cancelled by the caller${reason instanceof Error && reason.message ? `: ${reason.message}` : ""}`,
+    details: isTimeout ? "deadline exceeded: the caller's signal timed out" : `call cancelled by the caller${why}`,
     category: isTimeout ? "timeout" : "cancelled",
     timeoutKind: isTimeout ? "context" : undefined,
     method,
