@@ -5,7 +5,9 @@
  */
 export { WorkerPool } from "./pool/worker-pool";
 export type { PoolHealth, PoolState, WorkerHealth, WorkerPoolEvents } from "./pool/worker-pool";
-export type { WorkerPoolOptions } from "./pool/options";
+export type { WorkerPoolOptions, RestartOptions } from "./pool/options";
+export type { HangReason } from "./pool/pool-events";
+export type { RecycleReason } from "./pool/recycle-policy";
 export type { WorkerState } from "./pool/worker-state";
 export { jsonLogger, silentLogger } from "./pool/logger";
 export type { Logger, LogLevel } from "./pool/logger";

@@ -40,7 +40,46 @@ export interface WorkerPoolOptions {
   logger?: Logger;
   /** Middleware around every call of every client of this pool (outermost first). */
   middleware?: readonly UnaryMiddleware[];
+  /** How often each worker is asked grpc.health.v1 `Check`. Default 1000. */
+  healthCheckIntervalMs?: number;
+  /** Deadline of one health check. Default: `healthCheckIntervalMs`, at most 1000. */
+  healthCheckTimeoutMs?: number;
+  /** Failed or timed-out checks in a row after which a worker is `unhealthy`. Default 3. */
+  unhealthyAfterMisses?: number;
+  /** How long a worker may stay `unhealthy` (NOT_SERVING or missing checks) before it is replaced. Default 10000. */
+  replaceUnhealthyAfterMs?: number;
+  /** Respawn backoff and crash-loop detection for workers that exit unexpectedly. */
+  restart?: RestartOptions;
+  /** After a call is cancelled (deadline or signal), how long its handler may keep running before the worker is replaced. Default 2000. */
+  cancelGraceMs?: number;
+  /** Any call running longer than this gets its worker replaced, whatever its deadline. Default 0 (off). */
+  hardTimeoutMs?: number;
+  /** Recycle a worker after about this many calls (minus up to `recycleJitter`). Default 0 (off). */
+  maxRequestsPerWorker?: number;
+  /** Recycle a worker whose resident memory exceeds this many MB (checked with each health check). Default 0 (off). */
+  maxMemoryMb?: number;
+  /** Fraction by which each worker's `maxRequestsPerWorker` is randomly lowered, so workers do not recycle together. Default 0.1. */
+  recycleJitter?: number;
+  /** Shut the pool down gracefully on SIGINT/SIGTERM of the Node process, then re-raise the signal. Default false. */
+  handleSignals?: boolean;
 }
+
+/** Respawn policy (docs/supervision.md): exponential backoff with jitter, and crash-loop detection. */
+export interface RestartOptions {
+  /** Backoff before the first restart. Default 50. */
+  initialDelayMs?: number;
+  /** Backoff cap; also the retry interval of a `failed` worker. Default 5000. */
+  maxDelayMs?: number;
+  /** Backoff growth per restart within `windowMs`. Default 2. */
+  multiplier?: number;
+  /** More restarts than this within `windowMs` marks the worker `failed` (and emits `degraded`). Default 5. */
+  maxRestarts?: number;
+  /** The crash-loop window. Default 60000. */
+  windowMs?: number;
+}
+
+/** `RestartOptions` with defaults filled in. */
+export type ResolvedRestartOptions = Required<RestartOptions>;
 
 /** `WorkerPoolOptions` with every default filled in. */
 export interface ResolvedPoolOptions {
@@ -58,6 +97,41 @@ export interface ResolvedPoolOptions {
   requestTimeoutMs: number;
   shutdownGraceMs: number;
   killTimeoutMs: number;
+  healthCheckIntervalMs: number;
+  healthCheckTimeoutMs: number;
+  unhealthyAfterMisses: number;
+  replaceUnhealthyAfterMs: number;
+  restart: ResolvedRestartOptions;
+  cancelGraceMs: number;
+  hardTimeoutMs: number;
+  maxRequestsPerWorker: number;
+  maxMemoryMb: number;
+  recycleJitter: number;
+  handleSignals: boolean;
+}
+
+function positiveNumber(name: string, value: number | undefined, fallback: number, min = 0, max = Infinity): number {
+  const v = value ?? fallback;
+  if (typeof v !== "number" || !Number.isFinite(v) || v < min || v > max) {
+    throw new TypeError(`WorkerPool: ${name} must be a number between ${min} and ${max}, got ${String(value)}`);
+  }
+  return v;
+}
+
+function resolveRestart(given: RestartOptions | undefined): ResolvedRestartOptions {
+  const r = given ?? {};
+  const initialDelayMs = positiveInt("restart.initialDelayMs", r.initialDelayMs, 50, 0);
+  const maxDelayMs = positiveInt("restart.maxDelayMs", r.maxDelayMs, Math.max(5000, initialDelayMs), 0);
+  if (maxDelayMs < initialDelayMs) {
+    throw new TypeError(`WorkerPool: restart.maxDelayMs (${maxDelayMs}) must be >= restart.initialDelayMs (${initialDelayMs})`);
+  }
+  return {
+    initialDelayMs,
+    maxDelayMs,
+    multiplier: positiveNumber("restart.multiplier", r.multiplier, 2, 1),
+    maxRestarts: positiveInt("restart.maxRestarts", r.maxRestarts, 5, 0),
+    windowMs: positiveInt("restart.windowMs", r.windowMs, 60_000),
+  };
 }
 
 function positiveInt(name: string, value: number | undefined, fallback: number, min = 1): number {
@@ -74,6 +148,7 @@ export function resolvePoolOptions(options: WorkerPoolOptions): ResolvedPoolOpti
   if (!options.script === !options.module) {
     throw new TypeError("WorkerPool: give exactly one of `script` (a path) or `module` (for python -m)");
   }
+  const healthCheckIntervalMs = positiveInt("healthCheckIntervalMs", options.healthCheckIntervalMs, 1000, 10);
   return {
     workers: positiveInt("workers", options.workers, 1),
     python: options.python ?? process.env.PROCGRPC_PYTHON ?? "python3",
@@ -89,5 +164,16 @@ export function resolvePoolOptions(options: WorkerPoolOptions): ResolvedPoolOpti
     requestTimeoutMs: positiveInt("requestTimeoutMs", options.requestTimeoutMs, 30_000),
     shutdownGraceMs: positiveInt("shutdownGraceMs", options.shutdownGraceMs, 5000, 0),
     killTimeoutMs: positiveInt("killTimeoutMs", options.killTimeoutMs, 3000),
+    healthCheckIntervalMs,
+    healthCheckTimeoutMs: positiveInt("healthCheckTimeoutMs", options.healthCheckTimeoutMs, Math.min(1000, healthCheckIntervalMs)),
+    unhealthyAfterMisses: positiveInt("unhealthyAfterMisses", options.unhealthyAfterMisses, 3),
+    replaceUnhealthyAfterMs: positiveInt("replaceUnhealthyAfterMs", options.replaceUnhealthyAfterMs, 10_000, 0),
+    restart: resolveRestart(options.restart),
+    cancelGraceMs: positiveInt("cancelGraceMs", options.cancelGraceMs, 2000, 0),
+    hardTimeoutMs: positiveInt("hardTimeoutMs", options.hardTimeoutMs, 0, 0),
+    maxRequestsPerWorker: positiveInt("maxRequestsPerWorker", options.maxRequestsPerWorker, 0, 0),
+    maxMemoryMb: positiveNumber("maxMemoryMb", options.maxMemoryMb, 0),
+    recycleJitter: positiveNumber("recycleJitter", options.recycleJitter, 0.1, 0, 0.9),
+    handleSignals: options.handleSignals === true,
   };
 }

@@ -10,6 +10,8 @@ export interface Waiter<T> {
  */
 export class SlotQueue<T> {
   private readonly waiters: Waiter<T>[] = [];
+  /** `performance.now()` when each waiter joined, for the queue-age gauge. */
+  private readonly joinedAt = new Map<Waiter<T>, number>();
 
   constructor(private readonly max: number) {}
 
@@ -22,22 +24,32 @@ export class SlotQueue<T> {
   push(waiter: Waiter<T>): boolean {
     if (this.waiters.length >= this.max) return false;
     this.waiters.push(waiter);
+    this.joinedAt.set(waiter, performance.now());
     return true;
+  }
+
+  /** When the oldest waiter joined (`performance.now()` time), or undefined when empty. */
+  oldestQueuedAt(): number | undefined {
+    return this.waiters.length > 0 ? this.joinedAt.get(this.waiters[0]) : undefined;
   }
 
   /** Removes a waiter that gave up (deadline or signal). */
   remove(waiter: Waiter<T>): void {
     const i = this.waiters.indexOf(waiter);
     if (i !== -1) this.waiters.splice(i, 1);
+    this.joinedAt.delete(waiter);
   }
 
   /** The oldest waiter, removed from the queue. */
   shift(): Waiter<T> | undefined {
-    return this.waiters.shift();
+    const waiter = this.waiters.shift();
+    if (waiter) this.joinedAt.delete(waiter);
+    return waiter;
   }
 
   /** Fails every waiter with `err`. */
   drain(err: Error): void {
+    this.joinedAt.clear();
     for (const w of this.waiters.splice(0)) w.fail(err);
   }
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import type { CallOptions } from "../client/call-options";
 import { effectiveDeadline, type EffectiveDeadline } from "../client/deadline";
@@ -15,8 +16,14 @@ import { resolvePoolOptions, type ResolvedPoolOptions, type WorkerPoolOptions } 
 import { prepareSocketDir, removeStaleSockets, type SocketDir } from "./socket-dir";
 import { SlotQueue, type Waiter } from "./slot-queue";
 import { errorFromAbort, runUnaryCall } from "./unary-call";
-import { describeExit, WorkerProcess } from "./worker-process";
-import type { WorkerExit, WorkerState } from "./worker-state";
+import { WorkerProcess } from "./worker-process";
+import type { WorkerState } from "./worker-state";
+import { HangWatchdog } from "./hang-watchdog";
+import type { WorkerPoolEvents } from "./pool-events";
+import { installSignalHandlers } from "./signal-handler";
+import { WorkerSlot, type SlotHost } from "./worker-slot";
+
+export type { WorkerPoolEvents } from "./pool-events";
 
 /** A worker as `health()` reports it. */
 export interface WorkerHealth {
@@ -28,6 +35,8 @@ export interface WorkerHealth {
   served: number;
   restarts: number;
   lastExit: string | undefined;
+  /** Resident memory of the process in MB (from /proc), undefined when it is not running. */
+  rssMb: number | undefined;
 }
 
 /** The pool as `health()` reports it. */
@@ -35,31 +44,19 @@ export interface PoolHealth {
   state: PoolState;
   total: number;
   ready: number;
+  /** Calls waiting in the pool queue. */
   queued: number;
+  /** How long the oldest queued call has waited, ms (0 when none). */
+  oldestQueuedMs: number;
+  /** Old processes of recycled workers still finishing their calls. */
+  draining: number;
+  /** Workers marked `failed` (crash-looping), still retried at the maximum backoff. */
+  failed: number;
   workers: WorkerHealth[];
 }
 
 /** Where the pool is in its life. */
 export type PoolState = "new" | "starting" | "running" | "stopping" | "stopped";
-
-/** Events a pool emits (`pool.on(name, listener)`). */
-export interface WorkerPoolEvents {
-  workerReady: [{ workerId: string; pid: number | undefined; socket: string }];
-  workerExit: [{ workerId: string; pid: number | undefined; code: number | null; signal: NodeJS.Signals | null; stderrTail: readonly string[]; expected: boolean }];
-  workerRestart: [{ workerId: string; attempt: number; delayMs: number }];
-  /** A call that had to wait in the queue got a worker after `waitedMs` (calls admitted at once emit nothing). */
-  callDequeued: [{ method: string; workerId: string; waitedMs: number }];
-}
-
-/** Bookkeeping for one worker slot (the id stays; the process changes on restart). */
-interface Slot {
-  id: string;
-  process: WorkerProcess;
-  generation: number;
-  restarts: number;
-  lastExit: string | undefined;
-  restartTimer: NodeJS.Timeout | undefined;
-}
 
 // All live pools, so that a Node process exiting without shutdown() still kills its workers.
 const livePools = new Set<WorkerPool>();
@@ -79,9 +76,11 @@ function installExitHook(): void {
 export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   private readonly options: ResolvedPoolOptions;
   private readonly logger: Logger;
-  private readonly slots: Slot[] = [];
+  private readonly slots: WorkerSlot[] = [];
   private readonly queue: SlotQueue<WorkerProcess>;
-  private readyWaiters: (() => void)[] = [];
+  private readonly watchdog: HangWatchdog;
+  private readonly slotHost: SlotHost;
+  private removeSignalHandlers: (() => void) | undefined;
   private socketDir: SocketDir | undefined;
   private stateValue: PoolState = "new";
   private shutdownPromise: Promise<void> | undefined;
@@ -94,6 +93,22 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     this.options = resolvePoolOptions(options);
     this.logger = options.logger ?? jsonLogger("info");
     this.queue = new SlotQueue(this.options.maxQueue);
+    this.watchdog = new HangWatchdog(this.options.cancelGraceMs, this.options.hardTimeoutMs, (call, reason, runningMs) =>
+      this.slots.find((s) => s.id === call.worker.id)?.killForHang(call.worker, reason, call.method, call.requestId, runningMs),
+    );
+    this.slotHost = {
+      options: this.options,
+      logger: this.logger,
+      running: () => this.stateValue === "running",
+      createProcess: (id, generation) => {
+        const dir = this.socketDir as SocketDir;
+        return new WorkerProcess(id, dir.socketPath(id, generation), this.options, this.logger, dir.owned);
+      },
+      emit: (name, ...args) => this.emit(name, ...(args as never)),
+      workerAvailable: (worker) => this.drainQueueTo(worker),
+      workerGone: (worker) => this.watchdog.forget(worker),
+      counts: () => ({ ready: this.slots.filter((s) => s.process.state === "ready").length, total: this.slots.length }),
+    };
     const dispatch = (call: UnaryCall): Promise<unknown> => this.dispatch(call);
     this.send = options.middleware?.length ? composeMiddleware(options.middleware, dispatch) : dispatch;
     // Fail fast on a socket path that cannot be bound, before anything is spawned.
@@ -125,23 +140,27 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     try {
       if (this.options.socketDir) await removeStaleSockets(this.options.socketDir);
       this.socketDir = prepareSocketDir(this.options.socketDir, this.options.workers);
-      for (let i = 0; i < this.options.workers; i++) {
-        const id = `w${i}`;
-        this.slots.push({ id, process: this.newProcess(id, 0), generation: 0, restarts: 0, lastExit: undefined, restartTimer: undefined });
-      }
-      const results = await Promise.allSettled(this.slots.map((s) => s.process.start()));
+      for (let i = 0; i < this.options.workers; i++) this.slots.push(new WorkerSlot(`w${i}`, this.slotHost));
+      const results = await Promise.allSettled(this.slots.map((s) => s.startFirst()));
       const failure = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
       if (failure) throw failure.reason;
     } catch (err) {
       this.stateValue = "stopped";
-      await Promise.all(this.slots.map((s) => s.process.stop()));
+      await Promise.all(this.slots.map((s) => s.stop()));
       this.socketDir?.remove();
       livePools.delete(this);
       throw err;
     }
     if (this.stateValue !== "starting") return;
     this.stateValue = "running";
-    for (const slot of this.slots) this.announceReady(slot);
+    this.watchdog.start();
+    if (this.options.handleSignals) {
+      this.removeSignalHandlers = installSignalHandlers(
+        () => this.shutdown(),
+        (err) => this.logger.error({ err: (err as Error).message }, "shutdown on signal failed"),
+      );
+    }
+    for (const slot of this.slots) slot.activate();
   }
 
   /** A typed client for a generated service definition; each unary method returns a Promise of its response. */
@@ -193,8 +212,21 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
    * its effective deadline.
    */
   private async dispatch(call: UnaryCall): Promise<unknown> {
-    const { worker, deadline } = await this.admit(call.method, call.options, call.avoidWorkers);
-    return runUnaryCall(worker, call.method, call.request, deadline, call.options, () => this.release(worker));
+    // The request id is fixed here so that the hang watchdog can recognise the call in the worker.
+    const options = call.options.requestId ? call.options : { ...call.options, requestId: randomUUID() };
+    const { worker, deadline } = await this.admit(call.method, options, call.avoidWorkers);
+    const watched = this.watchdog.begin(worker, options.requestId as string, call.method.path);
+    try {
+      const value = await runUnaryCall(worker, call.method, call.request, deadline, options, () => this.release(worker));
+      this.watchdog.end(watched);
+      return value;
+    } catch (err) {
+      // Ended by Node (deadline or signal) without the handler's answer: the handler may still run.
+      const code = err instanceof RpcError ? err.code() : undefined;
+      if ((code === Status.DEADLINE_EXCEEDED || code === Status.CANCELLED) && !worker.exit) this.watchdog.cancelled(watched);
+      else this.watchdog.end(watched);
+      throw err;
+    }
   }
 
   /**
@@ -228,12 +260,17 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
       served: s.process.served,
       restarts: s.restarts,
       lastExit: s.lastExit,
+      rssMb: s.residentMb(),
     }));
+    const oldest = this.queue.oldestQueuedAt();
     return {
       state: this.stateValue,
       total: workers.length,
       ready: workers.filter((w) => w.state === "ready").length,
       queued: this.queue.length,
+      oldestQueuedMs: oldest === undefined ? 0 : Math.round(performance.now() - oldest),
+      draining: this.slots.reduce((n, s) => n + s.draining, 0),
+      failed: this.slots.filter((s) => s.failed).length,
       workers,
     };
   }
@@ -250,10 +287,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
 
   /** SIGKILLs every worker synchronously; used when the Node process exits without shutdown(). */
   killNow(): void {
-    for (const slot of this.slots) {
-      clearTimeout(slot.restartTimer);
-      slot.process.kill();
-    }
+    for (const slot of this.slots) slot.killNow();
     this.socketDir?.remove();
   }
 
@@ -268,66 +302,17 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
       if ((this.stateValue as PoolState) === "stopped") return;
     }
     this.stateValue = "stopping";
+    this.removeSignalHandlers?.();
     this.queue.drain(this.lifecycleError());
-    for (const w of this.readyWaiters.splice(0)) w();
     const deadline = Date.now() + graceMs;
     while (this.slots.some((s) => s.process.inFlight > 0) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 10));
     }
-    for (const slot of this.slots) {
-      clearTimeout(slot.restartTimer);
-      slot.process.state = "draining";
-    }
-    await Promise.all(this.slots.map((s) => s.process.stop()));
-    for (const slot of this.slots) slot.process.state = "stopped";
+    this.watchdog.stop();
+    await Promise.all(this.slots.map((s) => s.stop()));
     this.socketDir?.remove();
     livePools.delete(this);
     this.stateValue = "stopped";
-  }
-
-  private newProcess(id: string, generation: number): WorkerProcess {
-    const dir = this.socketDir as SocketDir;
-    const proc = new WorkerProcess(id, dir.socketPath(id, generation), this.options, this.logger, dir.owned);
-    proc.onExit((exit) => this.handleExit(id, proc, exit));
-    return proc;
-  }
-
-  private announceReady(slot: Slot): void {
-    this.emit("workerReady", { workerId: slot.id, pid: slot.process.pid, socket: slot.process.socketPath });
-    for (const w of this.readyWaiters.splice(0)) w();
-    this.drainQueueTo(slot.process);
-  }
-
-  private handleExit(id: string, proc: WorkerProcess, exit: WorkerExit): void {
-    const slot = this.slots.find((s) => s.id === id);
-    const expected = this.stateValue !== "running" || !slot || slot.process !== proc;
-    this.emit("workerExit", { workerId: id, pid: proc.pid, code: exit.code, signal: exit.signal, stderrTail: proc.stderr, expected });
-    if (expected || !slot) return;
-    slot.lastExit = describeExit(exit);
-    proc.state = "restarting";
-    this.logger.warn({ workerId: id, pid: proc.pid, exit: slot.lastExit, stderrTail: proc.stderr.slice(-5) }, "worker exited unexpectedly; restarting");
-    this.scheduleRestart(slot);
-  }
-
-  private scheduleRestart(slot: Slot): void {
-    // Exponential backoff with full jitter, capped: a crash loop does not spin the CPU.
-    const delayMs = Math.round(Math.random() * Math.min(5000, 100 * 2 ** Math.min(slot.restarts, 10)));
-    slot.restarts += 1;
-    this.emit("workerRestart", { workerId: slot.id, attempt: slot.restarts, delayMs });
-    slot.restartTimer = setTimeout(() => {
-      if (this.stateValue !== "running") return;
-      slot.generation += 1;
-      slot.process = this.newProcess(slot.id, slot.generation);
-      slot.process.start().then(
-        () => {
-          if (this.stateValue === "running") this.announceReady(slot);
-        },
-        (err: unknown) => {
-          slot.lastExit = (err as Error).message.split("\n")[0];
-          this.logger.error({ workerId: slot.id, err: (err as Error).message }, "worker restart failed");
-        },
-      );
-    }, delayMs);
   }
 
   private lifecycleError(method?: string): RpcError {
@@ -370,6 +355,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     worker.inFlight -= 1;
     worker.served += 1;
     if (worker.state === "ready") this.drainQueueTo(worker);
+    this.slots.find((s) => s.id === worker.id)?.onServed(worker);
   }
 
   /** Hands free capacity on `worker` to queued calls, oldest first. */
@@ -402,6 +388,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
       };
       const onAbort = (): void => waiter.fail(errorFromAbort(signal as AbortSignal, method, { idempotent }));
       if (!this.queue.push(waiter)) {
+        this.emit("queueFull", { method, maxQueue: this.options.maxQueue });
         reject(new RpcError({ code: Status.RESOURCE_EXHAUSTED, details: `pool queue is full (${this.options.maxQueue} calls waiting)`, category: "lifecycle", method, reachedWorker: false }));
         return;
       }

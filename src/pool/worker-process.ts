@@ -34,8 +34,8 @@ export interface WorkerCall {
 
 /** One Python worker process: its spawn, readiness, channel, in-flight calls and exit. */
 export class WorkerProcess {
-  /** Current lifecycle state. */
-  state: WorkerState = "starting";
+  private stateValue: WorkerState = "starting";
+  private stateListener: ((from: WorkerState, to: WorkerState) => void) | undefined;
   /** Calls running on this worker now. */
   inFlight = 0;
   /** Calls this worker has finished (successfully or not). */
@@ -61,6 +61,23 @@ export class WorkerProcess {
     private readonly socketDirOwned: boolean,
   ) {
     this.exited = new Promise((resolve) => (this.resolveExited = resolve));
+  }
+
+  /** Current lifecycle state (docs/supervision.md); every change is reported to the state listener. */
+  get state(): WorkerState {
+    return this.stateValue;
+  }
+
+  set state(to: WorkerState) {
+    const from = this.stateValue;
+    if (from === to) return;
+    this.stateValue = to;
+    this.stateListener?.(from, to);
+  }
+
+  /** Registers the one listener told of every state change. */
+  onStateChange(listener: (from: WorkerState, to: WorkerState) => void): void {
+    this.stateListener = listener;
   }
 
   /** The OS process id, once spawned. */

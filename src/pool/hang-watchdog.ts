@@ -1,0 +1,132 @@
+import type { HangReason } from "./pool-events";
+import type { WorkerProcess } from "./worker-process";
+import { runningHandlers } from "./worker-introspection";
+
+/** One unary call the watchdog follows, from admission to its handler's end on the worker. */
+export interface WatchedCall {
+  readonly worker: WorkerProcess;
+  readonly requestId: string;
+  readonly method: string;
+  readonly startedAt: number;
+  /** When Node ended the call without an answer from the handler (deadline or signal). */
+  cancelledAt: number | undefined;
+}
+
+/** How long an introspection call may take before the watchdog asks again on a later sweep. */
+const PROBE_TIMEOUT_MS = 1000;
+/** Clock slack when matching a worker's "running for N s" against Node's cancellation time. */
+const MATCH_SLACK_MS = 100;
+
+/**
+ * Finds handlers that will not stop. grpc-js ends a call on the Node side the moment its deadline
+ * passes or its signal fires, and the worker's server cancels it cooperatively
+ * (`context.is_active()` turns false); but a `def` handler that ignores that keeps its thread.
+ * So a cancelled call stays watched: once `cancelGraceMs` has passed, the watchdog asks the
+ * worker which handlers are still executing (procgrpc.internal.v1.Worker/Running) and reports
+ * the call if its handler is among them. A call still running in Node past `hardTimeoutMs` is
+ * reported without asking. Reported workers are killed and replaced by the pool.
+ */
+export class HangWatchdog {
+  private readonly calls = new Map<WorkerProcess, Set<WatchedCall>>();
+  private readonly probing = new Set<WorkerProcess>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly cancelGraceMs: number,
+    private readonly hardTimeoutMs: number,
+    private readonly onHang: (call: WatchedCall, reason: HangReason, runningMs: number) => void,
+  ) {}
+
+  /** Starts the periodic sweep (a fraction of the shortest limit, between 20 and 500 ms). */
+  start(): void {
+    const limits = [this.cancelGraceMs, this.hardTimeoutMs].filter((ms) => ms > 0);
+    const every = Math.max(20, Math.min(500, ...limits.map((ms) => ms / 4)));
+    this.timer = setInterval(() => this.sweep(), every);
+    this.timer.unref();
+  }
+
+  /** Stops sweeping and forgets every call. */
+  stop(): void {
+    clearInterval(this.timer);
+    this.calls.clear();
+  }
+
+  /** Follows a call admitted to `worker`. */
+  begin(worker: WorkerProcess, requestId: string, method: string): WatchedCall {
+    const call: WatchedCall = { worker, requestId, method, startedAt: Date.now(), cancelledAt: undefined };
+    let set = this.calls.get(worker);
+    if (!set) this.calls.set(worker, (set = new Set()));
+    set.add(call);
+    return call;
+  }
+
+  /** The handler answered (any status): it has ended. */
+  end(call: WatchedCall): void {
+    this.calls.get(call.worker)?.delete(call);
+  }
+
+  /** Node ended the call without the handler's answer; it may still be running. */
+  cancelled(call: WatchedCall): void {
+    call.cancelledAt = Date.now();
+  }
+
+  /** The worker is gone: nothing to watch there. */
+  forget(worker: WorkerProcess): void {
+    this.calls.delete(worker);
+    this.probing.delete(worker);
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const [worker, set] of this.calls) {
+      if (set.size === 0 || worker.exit) {
+        if (worker.exit || set.size === 0) this.calls.delete(worker);
+        continue;
+      }
+      const due: WatchedCall[] = [];
+      let hung = false;
+      for (const call of set) {
+        const overHard = this.hardTimeoutMs > 0 && now - call.startedAt >= this.hardTimeoutMs;
+        if (call.cancelledAt === undefined) {
+          if (overHard) {
+            this.onHang(call, "hard-timeout", now - call.startedAt);
+            hung = true;
+            break;
+          }
+        } else if (overHard || now - call.cancelledAt >= this.cancelGraceMs) {
+          due.push(call);
+        }
+      }
+      if (hung) {
+        this.forget(worker);
+      } else if (due.length > 0 && !this.probing.has(worker)) {
+        void this.probe(worker, set, due);
+      }
+    }
+  }
+
+  private async probe(worker: WorkerProcess, set: Set<WatchedCall>, due: WatchedCall[]): Promise<void> {
+    const channel = worker.channel;
+    if (!channel) return;
+    this.probing.add(worker);
+    try {
+      const running = await runningHandlers(channel, new Date(Date.now() + PROBE_TIMEOUT_MS));
+      const now = Date.now();
+      for (const call of due) {
+        // Same request id, and running since before the cancellation (a retry that reused the id started after it).
+        const still = running.find((h) => h.requestId === call.requestId && h.seconds * 1000 + MATCH_SLACK_MS >= now - (call.cancelledAt as number));
+        if (still) {
+          const overHard = this.hardTimeoutMs > 0 && now - call.startedAt >= this.hardTimeoutMs;
+          this.onHang(call, overHard ? "hard-timeout" : "cancel-grace", now - call.startedAt);
+          this.forget(worker);
+          return;
+        }
+        set.delete(call);
+      }
+    } catch {
+      // No answer: asked again on the next sweep; a worker that stopped answering is the health monitor's case.
+    } finally {
+      this.probing.delete(worker);
+    }
+  }
+}
