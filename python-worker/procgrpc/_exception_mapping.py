@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import inspect
 import os
 import traceback
@@ -21,7 +22,7 @@ import grpc
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2  # type: ignore[import-untyped]
 
-from . import errors
+from . import _call_context, errors
 from ._context import AsyncContext, SyncContext
 from ._introspection import RunningHandlers
 from ._logging import get_logger
@@ -198,6 +199,7 @@ def _unary_response(call: _Call, fn: Callable[..., Any], request_streaming: bool
             actx = AsyncContext(ctx)
             call.in_flight.enter()
             token = call.in_flight.running.started(call.method, _request_id(ctx))
+            current = _call_context.enter(call.method, ctx)
             try:
                 return await fn(request, actx)
             except _ABORT_TYPES:
@@ -205,6 +207,7 @@ def _unary_response(call: _Call, fn: Callable[..., Any], request_streaming: bool
             except Exception as exc:
                 await call.fail(ctx, exc)
             finally:
+                _call_context.leave(current)
                 call.in_flight.running.finished(token)
                 call.in_flight.leave()
                 actx._state.terminate()
@@ -226,13 +229,16 @@ def _unary_response(call: _Call, fn: Callable[..., Any], request_streaming: bool
                 return fn(request, sctx)
             finally:
                 running.finished(token)
+        current = _call_context.enter(call.method, ctx)
         try:
-            return await loop.run_in_executor(call.executor, tracked)
+            # The thread runs in a copy of this context: the call's request id and trace follow it.
+            return await loop.run_in_executor(call.executor, contextvars.copy_context().run, tracked)
         except _ABORT_TYPES:
             raise
         except Exception as exc:
             await call.fail(ctx, exc)
         finally:
+            _call_context.leave(current)
             # Also runs on CancelledError (client cancel, deadline, server stop):
             # the thread keeps running but now sees is_active() == False.
             call.in_flight.leave()
@@ -254,6 +260,7 @@ def _stream_response(call: _Call, fn: Callable[..., Any], request_streaming: boo
         async def run_async(request: Any, ctx: Any) -> AsyncIterator[Any]:
             actx = AsyncContext(ctx)
             call.in_flight.enter()
+            current = _call_context.enter(call.method, ctx)
             try:
                 if is_gen:
                     async for item in fn(request, actx):
@@ -265,6 +272,7 @@ def _stream_response(call: _Call, fn: Callable[..., Any], request_streaming: boo
             except Exception as exc:
                 await call.fail(ctx, exc)
             finally:
+                _call_context.leave(current)
                 call.in_flight.leave()
                 actx._state.terminate()
         return run_async
@@ -275,10 +283,13 @@ def _stream_response(call: _Call, fn: Callable[..., Any], request_streaming: boo
         if request_streaming:
             request = _SyncRequests(ctx, loop)
         call.in_flight.enter()
+        current = _call_context.enter(call.method, ctx)
+        # One context copy for the whole stream, so each next() sees the call's request id and trace.
+        run = contextvars.copy_context().run
         try:
-            iterator = iter(await loop.run_in_executor(call.executor, fn, request, sctx))
+            iterator = iter(await loop.run_in_executor(call.executor, run, fn, request, sctx))
             while True:
-                item = await loop.run_in_executor(call.executor, _next_or_end, iterator)
+                item = await loop.run_in_executor(call.executor, run, _next_or_end, iterator)
                 if item is _END:
                     break
                 yield item
@@ -287,6 +298,7 @@ def _stream_response(call: _Call, fn: Callable[..., Any], request_streaming: boo
         except Exception as exc:
             await call.fail(ctx, exc)
         finally:
+            _call_context.leave(current)
             call.in_flight.leave()
             sctx._state.terminate()
     return run_sync

@@ -16,6 +16,8 @@ import time
 import traceback
 from typing import Any, Dict, Optional
 
+from . import _call_context
+
 __all__ = ["Logger", "get_logger", "configure"]
 
 _LEVELS: Dict[str, int] = {"debug": 10, "info": 20, "warn": 30, "error": 40}
@@ -41,6 +43,11 @@ def _emit(level: str, msg: str, fields: Dict[str, Any]) -> None:
         "worker_id": _state["worker_id"],
         "pid": os.getpid(),
     }
+    call = _call_context.current_call()
+    if call is not None:
+        # Lines written while serving a call carry its request id (and trace id when traced).
+        for key, value in call.log_fields().items():
+            fields.setdefault(key, value)
     for key, value in fields.items():
         if key not in record:
             record[key] = value

@@ -17,7 +17,7 @@ from google.protobuf import any_pb2  # noqa: E402
 from google.rpc import error_details_pb2, status_pb2  # noqa: E402
 from grpc_status import rpc_status  # noqa: E402
 
-from procgrpc import errors, run_worker, set_serving  # noqa: E402
+from procgrpc import current_call, errors, get_logger, run_worker, set_serving  # noqa: E402
 from testing.v1 import testing_pb2, testing_pb2_grpc  # noqa: E402
 
 _lock = threading.Lock()
@@ -134,6 +134,25 @@ class TestService(testing_pb2_grpc.TestServiceServicer):
             leaked.append(buf)
             total = sum(len(b) for b in leaked) // (1024 * 1024)
         return testing_pb2.LeakResponse(worker_pid=os.getpid(), leaked_mb=total)
+
+    def Chatter(self, request, context):
+        _count()
+        line = "x" * 99 + "\n"
+        remaining = request.stderr_bytes
+        while remaining > 0:
+            sys.stderr.write(line[:remaining] if remaining < len(line) else line)
+            remaining -= len(line)
+        sys.stderr.flush()
+        if request.log_message:
+            get_logger().info(request.log_message)
+        if request.fail_code:
+            context.abort(_code(request.fail_code), f"chatter failed as asked ({request.fail_code})")
+        call = current_call()
+        return testing_pb2.ChatterResponse(
+            worker_pid=os.getpid(),
+            request_id=(call.request_id or "") if call else "",
+            trace_id=(call.trace_id or "") if call else "",
+            parent_span_id=(call.parent_span_id or "") if call else "")
 
     def Stats(self, request, context):
         _count()

@@ -1,0 +1,92 @@
+"""What procgrpc knows about the call being served, for log correlation and tracing.
+
+The handler wrapper (``_exception_mapping``) sets it for the whole call: on the event loop
+for ``async def`` methods, and in the worker thread for ``def`` methods (the thread runs
+in a copy of the call's ``contextvars`` context). Every ``procgrpc.get_logger()`` line
+written during the call then carries ``request_id`` and, when the caller sent a W3C
+``traceparent`` and the ``opentelemetry-api`` package is installed, ``trace_id`` and
+``parent_span_id``. The extracted OpenTelemetry context is also made current, so spans the
+servicer starts with an OpenTelemetry SDK continue the Node caller's trace.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from typing import Any, Dict, NamedTuple, Optional, Tuple
+
+__all__ = ["CallInfo", "current_call", "enter", "leave"]
+
+try:  # Optional: tracing works only when the user installs opentelemetry-api.
+    import opentelemetry.context as _otel_context
+    import opentelemetry.propagate as _otel_propagate
+    import opentelemetry.trace as _otel_trace
+    _HAVE_OTEL = True
+except ImportError:  # pragma: no cover - exercised by installs without opentelemetry
+    _HAVE_OTEL = False
+
+
+class CallInfo(NamedTuple):
+    """The call being served: its method, request id and (when traced) the caller's trace."""
+
+    method: str
+    request_id: Optional[str]
+    trace_id: Optional[str]
+    parent_span_id: Optional[str]
+
+    def log_fields(self) -> Dict[str, Any]:
+        """Fields added to every log line written during the call."""
+        fields: Dict[str, Any] = {"request_id": self.request_id}
+        if self.trace_id:
+            fields["trace_id"] = self.trace_id
+            fields["parent_span_id"] = self.parent_span_id
+        return fields
+
+
+_current: "contextvars.ContextVar[Optional[CallInfo]]" = contextvars.ContextVar("procgrpc_call", default=None)
+
+
+def current_call() -> Optional[CallInfo]:
+    """The call being served by this thread or task, or None outside a call."""
+    return _current.get()
+
+
+Handle = Tuple["contextvars.Token[Optional[CallInfo]]", Any]
+
+
+def enter(method: str, ctx: Any) -> Handle:
+    """Make the call described by ``ctx`` (a grpc.aio context) current; returns what ``leave`` needs."""
+    request_id: Optional[str] = None
+    traceparent = False
+    try:
+        metadata = tuple(ctx.invocation_metadata() or ())
+    except Exception:
+        metadata = ()
+    for key, value in metadata:
+        if key == "x-request-id":
+            request_id = str(value)
+        elif key == "traceparent":
+            traceparent = True
+    trace_id = parent_span_id = None
+    otel_token = None
+    if traceparent and _HAVE_OTEL:
+        carrier = {k: v for k, v in metadata if isinstance(v, str)}
+        extracted = _otel_propagate.extract(carrier)
+        span_context = _otel_trace.get_current_span(extracted).get_span_context()
+        if span_context.is_valid:
+            trace_id = format(span_context.trace_id, "032x")
+            parent_span_id = format(span_context.span_id, "016x")
+            otel_token = _otel_context.attach(extracted)
+    token = _current.set(CallInfo(method, request_id, trace_id, parent_span_id))
+    return token, otel_token
+
+
+def leave(handle: Handle) -> None:
+    """Undo ``enter``."""
+    token, otel_token = handle
+    try:
+        if otel_token is not None:
+            _otel_context.detach(otel_token)
+        _current.reset(token)
+    except ValueError:
+        # A streaming generator finalised from another context: nothing of ours to undo there.
+        pass
