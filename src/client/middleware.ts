@@ -11,6 +11,19 @@ export interface UnaryCall {
   readonly options: CallOptions;
   /** Workers this attempt should avoid when another is ready (a retry after a failure there). */
   readonly avoidWorkers?: ReadonlySet<string>;
+  /**
+   * Workers this attempt must not use at all (a worker circuit breaker's open workers); read when
+   * the pool picks a worker, so a live set works. When every ready worker is excluded the call
+   * waits as if none were ready.
+   */
+  readonly excludeWorkers?: WorkerFilter;
+  /** Called by the pool with the worker's id at the moment it hands the attempt to a worker. */
+  readonly onDispatch?: (workerId: string) => void;
+}
+
+/** A set of worker ids, as far as the pool needs one (a `Set<string>` is one). */
+export interface WorkerFilter {
+  has(workerId: string): boolean;
 }
 
 /** Sends the call on (to the next middleware, or to the pool). */

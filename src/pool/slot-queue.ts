@@ -2,6 +2,8 @@
 export interface Waiter<T> {
   grant(slot: T): void;
   fail(err: Error): void;
+  /** Workers this waiter must not be given (a worker circuit breaker's open workers). */
+  excludes?: { has(workerId: string): boolean };
 }
 
 /**
@@ -44,6 +46,15 @@ export class SlotQueue<T> {
   shift(): Waiter<T> | undefined {
     const waiter = this.waiters.shift();
     if (waiter) this.joinedAt.delete(waiter);
+    return waiter;
+  }
+
+  /** The oldest waiter that accepts worker `workerId` (see `Waiter.excludes`), removed from the queue. */
+  shiftFor(workerId: string): Waiter<T> | undefined {
+    const i = this.waiters.findIndex((w) => !w.excludes?.has(workerId));
+    if (i === -1) return undefined;
+    const [waiter] = this.waiters.splice(i, 1);
+    this.joinedAt.delete(waiter);
     return waiter;
   }
 

@@ -6,7 +6,7 @@ import type { ServiceDefinition } from "../client/definition";
 import { createTypedClient, type Client, type ClientOptions, type StreamInvoker } from "../client/typed-client";
 import type { StreamMethod } from "../client/stream-method";
 import { bidiStreamCall, clientStreamCall, serverStreamCall, type Admit } from "./stream-call";
-import { composeMiddleware, type NextUnary, type UnaryCall } from "../client/middleware";
+import { composeMiddleware, type NextUnary, type UnaryCall, type WorkerFilter } from "../client/middleware";
 import { createDynamicClient, type DynamicClient, type DynamicClientOptions } from "../client/dynamic-client";
 import type { UnaryMethod } from "../client/unary-method";
 import { RpcError } from "../errors/rpc-error";
@@ -214,7 +214,8 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   private async dispatch(call: UnaryCall): Promise<unknown> {
     // The request id is fixed here so that the hang watchdog can recognise the call in the worker.
     const options = call.options.requestId ? call.options : { ...call.options, requestId: randomUUID() };
-    const { worker, deadline } = await this.admit(call.method, options, call.avoidWorkers);
+    const { worker, deadline } = await this.admit(call.method, options, call.avoidWorkers, call.excludeWorkers);
+    call.onDispatch?.(worker.id);
     const watched = this.watchdog.begin(worker, options.requestId as string, call.method.path);
     try {
       const value = await runUnaryCall(worker, call.method, call.request, deadline, options, () => this.release(worker));
@@ -234,16 +235,16 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
    * fixes the effective deadline, and takes a slot on a worker (waiting in the queue if needed).
    * The caller must `release(worker)` exactly once when the call ends.
    */
-  private async admit(method: { path: string; idempotent: boolean }, options: CallOptions, avoid?: ReadonlySet<string>): Promise<{ worker: WorkerProcess; deadline: EffectiveDeadline }> {
+  private async admit(method: { path: string; idempotent: boolean }, options: CallOptions, avoid?: ReadonlySet<string>, exclude?: WorkerFilter): Promise<{ worker: WorkerProcess; deadline: EffectiveDeadline }> {
     const idempotent = method.idempotent || options.idempotent === true;
     if (this.stateValue !== "running") throw this.lifecycleError(method.path);
     const signal = options.signal;
     if (signal?.aborted) throw errorFromAbort(signal, method.path, { idempotent });
     const deadline = effectiveDeadline(options, this.options.requestTimeoutMs);
-    let worker = this.tryAcquire(avoid);
+    let worker = this.tryAcquire(avoid, exclude);
     if (!worker) {
       const queuedAt = performance.now();
-      worker = await this.waitForSlot(method.path, deadline, signal, idempotent);
+      worker = await this.waitForSlot(method.path, deadline, signal, idempotent, exclude);
       this.emit("callDequeued", { method: method.path, workerId: worker.id, waitedMs: performance.now() - queuedAt });
     }
     return { worker, deadline };
@@ -328,9 +329,9 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
 
   /**
    * Takes a slot on the least-loaded ready worker, or returns undefined when none is free.
-   * Workers in `avoid` are used only when no other ready worker has room.
+   * Workers in `avoid` are used only when no other ready worker has room; workers in `exclude` never.
    */
-  private tryAcquire(avoid?: ReadonlySet<string>): WorkerProcess | undefined {
+  private tryAcquire(avoid?: ReadonlySet<string>, exclude?: WorkerFilter): WorkerProcess | undefined {
     const max = this.options.maxInFlightPerWorker;
     const n = this.slots.length;
     let best: WorkerProcess | undefined;
@@ -339,7 +340,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     const start = this.roundRobin++ % n;
     for (let i = 0; i < n; i++) {
       const w = this.slots[(start + i) % n].process;
-      if (w.state !== "ready" || w.inFlight >= max) continue;
+      if (w.state !== "ready" || w.inFlight >= max || exclude?.has(w.id)) continue;
       if (avoid?.has(w.id)) {
         if (!fallback || w.inFlight < fallback.inFlight) fallback = w;
       } else if (!best || w.inFlight < best.inFlight) {
@@ -361,14 +362,15 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   /** Hands free capacity on `worker` to queued calls, oldest first. */
   private drainQueueTo(worker: WorkerProcess): void {
     while (this.queue.length > 0 && worker.state === "ready" && worker.inFlight < this.options.maxInFlightPerWorker) {
-      const waiter = this.queue.shift() as Waiter<WorkerProcess>;
+      const waiter = this.queue.shiftFor(worker.id);
+      if (!waiter) return;
       worker.inFlight += 1;
       waiter.grant(worker);
     }
   }
 
-  private waitForSlot(method: string, deadline: EffectiveDeadline, signal: AbortSignal | undefined, idempotent: boolean): Promise<WorkerProcess> {
-    const anyReady = this.slots.some((s) => s.process.state === "ready");
+  private waitForSlot(method: string, deadline: EffectiveDeadline, signal: AbortSignal | undefined, idempotent: boolean, exclude?: WorkerFilter): Promise<WorkerProcess> {
+    const anyReady = this.slots.some((s) => s.process.state === "ready" && !exclude?.has(s.id));
     return new Promise<WorkerProcess>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const cleanup = (): void => {
@@ -385,6 +387,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
           cleanup();
           reject(err);
         },
+        excludes: exclude,
       };
       const onAbort = (): void => waiter.fail(errorFromAbort(signal as AbortSignal, method, { idempotent }));
       if (!this.queue.push(waiter)) {
