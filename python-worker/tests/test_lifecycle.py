@@ -40,7 +40,7 @@ def _logs(worker: Worker) -> list:
 def test_ready_line_health_and_reflection(testing_worker: Worker) -> None:
     ready = testing_worker.ready
     assert ready == {"event": "ready", "pid": testing_worker.proc.pid,
-                     "socket": testing_worker.socket_path, "services": [SERVICE]}
+                     "socket": testing_worker.socket_path, "services": [SERVICE, "testing.v1.RawService"]}
     assert _health(testing_worker) == health_pb2.HealthCheckResponse.SERVING
     assert _health(testing_worker, SERVICE) == health_pb2.HealthCheckResponse.SERVING
     names = set(_reflection_services(testing_worker))
