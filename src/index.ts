@@ -47,3 +47,15 @@ export type {
 } from "./errors/status-details";
 
 export { Metadata } from "@grpc/grpc-js";
+
+export { metricsMiddleware } from "./observability/metrics-middleware";
+export type { MetricsMiddlewareOptions } from "./observability/metrics-middleware";
+export { observePoolMetrics } from "./observability/pool-metrics";
+export type { PoolMetricsOptions, PoolMetricsHandle } from "./observability/pool-metrics";
+export { startPrometheusEndpoint } from "./observability/prometheus-endpoint";
+export type { PrometheusEndpoint, PrometheusEndpointOptions } from "./observability/prometheus-endpoint";
+export { tracingMiddleware } from "./observability/tracing-middleware";
+export type { TracingMiddleware, TracingOptions } from "./observability/tracing-middleware";
+export { callLogMiddleware } from "./observability/call-log-middleware";
+export type { CallLogOptions } from "./observability/call-log-middleware";
+export type { SemconvMode } from "./observability/semconv";

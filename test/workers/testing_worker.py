@@ -140,7 +140,8 @@ class TestService(testing_pb2_grpc.TestServiceServicer):
         line = "x" * 99 + "\n"
         remaining = request.stderr_bytes
         while remaining > 0:
-            sys.stderr.write(line[:remaining] if remaining < len(line) else line)
+            # Lines of 100 bytes; the last one is shorter but still ends with a newline.
+            sys.stderr.write(line if remaining >= len(line) else "x" * (remaining - 1) + "\n")
             remaining -= len(line)
         sys.stderr.flush()
         if request.log_message:

@@ -1,0 +1,79 @@
+import { metrics, type Counter, type Histogram, type Meter, type MeterProvider, type ObservableGauge } from "@opentelemetry/api";
+import { METRIC_RPC_CLIENT_CALL_DURATION, METRIC_RPC_CLIENT_DURATION, type SemconvMode } from "./semconv";
+
+/**
+ * Every instrument procgrpc records, created in this one file so names, units and
+ * descriptions stay together. Resilience instruments (retries, circuit state, dead letters)
+ * belong here too when the resilience middleware lands: add a `resilienceInstruments(meter)`
+ * beside the two below and record from the middleware.
+ */
+
+/** Instrumentation scope name for every procgrpc meter and tracer. */
+export const INSTRUMENTATION_SCOPE = "procgrpc";
+
+/** The procgrpc meter of `provider` (the global provider by default: a no-op until an SDK is registered). */
+export function procgrpcMeter(provider?: MeterProvider): Meter {
+  return (provider ?? metrics.getMeterProvider()).getMeter(INSTRUMENTATION_SCOPE);
+}
+
+// Bucket boundaries suited to local-socket calls (sub-millisecond to tens of seconds).
+const SECONDS_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+const MS_BUCKETS = SECONDS_BUCKETS.map((s) => s * 1000);
+
+/** Instruments the call middleware records. */
+export interface CallInstruments {
+  /** `rpc.client.call.duration` (s), current conventions. */
+  callDuration?: Histogram;
+  /** `rpc.client.duration` (ms), v1.37 conventions. */
+  legacyCallDuration?: Histogram;
+}
+
+/** Creates the call-duration histogram(s) for `mode`. */
+export function callInstruments(meter: Meter, mode: SemconvMode): CallInstruments {
+  const out: CallInstruments = {};
+  if (mode !== "v1.37") {
+    out.callDuration = meter.createHistogram(METRIC_RPC_CLIENT_CALL_DURATION, {
+      description: "Duration of outgoing RPCs through the procgrpc pool (all attempts, queueing included).",
+      unit: "s",
+      advice: { explicitBucketBoundaries: SECONDS_BUCKETS },
+    });
+  }
+  if (mode !== "current") {
+    out.legacyCallDuration = meter.createHistogram(METRIC_RPC_CLIENT_DURATION, {
+      description: "Duration of outgoing RPCs through the procgrpc pool (v1.37 semantic conventions).",
+      unit: "ms",
+      advice: { explicitBucketBoundaries: MS_BUCKETS },
+    });
+  }
+  return out;
+}
+
+/** Instruments observed from a pool's events and `health()`. */
+export interface PoolInstruments {
+  workers: ObservableGauge;
+  callsInFlight: ObservableGauge;
+  queueDepth: ObservableGauge;
+  queueWait: Histogram;
+  queueRejected: Counter;
+  workerMemory: ObservableGauge;
+  restarts: Counter;
+  recycles: Counter;
+}
+
+/** Creates the pool instruments. */
+export function poolInstruments(meter: Meter): PoolInstruments {
+  return {
+    workers: meter.createObservableGauge("procgrpc.pool.workers", { description: "Workers in each state.", unit: "{worker}" }),
+    callsInFlight: meter.createObservableGauge("procgrpc.pool.calls.in_flight", { description: "Calls running on a worker now.", unit: "{call}" }),
+    queueDepth: meter.createObservableGauge("procgrpc.pool.queue.depth", { description: "Calls waiting for a free worker.", unit: "{call}" }),
+    queueWait: meter.createHistogram("procgrpc.pool.queue.wait_time", {
+      description: "How long calls that had to queue waited for a worker (calls admitted at once are not recorded).",
+      unit: "s",
+      advice: { explicitBucketBoundaries: SECONDS_BUCKETS },
+    }),
+    queueRejected: meter.createCounter("procgrpc.pool.queue.rejected", { description: "Calls refused with RESOURCE_EXHAUSTED because the queue was full.", unit: "{call}" }),
+    workerMemory: meter.createObservableGauge("procgrpc.pool.worker.memory.rss", { description: "Resident memory of each worker process.", unit: "By" }),
+    restarts: meter.createCounter("procgrpc.pool.worker.restarts", { description: "Respawns of workers that exited unexpectedly or were killed for a hung handler.", unit: "{restart}" }),
+    recycles: meter.createCounter("procgrpc.pool.worker.recycles", { description: "Planned worker replacements (request count, memory, health).", unit: "{recycle}" }),
+  };
+}

@@ -1,0 +1,107 @@
+import {
+  context as otelContext,
+  propagation,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Context,
+  type Span,
+  type TracerProvider,
+} from "@opentelemetry/api";
+import type { CallOptions } from "../client/call-options";
+import type { UnaryMiddleware } from "../client/middleware";
+import { isRpcError } from "../errors/rpc-error";
+import { Status, statusName } from "../errors/status";
+import { INSTRUMENTATION_SCOPE } from "./instruments";
+import { withMetadata } from "./metadata";
+import {
+  ATTR_ERROR_CATEGORY,
+  ATTR_ERROR_TYPE,
+  ATTR_REQUEST_ID,
+  ATTR_RPC_METHOD,
+  ATTR_RPC_RESPONSE_STATUS_CODE,
+  ATTR_RPC_SYSTEM_NAME,
+  ATTR_WORKER_ID,
+  splitMethodPath,
+} from "./semconv";
+
+/** Options for `tracingMiddleware`. */
+export interface TracingOptions {
+  /** Where spans go; the global OpenTelemetry provider by default (no-op until an SDK is registered). */
+  tracerProvider?: TracerProvider;
+}
+
+/** The two halves of procgrpc tracing; see `tracingMiddleware`. */
+export interface TracingMiddleware {
+  /** Opens the CLIENT span of the whole call. Place it outside any retry middleware. */
+  readonly call: UnaryMiddleware;
+  /** Opens one child span per attempt and injects its context (W3C `traceparent`) into the metadata. Place it last, inside any retry middleware. */
+  readonly attempt: UnaryMiddleware;
+}
+
+/**
+ * Tracing with the OpenTelemetry API only (bring your own SDK): a CLIENT span per call named
+ * `package.Service/Method`, and a child span per attempt whose context is injected into the
+ * call metadata with the global propagator (W3C `traceparent` with the SDK's defaults), so the
+ * Python worker can continue the trace. Order: `[tracing.call, retry…, tracing.attempt]`.
+ */
+export function tracingMiddleware(options: TracingOptions = {}): TracingMiddleware {
+  const provider = (): TracerProvider => options.tracerProvider ?? trace.getTracerProvider();
+  // The call span's context, keyed by the options object the call middleware passes down: the
+  // attempt middleware finds its parent even when no OpenTelemetry context manager is installed.
+  const parents = new WeakMap<CallOptions, Context>();
+
+  const call: UnaryMiddleware = async (c, next) => {
+    const tracer = provider().getTracer(INSTRUMENTATION_SCOPE);
+    const { full } = splitMethodPath(c.method.path);
+    const span = tracer.startSpan(full, { kind: SpanKind.CLIENT, attributes: { [ATTR_RPC_SYSTEM_NAME]: "grpc", [ATTR_RPC_METHOD]: full } });
+    const ctx = trace.setSpan(otelContext.active(), span);
+    const options = { ...c.options };
+    parents.set(options, ctx);
+    try {
+      const response = await otelContext.with(ctx, () => next({ ...c, options }));
+      endOk(span);
+      return response;
+    } catch (err) {
+      endWithError(span, err);
+      throw err;
+    }
+  };
+
+  const attempt: UnaryMiddleware = async (c, next) => {
+    const tracer = provider().getTracer(INSTRUMENTATION_SCOPE);
+    const parent = parents.get(c.options) ?? otelContext.active();
+    const { full } = splitMethodPath(c.method.path);
+    const span = tracer.startSpan(`Attempt.${full}`, { kind: SpanKind.INTERNAL, attributes: { [ATTR_RPC_METHOD]: full } }, parent);
+    const ctx = trace.setSpan(parent, span);
+    const carrier: Record<string, string> = {};
+    propagation.inject(ctx, carrier);
+    try {
+      const response = await otelContext.with(ctx, () => next({ ...c, options: withMetadata(c.options, carrier) }));
+      endOk(span);
+      return response;
+    } catch (err) {
+      endWithError(span, err);
+      throw err;
+    }
+  };
+  return { call, attempt };
+}
+
+function endOk(span: Span): void {
+  span.setAttribute(ATTR_RPC_RESPONSE_STATUS_CODE, "OK");
+  span.end();
+}
+
+function endWithError(span: Span, err: unknown): void {
+  const code = isRpcError(err) ? err.code() : Status.UNKNOWN;
+  span.setAttribute(ATTR_RPC_RESPONSE_STATUS_CODE, statusName(code));
+  span.setAttribute(ATTR_ERROR_TYPE, statusName(code));
+  if (isRpcError(err)) {
+    span.setAttribute(ATTR_ERROR_CATEGORY, err.category);
+    if (err.requestId) span.setAttribute(ATTR_REQUEST_ID, err.requestId);
+    if (err.workerId) span.setAttribute(ATTR_WORKER_ID, err.workerId);
+  }
+  span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+  span.end();
+}
