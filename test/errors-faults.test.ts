@@ -162,3 +162,23 @@ describe("peers that do not speak gRPC", () => {
     }
   });
 });
+
+test("a full queue: RESOURCE_EXHAUSTED (lifecycle), not reached, retryable, outside the SLO", async () => {
+  const pool = new WorkerPool(testingPool({ workers: 1, maxInFlightPerWorker: 1, maxQueue: 1 }));
+  await pool.start();
+  try {
+    const client = pool.client(TestServiceDefinition);
+    const running = client.sleep({ ms: 300 });
+    const queued = client.sleep({ ms: 1 });
+    const err = await rejection(client.sleep({ ms: 1 }));
+    expect(err.code()).toBe(Status.RESOURCE_EXHAUSTED);
+    expect(err.details()).toBe("pool queue is full (1 calls waiting)");
+    expect(err.category).toBe("lifecycle");
+    expect(err.reachedWorker).toBe(false);
+    expect(err.retryable).toBe(true);
+    expect(err.countsTowardSlo).toBe(false);
+    await Promise.all([running, queued]);
+  } finally {
+    await pool.shutdown();
+  }
+});
