@@ -56,7 +56,6 @@ test("a handler that leaks memory gets its worker recycled by maxMemoryMb", asyn
     const recycled = nextEvent(pool, "workerRecycled");
     const leak = await client.leak({ mb: 200 });
     expect(leak).toMatchObject({ workerPid: old.pid, leakedMb: 200 });
-    expect(pool.health().workers[0].rssMb).toBeGreaterThan(150);
     expect(await recycled).toMatchObject({ workerId: "w0", oldPid: old.pid, reason: "memory" });
     const now = pool.health().workers[0];
     expect(now.pid).not.toBe(old.pid);
