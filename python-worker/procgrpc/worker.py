@@ -24,7 +24,7 @@ from grpc_health.v1 import health as grpc_health
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from . import _introspection, _logging, _serving
+from . import _introspection, _logging, _pipeline, _serving
 from ._exception_mapping import ExceptionMapper, InFlight, wrap_handler
 from ._parent_watch import ParentWatch, set_parent_death_signal, write_ready
 from ._socket_guard import SocketInUseError, SocketPathError, prepare_path
@@ -120,6 +120,9 @@ class _RecordingServer:
         self._server = server
         self._wrap = wrap
         self.service_names: List[str] = []
+        # The wrapped handlers, for the pipeline service to run calls through.
+        self.registered: Dict[str, Any] = {}
+        self.generic: List["_WrappedGenericHandler"] = []
 
     def _record(self, name: Optional[str]) -> None:
         if name and name not in self.service_names:
@@ -132,14 +135,16 @@ class _RecordingServer:
             service_name = getattr(handler, "service_name", None)
             self._record(service_name() if callable(service_name) else None)
             wrapped.append(_WrappedGenericHandler(handler, self._wrap))
+        self.generic.extend(wrapped)
         self._server.add_generic_rpc_handlers(tuple(wrapped))
 
     def add_registered_method_handlers(self, service_name: str, method_handlers: Dict[str, Any]) -> None:
         """Record and wrap pre-registered method handlers, then register them."""
         self._record(service_name)
-        self._server.add_registered_method_handlers(service_name, {
-            name: self._wrap(handler, f"/{service_name}/{name}") for name, handler in method_handlers.items()
-        })
+        wrapped = {name: self._wrap(handler, f"/{service_name}/{name}") for name, handler in method_handlers.items()}
+        for name, handler in wrapped.items():
+            self.registered[f"/{service_name}/{name}"] = handler
+        self._server.add_registered_method_handlers(service_name, wrapped)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._server, name)
@@ -227,6 +232,9 @@ async def _serve(services: Sequence[ServiceRegistration], config: WorkerConfig,
         _log.warn("no services were registered by the add_*_to_server functions")
 
     server.add_generic_rpc_handlers((_introspection.handler(in_flight.running),))
+    pipelines_stopping = asyncio.Event()
+    server.add_generic_rpc_handlers((_pipeline.handler(
+        _pipeline.method_lookup(recorder.registered, recorder.generic), pipelines_stopping),))
     health = grpc_health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     # The aio servicer starts with "" SERVING: not true until the server runs.
@@ -296,6 +304,7 @@ async def _serve(services: Sequence[ServiceRegistration], config: WorkerConfig,
     drained = await in_flight.wait_idle(grace)
     remaining = max(0.0, grace - (loop.time() - started))
     _log.info("drained" if drained else "drain grace expired", in_flight=in_flight.count)
+    pipelines_stopping.set()
     await server.stop(remaining)
     _serving._uninstall()
     # PR_SET_PDEATHSIG can fire while the dying parent still looks alive (its main thread

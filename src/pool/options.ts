@@ -1,8 +1,9 @@
 import type { UnaryMiddleware } from "../client/middleware";
+import type { PoolResilienceOptions } from "../resilience/pool-resilience";
 import type { Logger } from "./logger";
 
 /** How to start and run a pool of Python workers. */
-export interface WorkerPoolOptions {
+export interface WorkerPoolOptions extends PoolResilienceOptions {
   /** Number of worker processes. Default 1. */
   workers?: number;
   /** Python interpreter. Default `$PROCGRPC_PYTHON`, else `python3`. */
@@ -40,6 +41,14 @@ export interface WorkerPoolOptions {
   logger?: Logger;
   /** Middleware around every call of every client of this pool (outermost first). */
   middleware?: readonly UnaryMiddleware[];
+  /**
+   * How unary calls travel to a worker: `"unary"`, each call its own HTTP/2 stream (plain gRPC),
+   * or `"pipelined"`, calls multiplexed as messages on one long-lived stream per worker (lower
+   * per-call cost; see docs/benchmarks.md). Default `"unary"`.
+   */
+  transport?: "unary" | "pipelined";
+  /** With `transport: "pipelined"`, larger requests take their own HTTP/2 stream. Default 65536. */
+  pipelineMaxRequestBytes?: number;
   /** How often each worker is asked grpc.health.v1 `Check`. Default 1000. */
   healthCheckIntervalMs?: number;
   /** Deadline of one health check. Default: `healthCheckIntervalMs`, at most 1000. */
@@ -95,6 +104,8 @@ export interface ResolvedPoolOptions {
   maxQueue: number;
   waitForReadyMs: number;
   requestTimeoutMs: number;
+  transport: "unary" | "pipelined";
+  pipelineMaxRequestBytes: number;
   shutdownGraceMs: number;
   killTimeoutMs: number;
   healthCheckIntervalMs: number;
@@ -162,6 +173,8 @@ export function resolvePoolOptions(options: WorkerPoolOptions): ResolvedPoolOpti
     maxQueue: positiveInt("maxQueue", options.maxQueue, 1000, 0),
     waitForReadyMs: positiveInt("waitForReadyMs", options.waitForReadyMs, 1000, 0),
     requestTimeoutMs: positiveInt("requestTimeoutMs", options.requestTimeoutMs, 30_000),
+    transport: transportOf(options.transport),
+    pipelineMaxRequestBytes: positiveInt("pipelineMaxRequestBytes", options.pipelineMaxRequestBytes, 64 * 1024, 0),
     shutdownGraceMs: positiveInt("shutdownGraceMs", options.shutdownGraceMs, 5000, 0),
     killTimeoutMs: positiveInt("killTimeoutMs", options.killTimeoutMs, 3000),
     healthCheckIntervalMs,
@@ -176,4 +189,9 @@ export function resolvePoolOptions(options: WorkerPoolOptions): ResolvedPoolOpti
     recycleJitter: positiveNumber("recycleJitter", options.recycleJitter, 0.1, 0, 0.9),
     handleSignals: options.handleSignals === true,
   };
+}
+
+function transportOf(value: unknown): "unary" | "pipelined" {
+  if (value === undefined || value === "unary" || value === "pipelined") return value ?? "unary";
+  throw new TypeError(`WorkerPool: transport must be "unary" or "pipelined", got ${JSON.stringify(value)}`);
 }

@@ -3,9 +3,13 @@ import { EventEmitter } from "node:events";
 import type { CallOptions } from "../client/call-options";
 import { effectiveDeadline, type EffectiveDeadline } from "../client/deadline";
 import type { ServiceDefinition } from "../client/definition";
-import { createTypedClient, type Client, type ClientOptions, type StreamInvoker } from "../client/typed-client";
+import { createTypedClient, unaryMethodOfCall, type Client, type ClientOptions, type StreamInvoker } from "../client/typed-client";
+import { runBatch, type BatchOptions, type BatchResult } from "../resilience/batch";
+import { ResilienceEvents } from "../resilience/events";
+import { poolResilience } from "../resilience/pool-resilience";
 import type { StreamMethod } from "../client/stream-method";
 import { bidiStreamCall, clientStreamCall, serverStreamCall, type Admit } from "./stream-call";
+import { Pipeline } from "./pipeline";
 import { composeMiddleware, type NextUnary, type UnaryCall, type WorkerFilter } from "../client/middleware";
 import { createDynamicClient, type DynamicClient, type DynamicClientOptions } from "../client/dynamic-client";
 import type { UnaryMethod } from "../client/unary-method";
@@ -110,7 +114,9 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
       counts: () => ({ ready: this.slots.filter((s) => s.process.state === "ready").length, total: this.slots.length }),
     };
     const dispatch = (call: UnaryCall): Promise<unknown> => this.dispatch(call);
-    this.send = options.middleware?.length ? composeMiddleware(options.middleware, dispatch) : dispatch;
+    // User middleware outermost, then the built-in resilience chain (docs/resilience.md).
+    const resilience = poolResilience(options, { events: this.resilience, logger: this.logger, requestTimeoutMs: this.options.requestTimeoutMs });
+    this.send = composeMiddleware([...(options.middleware ?? []), ...resilience.middleware], dispatch);
     // Fail fast on a socket path that cannot be bound, before anything is spawned.
     if (this.options.socketDir) prepareSocketDir(this.options.socketDir, this.options.workers).path;
   }
@@ -166,7 +172,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   /** A typed client for a generated service definition; each unary method returns a Promise of its response. */
   client<D extends ServiceDefinition>(definition: D, options: ClientOptions = {}): Client<D> {
     const send = options.middleware?.length ? composeMiddleware(options.middleware, this.send) : this.send;
-    return createTypedClient(definition, (method, request, callOptions) => send({ method, request, options: callOptions ?? {} }) as never, this.streams);
+    return createTypedClient(definition, (method, request, callOptions) => send({ method, request, options: callOptions ?? {} }) as never, this.streams, options);
   }
 
   /**
@@ -203,6 +209,20 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     };
   }
 
+  /** Events and counters of the built-in resilience policies (retry, circuit breakers, hedging, fallback). */
+  readonly resilience = new ResilienceEvents();
+
+  /**
+   * Runs `method` (a typed client's method, e.g. `client.score`, or a `UnaryMethod`) for every
+   * request, at most `concurrency` at a time; one failure never stops the batch. Resolves with
+   * `{ succeeded: [{ index, response }], failed: [{ index, error }], deadLetterIds }`; items that
+   * fail for good go to `deadLetters` when given. See docs/resilience.md.
+   */
+  batch<Req, Res>(method: ((request: Req, options?: CallOptions) => Promise<Res>) | UnaryMethod<unknown, Res>, requests: readonly Req[], options?: BatchOptions): Promise<BatchResult<Res>> {
+    if (typeof method === "function") return runBatch(method, unaryMethodOfCall(method), requests, options);
+    return runBatch((request, callOptions) => this.unary(method, request, callOptions), method, requests, options);
+  }
+
   /** The pool's middleware around `dispatch`; built once. */
   private readonly send: NextUnary;
 
@@ -218,7 +238,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     call.onDispatch?.(worker.id);
     const watched = this.watchdog.begin(worker, options.requestId as string, call.method.path);
     try {
-      const value = await runUnaryCall(worker, call.method, call.request, deadline, options, () => this.release(worker));
+      const value = await this.runOn(worker, call.method, call.request, deadline, options);
       this.watchdog.end(watched);
       return value;
     } catch (err) {
@@ -228,6 +248,39 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
       else this.watchdog.end(watched);
       throw err;
     }
+  }
+
+  /**
+   * Runs an admitted unary call on its worker with the pool's transport: as its own HTTP/2
+   * stream ("unary"), or as a message on the worker's pipeline stream ("pipelined"), where a
+   * request over `pipelineMaxRequestBytes` still takes its own stream so that large messages
+   * never hold up small ones.
+   */
+  private runOn(worker: WorkerProcess, method: UnaryMethod<unknown, unknown>, request: unknown, deadline: EffectiveDeadline, options: CallOptions): Promise<unknown> {
+    const release = (): void => this.release(worker);
+    if (this.options.transport !== "pipelined" || !worker.channel) return runUnaryCall(worker, method, request, deadline, options, release);
+    const payload = method.serialize(request);
+    if (payload.length > this.options.pipelineMaxRequestBytes) {
+      return runUnaryCall(worker, { ...method, serialize: (bytes) => bytes as Buffer }, payload, deadline, options, release);
+    }
+    let pipeline = this.pipelines.get(worker);
+    if (!pipeline) {
+      pipeline = new Pipeline(worker, worker.channel, (closed) => {
+        if (this.pipelines.get(worker) === closed) this.pipelines.delete(worker);
+      });
+      this.pipelines.set(worker, pipeline);
+    }
+    return pipeline.call(method, payload, deadline, options, release);
+  }
+
+  /** Open pipelines (transport "pipelined"), one per worker that has served a call. */
+  private readonly pipelines = new Map<WorkerProcess, Pipeline>();
+
+  /** Calls waiting on pipelines now; zero when idle (tests check that no call state leaks). */
+  get pipelinedCallsPending(): number {
+    let n = 0;
+    for (const p of this.pipelines.values()) n += p.size;
+    return n;
   }
 
   /**
@@ -310,6 +363,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
       await new Promise((r) => setTimeout(r, 10));
     }
     this.watchdog.stop();
+    for (const pipeline of this.pipelines.values()) pipeline.close();
     await Promise.all(this.slots.map((s) => s.stop()));
     this.socketDir?.remove();
     livePools.delete(this);

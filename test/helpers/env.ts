@@ -10,6 +10,13 @@ export const PYTHON = join(ROOT, ".venv", "bin", "python");
 /** Worker scripts used by the tests. */
 export const WORKERS = join(ROOT, "test", "workers");
 
+/**
+ * The transport the suite runs with: `npm test` runs the transport-independent suites twice,
+ * once as plain unary gRPC and once pipelined (PROCGRPC_TEST_TRANSPORT=pipelined), to prove
+ * that both give the same semantics.
+ */
+export const TRANSPORT: "unary" | "pipelined" = process.env.PROCGRPC_TEST_TRANSPORT === "pipelined" ? "pipelined" : "unary";
+
 /** Options for a pool of the testing worker; tests override what they exercise. */
 export function testingPool(overrides: Partial<WorkerPoolOptions> = {}): WorkerPoolOptions {
   return {
@@ -18,6 +25,7 @@ export function testingPool(overrides: Partial<WorkerPoolOptions> = {}): WorkerP
     script: join(WORKERS, "testing_worker.py"),
     startTimeoutMs: 20000,
     logger: silentLogger,
+    transport: TRANSPORT,
     ...overrides,
   } as WorkerPoolOptions;
 }

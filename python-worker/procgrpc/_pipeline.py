@@ -1,0 +1,290 @@
+"""``procgrpc.internal.v1.PipelineService/Pipe``: many unary calls on one bidirectional stream.
+
+The pool's ``transport: "pipelined"`` mode sends each unary call as one ``PipeRequest`` on a
+long-lived stream per worker, which saves the per-call HTTP/2 stream set-up that dominates the
+cost of small calls. Each call runs through the very same wrapped handler as a normal call
+(exception mapping, full ``def``/``async def`` contexts, in-flight counting), with a
+:class:`PipeContext` standing in for grpc's servicer context, so servicers behave identically:
+``abort``, ``set_code``, ``set_details``, ``set_trailing_metadata``, ``abort_with_status``,
+``time_remaining``, ``is_active``, ``add_callback`` and ``invocation_metadata`` all work.
+Every call is answered exactly once unless the client cancelled it first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Callable, Dict, List, NamedTuple, NoReturn, Optional, Sequence, Tuple
+
+import grpc
+
+from . import _pipeline_pb2 as pb
+from ._logging import get_logger
+
+__all__ = ["SERVICE_NAME", "PipeContext", "handler"]
+
+SERVICE_NAME = "procgrpc.internal.v1.PipelineService"
+
+_log = get_logger()
+_OK = grpc.StatusCode.OK
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def _entries(metadata: Sequence[Tuple[str, Any]]) -> List[Any]:
+    out = []
+    for key, value in metadata:
+        out.append(pb.MetadataEntry(key=key, value=value if isinstance(value, bytes) else str(value).encode()))
+    return out
+
+
+class _Details(NamedTuple):
+    """The ``grpc.HandlerCallDetails`` a generic handler looks a method up with."""
+
+    method: str
+    invocation_metadata: Tuple[Tuple[str, Any], ...]
+
+
+class PipeContext:
+    """A ``grpc.aio.ServicerContext`` for one call carried on the pipeline stream.
+
+    It records the status, details and metadata the servicer sets; ``abort`` records and
+    raises grpc's own ``AbortError`` so the wrapper and the server treat it as a real abort.
+    """
+
+    __slots__ = ("_metadata", "_deadline", "_code", "_details", "_trailing", "_initial", "_aborted")
+
+    def __init__(self, metadata: Tuple[Tuple[str, Any], ...], deadline: Optional[float]) -> None:
+        self._metadata = metadata
+        self._deadline = deadline
+        self._code: Optional[grpc.StatusCode] = None
+        self._details: Optional[str] = None
+        self._trailing: Tuple[Tuple[str, Any], ...] = ()
+        self._initial: Tuple[Tuple[str, Any], ...] = ()
+        self._aborted = False
+
+    def invocation_metadata(self) -> Tuple[Tuple[str, Any], ...]:
+        """Metadata the client sent."""
+        return self._metadata
+
+    def time_remaining(self) -> Optional[float]:
+        """Seconds until the deadline, or None without one."""
+        return None if self._deadline is None else max(0.0, self._deadline - time.monotonic())
+
+    def set_code(self, code: grpc.StatusCode) -> None:
+        """Set the status code sent when the method returns."""
+        self._code = code
+
+    def code(self) -> Optional[grpc.StatusCode]:
+        """Status code set so far."""
+        return self._code
+
+    def set_details(self, details: str) -> None:
+        """Set the status message sent when the method returns."""
+        self._details = details
+
+    def details(self) -> Optional[str]:
+        """Status message set so far."""
+        return self._details
+
+    def set_trailing_metadata(self, trailing_metadata: Any) -> None:
+        """Set trailing metadata sent with the status."""
+        self._trailing = tuple(trailing_metadata or ())
+
+    def trailing_metadata(self) -> Tuple[Tuple[str, Any], ...]:
+        """Trailing metadata set so far."""
+        return self._trailing
+
+    async def send_initial_metadata(self, initial_metadata: Any) -> None:
+        """Initial metadata goes out with the call's single response."""
+        self._initial = tuple(initial_metadata or ())
+
+    async def abort(self, code: grpc.StatusCode, details: str = "", trailing_metadata: Any = ()) -> NoReturn:
+        """Record the status and end the method, as grpc's abort does."""
+        if self._aborted:
+            raise grpc.aio.AbortError("abort() called twice")
+        self._aborted = True
+        self._code = code
+        self._details = details
+        if trailing_metadata:
+            self._trailing = tuple(trailing_metadata)
+        raise grpc.aio.AbortError()
+
+    async def abort_with_status(self, status: Any) -> NoReturn:
+        """Abort with a ``grpc.Status``."""
+        await self.abort(status.code, status.details, status.trailing_metadata)
+
+    def peer(self) -> str:
+        """The pool, on the worker's Unix socket."""
+        return "unix:pipeline"
+
+    def peer_identities(self) -> None:
+        """No authenticated identities on a local socket."""
+        return None
+
+    def peer_identity_key(self) -> None:
+        """No authenticated identities on a local socket."""
+        return None
+
+    def auth_context(self) -> Dict[str, Any]:
+        """No auth context on a local socket."""
+        return {}
+
+    def set_compression(self, compression: Any) -> None:
+        """Compression is not used on the pipeline."""
+
+    def disable_next_message_compression(self) -> None:
+        """Compression is not used on the pipeline."""
+
+    def response(self, call_id: int, payload: bytes) -> Any:
+        """The PipeResponse for a method that returned normally."""
+        code = self._code if self._code is not None else _OK
+        if code is _OK:
+            return pb.PipeResponse(call_id=call_id, payload=payload,
+                                   trailing_metadata=_entries(self._trailing), initial_metadata=_entries(self._initial))
+        return self.status_response(call_id)
+
+    def status_response(self, call_id: int) -> Any:
+        """The PipeResponse carrying the status the servicer set or aborted with."""
+        code = self._code if self._code is not None else grpc.StatusCode.UNKNOWN
+        return pb.PipeResponse(call_id=call_id, code=code.value[0], details=self._details or "",
+                               trailing_metadata=_entries(self._trailing), initial_metadata=_entries(self._initial))
+
+
+class _Pipe:
+    """One pipeline stream: runs each call as a task and writes answers as they complete."""
+
+    def __init__(self, lookup: Callable[[str, Tuple[Tuple[str, Any], ...]], Any], context: Any,
+                 stopping: asyncio.Event) -> None:
+        self._lookup = lookup
+        self._context = context
+        self._stopping = stopping
+        self._tasks: Dict[int, "asyncio.Task[None]"] = {}
+        self._out: "asyncio.Queue[Any]" = asyncio.Queue()
+
+    async def serve(self) -> None:
+        writer = asyncio.ensure_future(self._write_loop())
+        stop = asyncio.ensure_future(self._stopping.wait())
+        try:
+            while True:
+                read = asyncio.ensure_future(self._context.read())
+                await asyncio.wait((read, stop), return_when=asyncio.FIRST_COMPLETED)
+                if not read.done():
+                    # The worker is stopping (its calls have drained): end the stream so that
+                    # an open pipe does not hold server.stop() for the whole grace.
+                    read.cancel()
+                    break
+                request = read.result()
+                if request is grpc.aio.EOF:
+                    break
+                if request.cancel:
+                    task = self._tasks.get(request.call_id)
+                    if task is not None:
+                        task.cancel()
+                    continue
+                self._tasks[request.call_id] = asyncio.ensure_future(self._run(request))
+            if self._tasks:
+                await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        finally:
+            stop.cancel()
+            for task in list(self._tasks.values()):
+                task.cancel()
+            await self._out.put(None)
+            try:
+                await writer
+            except asyncio.CancelledError:
+                pass
+
+    async def _write_loop(self) -> None:
+        while True:
+            response = await self._out.get()
+            if response is None:
+                return
+            await self._context.write(response)
+
+    async def _run(self, request: Any) -> None:
+        call_id = request.call_id
+        metadata = tuple((e.key, e.value if e.key.endswith("-bin") else e.value.decode("utf-8", "replace"))
+                         for e in request.metadata)
+        try:
+            handler = self._lookup(request.method, metadata)
+            if handler is None or handler.request_streaming or handler.response_streaming:
+                await self._out.put(pb.PipeResponse(call_id=call_id, code=grpc.StatusCode.UNIMPLEMENTED.value[0],
+                                                    details=f"Method not found: {request.method}"))
+                return
+            try:
+                message = handler.request_deserializer(request.payload) if handler.request_deserializer else request.payload
+            except Exception as exc:
+                await self._out.put(pb.PipeResponse(call_id=call_id, code=grpc.StatusCode.INTERNAL.value[0],
+                                                    details=f"Exception deserializing request: {exc}"))
+                return
+            timeout = request.timeout_us / 1e6
+            ctx = PipeContext(metadata, time.monotonic() + timeout if timeout else None)
+            # The deadline cancels this task, as grpc cancels a call whose deadline passes.
+            expired: List[bool] = []
+            timer = None
+            if timeout:
+                task = asyncio.current_task()
+                assert task is not None
+
+                def expire() -> None:
+                    expired.append(True)
+                    task.cancel()
+                timer = asyncio.get_running_loop().call_later(timeout, expire)
+            try:
+                response = await handler.unary_unary(message, ctx)
+            except grpc.aio.AbortError:
+                await self._out.put(ctx.status_response(call_id))
+                return
+            except asyncio.CancelledError:
+                if not expired:
+                    raise
+                await self._out.put(pb.PipeResponse(call_id=call_id, code=grpc.StatusCode.DEADLINE_EXCEEDED.value[0],
+                                                    details="Deadline Exceeded"))
+                return
+            finally:
+                if timer is not None:
+                    timer.cancel()
+            payload = handler.response_serializer(response) if (handler.response_serializer and response is not None) else (response or b"")
+            await self._out.put(ctx.response(call_id, payload))
+        except asyncio.CancelledError:
+            pass  # The client cancelled: it expects no answer.
+        except Exception as exc:  # A fault in procgrpc itself: still answer the call.
+            _log.error("pipeline call failed", method=request.method, exc_info=True)
+            await self._out.put(pb.PipeResponse(call_id=call_id, code=grpc.StatusCode.UNKNOWN.value[0],
+                                                details=f"Unexpected {type(exc).__name__}: {exc}"))
+        finally:
+            self._tasks.pop(call_id, None)
+
+
+def handler(lookup: Callable[[str, Tuple[Tuple[str, Any], ...]], Any], stopping: asyncio.Event) -> grpc.GenericRpcHandler:
+    """The generic handler serving ``Pipe``; ``lookup(method, metadata)`` finds wrapped handlers.
+    Setting ``stopping`` ends every open pipe once its calls are answered."""
+    async def pipe(request_iterator: Any, context: Any) -> None:
+        await _Pipe(lookup, context, stopping).serve()
+
+    return grpc.method_handlers_generic_handler(SERVICE_NAME, {
+        "Pipe": grpc.stream_stream_rpc_method_handler(
+            pipe,
+            request_deserializer=pb.PipeRequest.FromString,
+            response_serializer=pb.PipeResponse.SerializeToString,
+        ),
+    })
+
+
+def method_lookup(registered: Dict[str, Any], generic: Sequence[Any]) -> Callable[[str, Tuple[Tuple[str, Any], ...]], Any]:
+    """Finds the wrapped handler for a method path among what ``add_*_to_server`` registered."""
+    cache: Dict[str, Any] = {}
+
+    def lookup(method: str, metadata: Tuple[Tuple[str, Any], ...]) -> Any:
+        found = cache.get(method) or registered.get(method)
+        if found is None:
+            details = _Details(method, metadata)
+            for generic_handler in generic:
+                found = generic_handler.service(details)
+                if found is not None:
+                    break
+        if found is not None:
+            cache[method] = found
+        return found
+
+    return lookup
