@@ -26,7 +26,7 @@ export function toMetadata(init: MetadataInit | undefined, requestId: string): M
 }
 
 /** Why the caller's signal fired, as an RpcError: a TimeoutError is a deadline, anything else a cancellation. */
-export function errorFromAbort(signal: AbortSignal, method: string, extra: { workerId?: string; requestId?: string; idempotent: boolean }): RpcError {
+export function errorFromAbort(signal: AbortSignal, method: string, extra: { workerId?: string; requestId?: string; idempotent: boolean; reachedWorker?: boolean }): RpcError {
   // Duck-typed, not instanceof: AbortSignal.timeout's DOMException may come from another realm
   // (a vm context such as Jest's), where it is not an instance of this realm's Error.
   const reason = signal.reason as { name?: unknown; message?: unknown } | undefined;

@@ -292,7 +292,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     const idempotent = method.idempotent || options.idempotent === true;
     if (this.stateValue !== "running") throw this.lifecycleError(method.path);
     const signal = options.signal;
-    if (signal?.aborted) throw errorFromAbort(signal, method.path, { idempotent });
+    if (signal?.aborted) throw errorFromAbort(signal, method.path, { idempotent, reachedWorker: false });
     const deadline = effectiveDeadline(options, this.options.requestTimeoutMs);
     let worker = this.tryAcquire(avoid, exclude);
     if (!worker) {
@@ -443,7 +443,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
         },
         excludes: exclude,
       };
-      const onAbort = (): void => waiter.fail(errorFromAbort(signal as AbortSignal, method, { idempotent }));
+      const onAbort = (): void => waiter.fail(errorFromAbort(signal as AbortSignal, method, { idempotent, reachedWorker: false }));
       if (!this.queue.push(waiter)) {
         this.emit("queueFull", { method, maxQueue: this.options.maxQueue });
         reject(new RpcError({ code: Status.RESOURCE_EXHAUSTED, details: `pool queue is full (${this.options.maxQueue} calls waiting)`, category: "lifecycle", method, reachedWorker: false }));
