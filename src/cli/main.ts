@@ -1,14 +1,23 @@
 import { parseArgs } from "node:util";
+import { callCommand } from "./call";
 import { generate } from "./codegen";
+import { serveCommand } from "./serve";
+import { usageError } from "./usage-error";
 
 const USAGE = `procgrpc — call Python from Node.js over gRPC
 
 Usage:
   procgrpc codegen --proto <dir> [--ts-out <dir>] [--py-out <dir>] [--python <python>] [--ts-opt key=value]...
-  procgrpc --help | --version
+  procgrpc serve (--script <file> | --module <name>) [--workers <n>] [--metrics-port <p>] [--json]
+  procgrpc call <package.Service/Method> [--data '<json>'] (--socket <path> | --script <file> | --module <name>) [--json]
+  procgrpc <command> --help | procgrpc --help | --version
 
 Commands:
   codegen   Generate TypeScript (ts-proto) and Python (grpcio-tools) stubs from a directory of .proto files.
+  serve     Run a pool of Python workers in the foreground; print sockets and state changes; serve metrics.
+  call      Make one unary call (types from server reflection or a .proto file); print the response or the error.
+
+Exit codes: 0 ok, 1 failure, 2 bad usage.
 `;
 
 const CODEGEN_USAGE = `Usage: procgrpc codegen --proto <dir> [--ts-out <dir>] [--py-out <dir>] [--python <python>] [--ts-opt key=value]...
@@ -21,8 +30,8 @@ Generates stubs for every .proto file under --proto (the import root):
   --json            Print the result as JSON
 `;
 
-/** Runs the `procgrpc` command line; returns the exit code. */
-export function main(argv: readonly string[], out: (s: string) => void = (s) => process.stdout.write(s), err: (s: string) => void = (s) => process.stderr.write(s)): number {
+/** Runs the `procgrpc` command line; returns (or resolves with) the exit code. */
+export function main(argv: readonly string[], out: (s: string) => void = (s) => process.stdout.write(s), err: (s: string) => void = (s) => process.stderr.write(s)): number | Promise<number> {
   const [command, ...rest] = argv;
   if (!command || command === "--help" || command === "-h" || command === "help") {
     out(USAGE);
@@ -36,18 +45,22 @@ export function main(argv: readonly string[], out: (s: string) => void = (s) => 
     switch (command) {
       case "codegen":
         return codegenCommand(rest, out);
+      case "serve":
+        return serveCommand(rest, out, err).catch((e: unknown) => reportError(command, e, err));
+      case "call":
+        return callCommand(rest, out, err).catch((e: unknown) => reportError(command, e, err));
       default:
         err(`procgrpc: unknown command '${command}'\n\n${USAGE}`);
         return 2;
     }
   } catch (e) {
-    err(`procgrpc ${command}: ${(e as Error).message}\n`);
-    return (e as { exitCode?: number }).exitCode ?? 1;
+    return reportError(command, e, err);
   }
 }
 
-function usageError(message: string, usage: string): Error {
-  return Object.assign(new Error(`${message}\n\n${usage}`), { exitCode: 2 });
+function reportError(command: string, e: unknown, err: (s: string) => void): number {
+  err(`procgrpc ${command}: ${(e as Error).message}\n`);
+  return (e as { exitCode?: number }).exitCode ?? 1;
 }
 
 function codegenCommand(args: readonly string[], out: (s: string) => void): number {
@@ -87,4 +100,4 @@ function codegenCommand(args: readonly string[], out: (s: string) => void): numb
   return 0;
 }
 
-if (require.main === module) process.exitCode = main(process.argv.slice(2));
+if (require.main === module) void Promise.resolve(main(process.argv.slice(2))).then((code) => (process.exitCode = code));

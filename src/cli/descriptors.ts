@@ -1,0 +1,95 @@
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { dirname, relative, resolve } from "node:path";
+import { create, createFileRegistry, fromBinary, fromJson, toBinary, toJson, type DescMethod, type FileRegistry, type JsonValue } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema, FileDescriptorSetSchema, type DescriptorProto, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
+import type { UnaryMethod } from "../client/unary-method";
+import type { ReflectionClient } from "./reflection-client";
+
+/**
+ * Descriptors for `procgrpc call`: from the worker's server reflection or from a .proto file
+ * (compiled by the buf CLI procgrpc already ships), as a @bufbuild/protobuf registry that gives
+ * proto3 JSON mapping both ways (lowerCamel or original field names, unknown fields rejected).
+ */
+
+/** Builds a registry from serialized FileDescriptorProtos, asking `more` for missing imports. */
+export async function registryFromReflection(client: ReflectionClient, service: string): Promise<FileRegistry> {
+  const files = new Map<string, FileDescriptorProto>();
+  const add = (protos: Uint8Array[]): void => {
+    for (const bytes of protos) {
+      const file = fromBinary(FileDescriptorProtoSchema, bytes);
+      files.set(file.name, file);
+    }
+  };
+  add(await client.filesForSymbol(service));
+  for (let round = 0; round < 20; round++) {
+    const missing = [...new Set([...files.values()].flatMap((f) => f.dependency))].filter((d) => !files.has(d));
+    if (missing.length === 0) break;
+    add(await client.filesByName(missing));
+  }
+  for (const file of files.values()) fillJsonNames(file.messageType);
+  return createFileRegistry(create(FileDescriptorSetSchema, { file: [...files.values()] }));
+}
+
+/**
+ * grpcio serves descriptors as protoc's Python plugin embedded them, without `json_name`;
+ * protoc would have set it to the lowerCamel form of the field name, so do the same.
+ */
+function fillJsonNames(messages: readonly DescriptorProto[]): void {
+  for (const message of messages) {
+    for (const field of message.field) {
+      if (!field.jsonName) field.jsonName = field.name.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+    }
+    fillJsonNames(message.nestedType);
+  }
+}
+
+/** Compiles `protoPath` (imports resolved from `includeDir`, default its directory) with `buf build`. */
+export function registryFromProto(protoPath: string, includeDir?: string): FileRegistry {
+  const file = resolve(protoPath);
+  if (!existsSync(file)) throw new Error(`--proto ${protoPath}: no such file`);
+  const root = resolve(includeDir ?? dirname(file));
+  const rel = relative(root, file);
+  if (rel.startsWith("..")) throw new Error(`--proto ${protoPath} is not under --include ${root}`);
+  const buf = require.resolve("@bufbuild/buf/bin/buf");
+  const r = spawnSync(buf, ["build", root, "--path", file, "-o", "-#format=binpb"], { cwd: root, maxBuffer: 256 * 1024 * 1024 });
+  if (r.error) throw new Error(`could not run buf to compile ${protoPath}: ${r.error.message}`);
+  if (r.status !== 0) throw new Error(`compiling ${protoPath} failed:\n${r.stderr.toString().trim()}`);
+  return createFileRegistry(fromBinary(FileDescriptorSetSchema, r.stdout));
+}
+
+/** Splits `package.Service/Method` (a leading `/` and a `.` before the method are accepted too). */
+export function parseMethodName(name: string): { service: string; method: string } | undefined {
+  const trimmed = name.replace(/^\//, "");
+  const m = /^([A-Za-z_][\w.]*)[/.]([A-Za-z_]\w*)$/.exec(trimmed.includes("/") ? trimmed : trimmed.replace(/\.([^.]+)$/, "/$1"));
+  return m ? { service: m[1], method: m[2] } : undefined;
+}
+
+/** Finds a method in the registry, or throws an Error listing what there is. */
+export function findMethod(registry: FileRegistry, service: string, method: string): DescMethod {
+  const svc = registry.getService(service);
+  if (!svc) {
+    const services: string[] = [];
+    for (const file of registry.files) for (const s of file.services) services.push(s.typeName);
+    throw new Error(`no service ${service}; known: ${services.join(", ") || "(none)"}`);
+  }
+  const found = svc.methods.find((m) => m.name === method || m.localName === method);
+  if (!found) throw new Error(`${service} has no method ${method}; it has: ${svc.methods.map((m) => m.name).join(", ")}`);
+  if (found.methodKind !== "unary") throw new Error(`${service}/${found.name} is a ${found.methodKind} method; procgrpc call makes unary calls only`);
+  return found;
+}
+
+/** A `UnaryMethod` whose request is proto3 JSON and whose response comes back as proto3 JSON. */
+export function jsonUnaryMethod(registry: FileRegistry, desc: DescMethod): UnaryMethod<unknown, JsonValue> {
+  return {
+    path: `/${desc.parent.typeName}/${desc.name}`,
+    serialize: (json) => Buffer.from(toBinary(desc.input, fromJson(desc.input, json as JsonValue, { registry }))),
+    deserialize: (bytes) => toJson(desc.output, fromBinary(desc.output, bytes), { registry }),
+    idempotent: desc.idempotency !== undefined && desc.idempotency !== 0,
+  };
+}
+
+/** Checks the request JSON against the input message now, so a typo is a usage error rather than a failed call. */
+export function validateRequest(registry: FileRegistry, desc: DescMethod, json: JsonValue): void {
+  fromJson(desc.input, json, { registry });
+}
