@@ -59,3 +59,50 @@ export type { TracingMiddleware, TracingOptions } from "./observability/tracing-
 export { callLogMiddleware } from "./observability/call-log-middleware";
 export type { CallLogOptions } from "./observability/call-log-middleware";
 export type { SemconvMode } from "./observability/semconv";
+
+export type { CallDefaults } from "./client/call-defaults";
+export type { FallbackFunction } from "./client/call-options";
+export type { WorkerFilter } from "./client/middleware";
+export { ExponentialBackoff, DEFAULT_BACKOFF } from "./resilience/backoff";
+export type { BackoffOptions } from "./resilience/backoff";
+export { RetryBudget } from "./resilience/retry-budget";
+export type { RetryBudgetOptions } from "./resilience/retry-budget";
+export { retryVerdict, serverDelay, RETRY_CODES, PUSHBACK_KEY, DEFAULT_MAX_ATTEMPTS } from "./resilience/retry-policy";
+export type { RetryOptions, RetryVerdict, ServerDelay } from "./resilience/retry-policy";
+export { retryMiddleware } from "./resilience/retry-middleware";
+export type { RetryMiddlewareOptions } from "./resilience/retry-middleware";
+export { CircuitBreaker } from "./resilience/circuit-breaker";
+export type { CircuitBreakerOptions } from "./resilience/circuit-breaker";
+export { methodBreaker } from "./resilience/method-breaker";
+export type { MethodBreaker, MethodBreakerOptions } from "./resilience/method-breaker";
+export { workerBreaker } from "./resilience/worker-breaker";
+export type { WorkerBreaker, WorkerBreakerOptions } from "./resilience/worker-breaker";
+export { circuitOpenError, isCircuitOpen, CIRCUIT_OPEN_REASON } from "./resilience/circuit-open-error";
+export { hedgingMiddleware } from "./resilience/hedging";
+export type { HedgeOptions, HedgingMiddlewareOptions } from "./resilience/hedging";
+export { fallbackMiddleware, fallbackApplies } from "./resilience/fallback";
+export type { FallbackMiddlewareOptions } from "./resilience/fallback";
+export { ResilienceEvents } from "./resilience/events";
+export type {
+  ResilienceEventMap,
+  ResilienceCounters,
+  RetryEvent,
+  RetryStopEvent,
+  RetryStopReason,
+  DelaySource,
+  CircuitState,
+  CircuitStateEvent,
+  CircuitRejectEvent,
+  HedgeEvent,
+  HedgeSettledEvent,
+  FallbackEvent,
+} from "./resilience/events";
+export type { PoolResilienceOptions, PoolRetryOptions } from "./resilience/pool-resilience";
+export { runBatch } from "./resilience/batch";
+export type { BatchOptions, BatchProgress, BatchResult } from "./resilience/batch";
+export { MemoryDeadLetterStore } from "./resilience/dead-letter-store";
+export type { DeadLetter, DeadLetterFailure, DeadLetterStore } from "./resilience/dead-letter-store";
+export { JsonlDeadLetterStore } from "./resilience/jsonl-dead-letter-store";
+export { replayDeadLetters } from "./resilience/replay";
+export type { ReplayOptions, ReplayResult, UnaryRunner } from "./resilience/replay";
+export { rawUnaryMethod } from "./resilience/raw-method";

@@ -1,4 +1,7 @@
 import type { Metadata } from "@grpc/grpc-js";
+import type { RpcError } from "../errors/rpc-error";
+import type { HedgeOptions } from "../resilience/hedging";
+import type { RetryOptions } from "../resilience/retry-policy";
 
 /** Metadata to send: a grpc-js `Metadata`, or a plain object (`-bin` keys take Buffers). */
 export type MetadataInit = Metadata | Readonly<Record<string, string | Buffer | readonly (string | Buffer)[]>>;
@@ -21,4 +24,13 @@ export interface CallOptions {
   onHeader?: (metadata: Metadata) => void;
   /** Receives the trailers the worker sent (on success and on error). */
   onTrailer?: (metadata: Metadata) => void;
+  /** Retry policy for this call, over the client's and pool's (`false`: no retries; `true`: the defaults). See docs/resilience.md. */
+  retry?: RetryOptions | boolean;
+  /** Hedging for this call (`false`: none; `true`: the pool's settings). Sending copies is only safe for calls without side effects. */
+  hedge?: HedgeOptions | boolean;
+  /** Returns a degraded response when the call fails with a retryable error or an open circuit; every use is logged and counted. */
+  fallback?: FallbackFunction;
 }
+
+/** A fallback: receives the final error and the request, returns (or resolves to) the response to use instead. */
+export type FallbackFunction<Req = unknown, Res = unknown> = (error: RpcError, request: Req) => Res | Promise<Res>;

@@ -1,3 +1,4 @@
+import { mergeCallOptions, type CallDefaults } from "./call-defaults";
 import type { CallOptions } from "./call-options";
 import type { RequestOf, ResponseOf, ServiceDefinition } from "./definition";
 import type { UnaryMiddleware } from "./middleware";
@@ -21,6 +22,18 @@ export interface StreamInvoker {
 export interface ClientOptions {
   /** Middleware for this client's unary calls, inside the pool's own middleware. */
   middleware?: readonly UnaryMiddleware[];
+  /** Options every unary call of this client starts from (e.g. `retry`, `timeoutMs`); the call's own options win. */
+  defaults?: CallDefaults;
+  /** Per-method defaults by the client's method name (e.g. `{ quote: { fallback, retry } }`), over `defaults`. */
+  methods?: Readonly<Record<string, CallDefaults>>;
+}
+
+/** The key under which a client's unary method function carries its `UnaryMethod` (for `pool.batch`). */
+export const UNARY_METHOD = Symbol.for("procgrpc.unaryMethod");
+
+/** The `UnaryMethod` behind a typed client's method function, if it is one. */
+export function unaryMethodOfCall(fn: unknown): UnaryMethod<unknown, unknown> | undefined {
+  return typeof fn === "function" ? ((fn as unknown as Record<symbol, unknown>)[UNARY_METHOD] as UnaryMethod<unknown, unknown> | undefined) : undefined;
 }
 
 /** The function a client exposes for one method, by streaming kind. */
@@ -43,12 +56,23 @@ export type Client<D extends ServiceDefinition> = {
 };
 
 /** Builds a typed client; method descriptions are built once, here. */
-export function createTypedClient<D extends ServiceDefinition>(definition: D, invoke: UnaryInvoker, streams: StreamInvoker): Client<D> {
+export function createTypedClient<D extends ServiceDefinition>(definition: D, invoke: UnaryInvoker, streams: StreamInvoker, options: ClientOptions = {}): Client<D> {
   const client: Record<string, unknown> = {};
+  for (const key of Object.keys(options.methods ?? {})) {
+    const m = definition.methods[key];
+    if (!m || m.requestStream || m.responseStream) {
+      throw new TypeError(`client(${definition.fullName}): methods.${key} is not a unary method of the service; use one of ${Object.keys(definition.methods).filter((k) => !definition.methods[k].requestStream && !definition.methods[k].responseStream).join(", ")}`);
+    }
+  }
   for (const [key, method] of Object.entries(definition.methods)) {
     if (!method.requestStream && !method.responseStream) {
       const unary = unaryMethodOf(definition.fullName, method);
-      client[key] = (request: unknown, options?: CallOptions) => invoke(unary, request, options);
+      const defaults = options.defaults || options.methods?.[key] ? mergeCallOptions(options.defaults, options.methods?.[key]) : undefined;
+      const fn = defaults
+        ? (request: unknown, callOptions?: CallOptions) => invoke(unary, request, mergeCallOptions(defaults, callOptions))
+        : (request: unknown, callOptions?: CallOptions) => invoke(unary, request, callOptions);
+      Object.defineProperty(fn, UNARY_METHOD, { value: unary });
+      client[key] = fn;
       continue;
     }
     const stream = streamMethodOf(definition.fullName, method);

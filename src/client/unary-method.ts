@@ -9,6 +9,8 @@ export interface UnaryMethod<Req, Res> {
   readonly deserialize: (bytes: Buffer) => Res;
   /** Marked IDEMPOTENT or NO_SIDE_EFFECTS in the proto. */
   readonly idempotent: boolean;
+  /** The proto's `idempotency_level`, when known (hedging needs NO_SIDE_EFFECTS). */
+  readonly idempotencyLevel?: "NO_SIDE_EFFECTS" | "IDEMPOTENT" | "IDEMPOTENCY_UNKNOWN";
 }
 
 /** Builds the runtime description of a generated unary method; the request may be partial. */
@@ -23,5 +25,10 @@ export function unaryMethodOf<Req, Res>(serviceFullName: string, method: MethodD
     },
     deserialize: (bytes) => responseType.decode(bytes),
     idempotent: isIdempotentMethod(method),
+    idempotencyLevel: levelOf(method.options?.idempotencyLevel),
   };
+}
+
+function levelOf(level: string | undefined): UnaryMethod<unknown, unknown>["idempotencyLevel"] {
+  return level === "NO_SIDE_EFFECTS" || level === "IDEMPOTENT" ? level : "IDEMPOTENCY_UNKNOWN";
 }

@@ -1,0 +1,39 @@
+import { RpcError } from "../errors/rpc-error";
+import { Status } from "../errors/status";
+
+/** The ErrorInfo reason on errors of an open circuit. */
+export const CIRCUIT_OPEN_REASON = "CIRCUIT_OPEN";
+
+/**
+ * The error an open method circuit fails calls with: UNAVAILABLE, category `lifecycle`, never
+ * reached a worker, not `retryable` (retrying into an open circuit only adds load), with an
+ * ErrorInfo (`reason: "CIRCUIT_OPEN"`) and a RetryInfo saying when the probe will be let through.
+ */
+export function circuitOpenError(method: string, remainingMs: number, requestId?: string): RpcError {
+  return new RpcError({
+    code: Status.UNAVAILABLE,
+    details: `circuit open for ${method}: failing fast without calling a worker; a probe is let through in ${remainingMs} ms`,
+    category: "lifecycle",
+    method,
+    requestId,
+    reachedWorker: false,
+    retryable: false,
+    statusDetails: [
+      {
+        kind: "ErrorInfo",
+        typeUrl: "type.googleapis.com/google.rpc.ErrorInfo",
+        value: { reason: CIRCUIT_OPEN_REASON, domain: "procgrpc", metadata: { method, retryAfterMs: String(remainingMs) } },
+      },
+      {
+        kind: "RetryInfo",
+        typeUrl: "type.googleapis.com/google.rpc.RetryInfo",
+        value: { retryDelay: { seconds: Math.floor(remainingMs / 1000), nanos: (remainingMs % 1000) * 1e6 } },
+      },
+    ],
+  });
+}
+
+/** True when `err` came from an open circuit. */
+export function isCircuitOpen(err: RpcError): boolean {
+  return err.findDetail("ErrorInfo")?.reason === CIRCUIT_OPEN_REASON && err.findDetail("ErrorInfo")?.domain === "procgrpc";
+}

@@ -1,0 +1,161 @@
+import { EventEmitter } from "node:events";
+import type { RpcError } from "../errors/rpc-error";
+
+/** Where a retry delay came from. */
+export type DelaySource = "backoff" | "retry-info" | "pushback";
+
+/** A retry is about to wait `delayMs` and then make attempt `attempt + 1`. */
+export interface RetryEvent {
+  method: string;
+  /** The attempt that just failed (1-based). */
+  attempt: number;
+  delayMs: number;
+  delaySource: DelaySource;
+  error: RpcError;
+}
+
+/** Why the retry policy stopped and returned the last error. */
+export type RetryStopReason = "not-retryable" | "unsafe" | "max-attempts" | "budget" | "deadline" | "pushback" | "cancelled";
+
+/** The retry policy gave up on a call that had failed. */
+export interface RetryStopEvent {
+  method: string;
+  attempts: number;
+  reason: RetryStopReason;
+  error: RpcError;
+}
+
+/** A circuit's states: `closed` lets calls through, `open` rejects them, `half-open` lets a probe through. */
+export type CircuitState = "closed" | "open" | "half-open";
+
+/** A circuit changed state. `scope` says whether it guards a method (`key` is its path) or a worker (`key` is its id). */
+export interface CircuitStateEvent {
+  scope: "method" | "worker";
+  key: string;
+  from: CircuitState;
+  to: CircuitState;
+  /** Why: the failure count or ratio, `probe succeeded`, `probe failed`, or `half-open timer`. */
+  reason: string;
+}
+
+/** An open method circuit rejected a call without sending it. */
+export interface CircuitRejectEvent {
+  method: string;
+}
+
+/** Hedging sent another copy of a call. */
+export interface HedgeEvent {
+  method: string;
+  /** The copy just sent (2 for the first hedge). */
+  attempt: number;
+  /** Workers already running copies of the call. */
+  runningOn: readonly string[];
+}
+
+/** A hedged call settled: which copy answered and how many others were cancelled. */
+export interface HedgeSettledEvent {
+  method: string;
+  /** The copy whose answer was used (1-based), or 0 when every copy failed. */
+  winner: number;
+  sent: number;
+  cancelled: number;
+}
+
+/** A fallback answered instead of the failed call. */
+export interface FallbackEvent {
+  method: string;
+  /** The failure the fallback replaced. */
+  error: RpcError;
+}
+
+/** Every resilience event, by name (`pool.resilience.on(name, listener)`). */
+export interface ResilienceEventMap {
+  retry: [RetryEvent];
+  retryStop: [RetryStopEvent];
+  circuitStateChange: [CircuitStateEvent];
+  circuitReject: [CircuitRejectEvent];
+  hedge: [HedgeEvent];
+  hedgeSettled: [HedgeSettledEvent];
+  fallback: [FallbackEvent];
+}
+
+/** Running totals of resilience events, for metrics. */
+export interface ResilienceCounters {
+  /** Retries made (attempts after the first). */
+  retries: number;
+  /** Calls on which the retry budget refused a retry. */
+  retriesThrottled: number;
+  /** Calls that failed after using every allowed attempt. */
+  retriesExhausted: number;
+  /** Circuits (method or worker) that opened. */
+  circuitsOpened: number;
+  /** Calls an open method circuit rejected. */
+  circuitRejections: number;
+  /** Hedge copies sent (beyond the first). */
+  hedges: number;
+  /** Hedge copies cancelled because another answered first. */
+  hedgesCancelled: number;
+  /** Calls answered by a fallback. */
+  fallbacks: number;
+}
+
+/**
+ * The event hub the built-in resilience policies report to, with running counters. Every policy
+ * takes one (each pool has its own as `pool.resilience`); observability turns them into metrics.
+ */
+export class ResilienceEvents extends EventEmitter<ResilienceEventMap> {
+  private readonly totals: ResilienceCounters = {
+    retries: 0,
+    retriesThrottled: 0,
+    retriesExhausted: 0,
+    circuitsOpened: 0,
+    circuitRejections: 0,
+    hedges: 0,
+    hedgesCancelled: 0,
+    fallbacks: 0,
+  };
+
+  /** A snapshot of the counters. */
+  counters(): ResilienceCounters {
+    return { ...this.totals };
+  }
+
+  /** Emits `name` and updates the counters; policies call this, listeners never throw into a call. */
+  report<K extends keyof ResilienceEventMap>(name: K, ...args: ResilienceEventMap[K]): void {
+    this.count(name, args[0] as ResilienceEventMap[keyof ResilienceEventMap][0]);
+    try {
+      this.emit(name, ...(args as never));
+    } catch {
+      // A throwing listener must not fail the call it observes.
+    }
+  }
+
+  private count(name: keyof ResilienceEventMap, event: ResilienceEventMap[keyof ResilienceEventMap][0]): void {
+    switch (name) {
+      case "retry":
+        this.totals.retries += 1;
+        break;
+      case "retryStop": {
+        const reason = (event as RetryStopEvent).reason;
+        if (reason === "budget") this.totals.retriesThrottled += 1;
+        if (reason === "max-attempts") this.totals.retriesExhausted += 1;
+        break;
+      }
+      case "circuitStateChange":
+        if ((event as CircuitStateEvent).to === "open") this.totals.circuitsOpened += 1;
+        break;
+      case "circuitReject":
+        this.totals.circuitRejections += 1;
+        break;
+      case "hedge":
+        this.totals.hedges += 1;
+        break;
+      case "hedgeSettled":
+        this.totals.hedgesCancelled += (event as HedgeSettledEvent).cancelled;
+        break;
+      case "fallback":
+        this.totals.fallbacks += 1;
+        break;
+    }
+  }
+}

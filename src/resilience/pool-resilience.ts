@@ -1,0 +1,65 @@
+import type { FallbackFunction } from "../client/call-options";
+import type { UnaryMiddleware } from "../client/middleware";
+import type { Logger } from "../pool/logger";
+import type { ResilienceEvents } from "./events";
+import { fallbackMiddleware } from "./fallback";
+import { hedgingMiddleware, type HedgeOptions } from "./hedging";
+import { methodBreaker, type MethodBreaker, type MethodBreakerOptions } from "./method-breaker";
+import type { RetryBudgetOptions } from "./retry-budget";
+import { retryMiddleware } from "./retry-middleware";
+import type { RetryOptions } from "./retry-policy";
+import { workerBreaker, type WorkerBreaker, type WorkerBreakerOptions } from "./worker-breaker";
+
+/** The pool's retry settings: `RetryOptions` plus the pool-wide retry budget. */
+export interface PoolRetryOptions extends RetryOptions {
+  /** Retry throttling shared by every call of the pool; `false` disables it. Default `{ maxTokens: 10, tokenRatio: 0.1 }`. */
+  budget?: RetryBudgetOptions | false;
+}
+
+/** Resilience options of `new WorkerPool(...)`; the pool builds its built-in middleware from them. */
+export interface PoolResilienceOptions {
+  /**
+   * Retries for every call (`true`: the defaults). Default `false`: a call is retried only when its
+   * client (`defaults.retry`) or its own options (`retry`) ask. See docs/resilience.md.
+   */
+  retry?: PoolRetryOptions | boolean;
+  /** Hedge every call of a NO_SIDE_EFFECTS method with these settings (`true`: the defaults). Default `false`: hedging only when a call asks. */
+  hedge?: HedgeOptions | boolean;
+  /** Circuit breakers, both opt-in: per worker (`workers`) and per method (`methods`); `true` takes the defaults. */
+  circuitBreaker?: {
+    workers?: WorkerBreakerOptions | boolean;
+    methods?: MethodBreakerOptions | boolean;
+  };
+  /** Fallbacks by method path (`/pkg.Service/Method`); per-client `methods.x.fallback` and per-call `fallback` win. */
+  fallbacks?: Readonly<Record<string, FallbackFunction>>;
+}
+
+/** The pool's built-in resilience middleware and the parts a caller can inspect. */
+export interface PoolResilience {
+  /** Outermost first: fallback → retry (with budget) → method breaker → hedging → worker breaker. */
+  readonly middleware: UnaryMiddleware[];
+  readonly workerBreaker: WorkerBreaker | undefined;
+  readonly methodBreaker: MethodBreaker | undefined;
+}
+
+/**
+ * Builds the pool's resilience chain. The order is fixed and documented: a fallback sees the
+ * final outcome; retry spans attempts; the method breaker counts (and can refuse) each attempt;
+ * hedging sends copies of one attempt; the worker breaker sees each copy on its worker.
+ */
+export function poolResilience(options: PoolResilienceOptions, context: { events: ResilienceEvents; logger: Logger; requestTimeoutMs: number }): PoolResilience {
+  const { events, logger, requestTimeoutMs } = context;
+  const retry = typeof options.retry === "object" ? options.retry : {};
+  const hedge = typeof options.hedge === "object" ? options.hedge : {};
+  const cb = options.circuitBreaker ?? {};
+  const workers = cb.workers ? workerBreaker(cb.workers === true ? {} : cb.workers, events) : undefined;
+  const methods = cb.methods ? methodBreaker(cb.methods === true ? {} : cb.methods, events) : undefined;
+  const middleware: UnaryMiddleware[] = [
+    fallbackMiddleware({ methods: options.fallbacks, logger, events }),
+    retryMiddleware({ ...retry, enabled: options.retry !== undefined && options.retry !== false, events, requestTimeoutMs }),
+  ];
+  if (methods) middleware.push(methods.middleware);
+  middleware.push(hedgingMiddleware({ ...hedge, noSideEffectMethods: options.hedge !== undefined && options.hedge !== false, events }));
+  if (workers) middleware.push(workers.middleware);
+  return { middleware, workerBreaker: workers, methodBreaker: methods };
+}
