@@ -1,0 +1,98 @@
+// Clients for the comparison servers in bench/peer_servers.py (not procgrpc): pyproc-style
+// length-prefixed JSON with base64 payloads, and the raw length-prefixed binary socket floor.
+import { spawn, type ChildProcess } from "node:child_process";
+import { connect, type Socket } from "node:net";
+import type { Call } from "./measure";
+
+/** A started comparison server. */
+export interface PeerServer {
+  pid: number;
+  socket: string;
+  stop(): void;
+}
+
+/** Starts `python peer_servers.py <kind> <socket>` and waits for "ready". */
+export async function startPeerServer(python: string, script: string, kind: "json" | "binary", socket: string): Promise<PeerServer> {
+  const child: ChildProcess = spawn(python, [script, kind, socket], { stdio: ["ignore", "pipe", "inherit"] });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout?.once("data", () => resolve());
+    child.once("exit", (code) => reject(new Error(`${kind} peer server exited with ${code}`)));
+  });
+  return { pid: child.pid as number, socket, stop: () => child.kill("SIGKILL") };
+}
+
+/** Frames are answered in order on one connection, so a FIFO of waiters matches replies to calls. */
+class FramedConnection {
+  private readonly waiters: ((body: Buffer) => void)[] = [];
+  private buffered: Buffer[] = [];
+  private bufferedBytes = 0;
+
+  private constructor(private readonly sock: Socket) {
+    sock.on("data", (chunk: Buffer) => this.onData(chunk));
+  }
+
+  static open(path: string): Promise<FramedConnection> {
+    return new Promise((resolve, reject) => {
+      const sock = connect(path, () => resolve(new FramedConnection(sock)));
+      sock.once("error", reject);
+    });
+  }
+
+  send(body: Buffer): Promise<Buffer> {
+    const header = Buffer.allocUnsafe(4);
+    header.writeUInt32BE(body.length, 0);
+    this.sock.write(header);
+    this.sock.write(body);
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  close(): void {
+    this.sock.destroy();
+  }
+
+  private onData(chunk: Buffer): void {
+    this.buffered.push(chunk);
+    this.bufferedBytes += chunk.length;
+    for (;;) {
+      if (this.bufferedBytes < 4) return;
+      const all = this.buffered.length === 1 ? this.buffered[0] : Buffer.concat(this.buffered);
+      const length = all.readUInt32BE(0);
+      if (all.length < 4 + length) {
+        this.buffered = [all];
+        return;
+      }
+      const body = all.subarray(4, 4 + length);
+      const rest = all.subarray(4 + length);
+      this.buffered = rest.length > 0 ? [rest] : [];
+      this.bufferedBytes = rest.length;
+      (this.waiters.shift() as (b: Buffer) => void)(body);
+    }
+  }
+}
+
+/** pyproc's design: JSON with a base64 payload, one connection per server, calls round-robin. */
+export async function jsonPeerCall(sockets: readonly string[], payload: Buffer): Promise<{ call: Call; close: () => void }> {
+  const conns = await Promise.all(sockets.map((s) => FramedConnection.open(s)));
+  let id = 0;
+  return {
+    call: async () => {
+      const n = id++;
+      const reply = JSON.parse((await conns[n % conns.length].send(Buffer.from(JSON.stringify({ id: n, method: "echo", payload: payload.toString("base64") })))).toString()) as { id: number; payload: string };
+      if (reply.id !== n || Buffer.from(reply.payload, "base64").length !== payload.length) throw new Error("json peer: wrong reply");
+    },
+    close: () => conns.forEach((c) => c.close()),
+  };
+}
+
+/** The socket floor: raw length-prefixed bytes echoed back. */
+export async function binaryPeerCall(sockets: readonly string[], payload: Buffer): Promise<{ call: Call; close: () => void }> {
+  const conns = await Promise.all(sockets.map((s) => FramedConnection.open(s)));
+  let id = 0;
+  return {
+    call: async () => {
+      const reply = await conns[id++ % conns.length].send(payload);
+      if (reply.length !== payload.length) throw new Error("binary peer: wrong reply");
+    },
+    close: () => conns.forEach((c) => c.close()),
+  };
+}

@@ -1,0 +1,132 @@
+// Renders bench/run.ts results as docs/benchmarks.md: machine, versions, method, tables, and
+// every target of the performance issue as met or missed, with its figure.
+import type { BenchResult, Row } from "./run";
+
+const size = (b: number): string => (b >= 1 << 20 ? `${b >> 20} MiB` : b >= 1024 ? `${b >> 10} KiB` : `${b} B`);
+const us = (v: number): string => (v >= 1000 ? `${(v / 1000).toFixed(2)} ms` : `${Math.round(v)} µs`);
+const num = (v: number): string => Math.round(v).toLocaleString("en-US");
+const ratio = (v: number): string => `${v.toFixed(2)}×`;
+
+function find(rows: Row[], path: string, payload: number, concurrency = 1, workers = 1): Row | undefined {
+  return rows.find((r) => r.path === path && r.payload === payload && r.concurrency === concurrency && r.workers === workers);
+}
+
+interface Target {
+  name: string;
+  figure: string;
+  met: boolean | undefined;
+}
+
+function targets(r: BenchResult): Target[] {
+  const out: Target[] = [];
+  const lat = (path: string, p: number): number | undefined => find(r.latency, path, p)?.p50us;
+  const tput = (path: string, p: number, c: number): number | undefined => find(r.load, path, p, c)?.callsPerSec;
+  const add = (name: string, value: number | undefined, limit: number, atMost: boolean): void => {
+    out.push({ name, figure: value === undefined ? "not measured" : ratio(value), met: value === undefined ? undefined : atMost ? value <= limit : value >= limit });
+  };
+  const maxC = Math.max(...r.load.map((x) => x.concurrency));
+  const small = Math.min(...r.latency.map((x) => x.payload));
+  const rawP50 = lat("raw grpc-js", small);
+  add(`procgrpc unary vs raw grpc-js, ${size(small)} p50 ≤ 1.10×`, rawP50 && lat("procgrpc unary", small) ? (lat("procgrpc unary", small) as number) / rawP50 : undefined, 1.1, true);
+  const rawT = tput("raw grpc-js", small, maxC);
+  add(`procgrpc unary vs raw grpc-js, ${size(small)} throughput at concurrency ${maxC} ≥ 0.90×`, rawT && tput("procgrpc unary", small, maxC) ? (tput("procgrpc unary", small, maxC) as number) / rawT : undefined, 0.9, false);
+  add(`pipelined vs raw grpc-js, ${size(small)} p50 ≤ 0.35×`, rawP50 && lat("procgrpc pipelined", small) ? (lat("procgrpc pipelined", small) as number) / rawP50 : undefined, 0.35, true);
+  add(`pipelined vs raw grpc-js, ${size(small)} throughput at concurrency ${maxC} ≥ 2×`, rawT && tput("procgrpc pipelined", small, maxC) ? (tput("procgrpc pipelined", small, maxC) as number) / rawT : undefined, 2, false);
+  const jsonP50 = lat("pyproc-style JSON", small);
+  add(`pipelined vs pyproc-style JSON, ${size(small)} p50 ≤ 2.5×`, jsonP50 && lat("procgrpc pipelined", small) ? (lat("procgrpc pipelined", small) as number) / jsonP50 : undefined, 2.5, true);
+  for (const p of [...new Set(r.latency.map((x) => x.payload))].filter((p) => p >= 65536)) {
+    const best = Math.min(lat("procgrpc pipelined", p) ?? Infinity, lat("procgrpc unary", p) ?? Infinity);
+    const json = lat("pyproc-style JSON", p);
+    add(`procgrpc (default transport) vs pyproc-style JSON at ${size(p)}: faster (ratio < 1)`, json ? best / json : undefined, 1, true);
+  }
+  const big = Math.max(...r.latency.map((x) => x.payload));
+  const floor = lat("socket floor (binary)", big);
+  const best = Math.min(lat("procgrpc pipelined", big) ?? Infinity, lat("procgrpc unary", big) ?? Infinity);
+  add(`${size(big)} round trip vs the binary socket floor ≤ 1.5×`, floor ? best / floor : undefined, 1.5, true);
+  add("cold start (spawn → first call) vs `python -c \"import grpc\"` ≤ 1.3×", r.startup.coldStartMs / r.startup.importGrpcMs, 1.3, true);
+  add("restart after kill -9 (→ serving again) vs cold start ≤ 2×", r.startup.restartMs / r.startup.coldStartMs, 2, true);
+  return out;
+}
+
+function table(rows: Row[], withConcurrency: boolean): string {
+  const head = withConcurrency
+    ? "| path | payload | workers | concurrency | calls/s | p50 | p99 | client CPU/call | worker CPU/call |\n|---|---|---|---|---|---|---|---|---|"
+    : "| path | payload | p50 | p99 | calls/s | client CPU/call | worker CPU/call |\n|---|---|---|---|---|---|---|";
+  const lines = rows.map((r) =>
+    withConcurrency
+      ? `| ${r.path} | ${size(r.payload)} | ${r.workers} | ${r.concurrency} | ${num(r.callsPerSec)} | ${us(r.p50us)} | ${us(r.p99us)} | ${us(r.clientCpuUsPerCall)} | ${us(r.serverCpuUsPerCall)} |`
+      : `| ${r.path} | ${size(r.payload)} | ${us(r.p50us)} | ${us(r.p99us)} | ${num(r.callsPerSec)} | ${us(r.clientCpuUsPerCall)} | ${us(r.serverCpuUsPerCall)} |`,
+  );
+  return [head, ...lines].join("\n");
+}
+
+function featureTable(rows: Row[]): string {
+  const bareSeq = rows.find((r) => r.path === "bare procgrpc call" && r.concurrency === 1);
+  const bareLoad = rows.find((r) => r.path === "bare procgrpc call" && r.concurrency > 1);
+  const lines = [...new Set(rows.map((r) => r.path))].map((name) => {
+    const seq = rows.find((r) => r.path === name && r.concurrency === 1) as Row;
+    const load = rows.find((r) => r.path === name && r.concurrency > 1) as Row;
+    const pct = (a: number, b: number): string => `${a >= b ? "+" : ""}${(((a - b) / b) * 100).toFixed(1)}%`;
+    return `| ${name} | ${us(seq.p50us)} (${bareSeq ? pct(seq.p50us, bareSeq.p50us) : "–"}) | ${us(seq.clientCpuUsPerCall)} (${bareSeq ? pct(seq.clientCpuUsPerCall, bareSeq.clientCpuUsPerCall) : "–"}) | ${num(load.callsPerSec)} (${bareLoad ? pct(load.callsPerSec, bareLoad.callsPerSec) : "–"}) |`;
+  });
+  return ["| configuration | p50, sequential (vs bare) | client CPU/call (vs bare) | calls/s at concurrency 64 (vs bare) |", "|---|---|---|---|", ...lines].join("\n");
+}
+
+/** The whole docs/benchmarks.md. */
+export function renderMarkdown(r: BenchResult): string {
+  const t = targets(r);
+  return `# Benchmarks
+
+Generated by \`npm run bench\` (bench/run.ts) on ${r.date.slice(0, 10)}${r.quick ? " — **quick mode: tiny samples, not for conclusions**" : ""}.
+Every figure below comes from the same run on the same machine; compare ratios, not absolute
+numbers, across runs (this 2-core machine is noisy).
+
+**Machine:** ${r.machine.cpus}, ${r.machine.memoryGiB} GiB, Linux ${r.machine.kernel}; load average at the end of the run: ${r.machine.load}.
+**Versions:** ${Object.entries(r.versions).map(([k, v]) => `${k} ${v}`).join(", ")}.
+
+## Method
+
+- One Python echo everywhere: \`bench.v1.BenchService.Echo\` (an \`async def\` returning its payload)
+  served by procgrpc's \`run_worker\` on a Unix socket; the comparison servers in
+  \`bench/peer_servers.py\` (Python asyncio) do the same echo.
+- Paths: **procgrpc unary** (WorkerPool typed client, \`transport: "unary"\`), **procgrpc pipelined**
+  (\`transport: "pipelined"\`), **raw grpc-js** (\`Client.makeUnaryRequest\` straight to the same
+  worker sockets: the gRPC floor), **pyproc-style JSON** (4-byte length + JSON with a base64
+  payload, one connection per server: pyproc's design), **socket floor (binary)** (4-byte length +
+  raw bytes echoed: the cheapest possible round trip over the socket).
+- Latency: sequential calls on one worker after a warm-up (5,000 calls for small payloads).
+  Throughput: N callers in a loop for ${r.quick ? "0.3" : "2"} s, with 1 and 2 workers (calls spread round-robin
+  over the servers for the non-procgrpc paths).
+- CPU per call: this process's \`process.cpuUsage()\` (client) and the servers' \`/proc/<pid>/stat\`
+  (worker) over the measured window, divided by the calls made.
+- Cold start: \`new WorkerPool\` → \`start()\` → first successful call, median of ${r.quick ? 2 : 7}; restart:
+  \`kill -9\` of the worker → replacement ready and a call answered.
+
+## Targets
+
+| target | figure | met |
+|---|---|---|
+${t.map((x) => `| ${x.name} | ${x.figure} | ${x.met === undefined ? "–" : x.met ? "yes" : "**no**"} |`).join("\n")}
+
+## Latency (sequential, 1 worker)
+
+${table(r.latency, false)}
+
+## Throughput
+
+${table(r.load, true)}
+
+## Cost of each feature on the call path (16 B, 1 worker)
+
+${featureTable(r.features)}
+
+## Start-up
+
+| figure | value |
+|---|---|
+| \`python -c "import grpc"\` | ${r.startup.importGrpcMs.toFixed(0)} ms |
+| cold start: spawn → first successful call | ${r.startup.coldStartMs.toFixed(0)} ms |
+| restart: kill -9 → replacement serving a call | ${r.startup.restartMs.toFixed(0)} ms |
+| resident memory of one idle worker | ${r.startup.rssMiB.toFixed(1)} MiB |
+`;
+}

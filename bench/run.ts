@@ -1,0 +1,244 @@
+// `npm run bench`: procgrpc against its floors, side by side in one run on this machine, with
+// the same Python echo logic everywhere. Writes docs/benchmarks.md and bench/results/latest.json.
+//   npx tsx bench/run.ts [--quick] [--out docs/benchmarks.md] [--json bench/results/latest.json]
+// --quick runs a tiny matrix (used by test/bench-harness.test.ts to prove the harness works).
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, release, tmpdir, totalmem } from "node:os";
+import { dirname, join } from "node:path";
+import { parseArgs } from "node:util";
+import { Client, credentials, type ServiceError } from "@grpc/grpc-js";
+import { WorkerPool, silentLogger, type WorkerPoolOptions } from "../src";
+import { BenchServiceDefinition, EchoRequest, EchoResponse } from "../src/gen/bench/v1/bench";
+import { median, rssMiB, sequential, throughput, type Call, type RunFigures } from "./lib/measure";
+import { binaryPeerCall, jsonPeerCall, startPeerServer, type PeerServer } from "./lib/peer-clients";
+import { featureVariants } from "./features";
+
+const root = join(__dirname, "..");
+const python = process.env.PROCGRPC_PYTHON ?? join(root, ".venv", "bin", "python");
+const benchWorker = join(__dirname, "bench_worker.py");
+const peerScript = join(__dirname, "peer_servers.py");
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    out: { type: "string", default: join(root, "docs", "benchmarks.md") },
+    json: { type: "string", default: join(root, "bench", "results", "latest.json") },
+  },
+});
+const quick = args.quick as boolean;
+
+const PAYLOADS = quick ? [16, 65536] : [16, 1024, 65536, 1048576];
+const CONCURRENCY = quick ? [4] : [1, 16, 64];
+const WORKERS = quick ? [1] : [1, 2];
+const THROUGHPUT_SECONDS = quick ? 0.2 : 2;
+const warmupFor = (size: number): number => (quick ? 20 : size >= 1 << 20 ? 200 : size >= 65536 ? 1000 : 5000);
+const samplesFor = (size: number): number => (quick ? 30 : size >= 1 << 20 ? 300 : size >= 65536 ? 1500 : 4000);
+
+type Path = "procgrpc unary" | "procgrpc pipelined" | "raw grpc-js" | "pyproc-style JSON" | "socket floor (binary)";
+const PATHS: Path[] = ["procgrpc unary", "procgrpc pipelined", "raw grpc-js", "pyproc-style JSON", "socket floor (binary)"];
+
+interface Row extends RunFigures {
+  path: Path | string;
+  payload: number;
+  concurrency: number;
+  workers: number;
+}
+
+const log = (msg: string): void => void process.stderr.write(`[bench] ${msg}\n`);
+
+function poolOptions(workers: number, extra: Partial<WorkerPoolOptions> = {}): WorkerPoolOptions {
+  return { workers, python, script: benchWorker, logger: silentLogger, maxInFlightPerWorker: 64, maxQueue: 10_000, ...extra };
+}
+
+function rawGrpcCall(sockets: readonly string[], payload: Buffer): { call: Call; close: () => void } {
+  const clients = sockets.map((s) => new Client(`unix:${s}`, credentials.createInsecure(), { "grpc.max_receive_message_length": -1, "grpc.max_send_message_length": -1 }));
+  const request = { payload };
+  let n = 0;
+  return {
+    call: () =>
+      new Promise((resolve, reject) =>
+        clients[n++ % clients.length].makeUnaryRequest(
+          "/bench.v1.BenchService/Echo",
+          (r: EchoRequest) => Buffer.from(EchoRequest.encode(r).finish()),
+          (b: Buffer) => EchoResponse.decode(b),
+          request,
+          (err: ServiceError | null, res?: EchoResponse) => (err ? reject(err) : res?.payload.length === payload.length ? resolve(res) : reject(new Error("raw grpc-js: wrong reply"))),
+        ),
+      ),
+    close: () => clients.forEach((c) => c.close()),
+  };
+}
+
+/** Everything one worker count needs: two pools (unary, pipelined), two peer servers of each kind. */
+async function startTargets(workers: number): Promise<{ unary: WorkerPool; pipelined: WorkerPool; json: PeerServer[]; binary: PeerServer[]; stop: () => Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), "pgbench-"));
+  const unary = new WorkerPool(poolOptions(workers));
+  const pipelined = new WorkerPool(poolOptions(workers, { transport: "pipelined" }));
+  await Promise.all([unary.start(), pipelined.start()]);
+  const json = await Promise.all(Array.from({ length: workers }, (_, i) => startPeerServer(python, peerScript, "json", join(dir, `json${i}.sock`))));
+  const binary = await Promise.all(Array.from({ length: workers }, (_, i) => startPeerServer(python, peerScript, "binary", join(dir, `bin${i}.sock`))));
+  return {
+    unary,
+    pipelined,
+    json,
+    binary,
+    stop: async () => {
+      [...json, ...binary].forEach((s) => s.stop());
+      await Promise.all([unary.shutdown(), pipelined.shutdown()]);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function callFor(path: Path, t: Awaited<ReturnType<typeof startTargets>>, payload: Buffer): Promise<{ call: Call; close: () => void; pids: number[] }> {
+  const pidsOf = (pool: WorkerPool): number[] => pool.health().workers.map((w) => w.pid as number);
+  switch (path) {
+    case "procgrpc unary": {
+      const client = t.unary.client(BenchServiceDefinition);
+      return { call: () => client.echo({ payload }), close: () => undefined, pids: pidsOf(t.unary) };
+    }
+    case "procgrpc pipelined": {
+      const client = t.pipelined.client(BenchServiceDefinition);
+      return { call: () => client.echo({ payload }), close: () => undefined, pids: pidsOf(t.pipelined) };
+    }
+    case "raw grpc-js":
+      return { ...rawGrpcCall(t.unary.health().workers.map((w) => w.socket), payload), pids: pidsOf(t.unary) };
+    case "pyproc-style JSON":
+      return { ...(await jsonPeerCall(t.json.map((s) => s.socket), payload)), pids: t.json.map((s) => s.pid) };
+    case "socket floor (binary)":
+      return { ...(await binaryPeerCall(t.binary.map((s) => s.socket), payload)), pids: t.binary.map((s) => s.pid) };
+  }
+}
+
+async function measureMatrix(): Promise<{ latency: Row[]; load: Row[] }> {
+  const latency: Row[] = [];
+  const load: Row[] = [];
+  for (const workers of WORKERS) {
+    const targets = await startTargets(workers);
+    try {
+      for (const size of PAYLOADS) {
+        const payload = Buffer.alloc(size, 7);
+        for (const path of PATHS) {
+          const { call, close, pids } = await callFor(path, targets, payload);
+          try {
+            if (workers === 1) {
+              log(`latency ${path} ${size} B`);
+              latency.push({ path, payload: size, concurrency: 1, workers, ...(await sequential(call, warmupFor(size), samplesFor(size), pids)) });
+            }
+            for (const concurrency of CONCURRENCY) {
+              log(`throughput ${path} ${size} B c=${concurrency} workers=${workers}`);
+              load.push({ path, payload: size, concurrency, workers, ...(await throughput(call, concurrency, THROUGHPUT_SECONDS, pids)) });
+            }
+          } finally {
+            close();
+          }
+        }
+      }
+    } finally {
+      await targets.stop();
+    }
+  }
+  return { latency, load };
+}
+
+async function measureFeatures(): Promise<Row[]> {
+  const rows: Row[] = [];
+  const payload = Buffer.alloc(16, 7);
+  for (const variant of featureVariants()) {
+    const pool = new WorkerPool(poolOptions(1, variant.pool));
+    await pool.start();
+    try {
+      const client = pool.client(BenchServiceDefinition, variant.client);
+      const call: Call = () => client.echo({ payload }, variant.call?.());
+      const pids = pool.health().workers.map((w) => w.pid as number);
+      log(`feature ${variant.name}`);
+      rows.push({ path: variant.name, payload: 16, concurrency: 1, workers: 1, ...(await sequential(call, warmupFor(16), samplesFor(16), pids)) });
+      rows.push({ path: variant.name, payload: 16, concurrency: 64, workers: 1, ...(await throughput(call, 64, THROUGHPUT_SECONDS, pids)) });
+    } finally {
+      await pool.shutdown();
+    }
+  }
+  return rows;
+}
+
+async function measureStartup(): Promise<{ importGrpcMs: number; coldStartMs: number; restartMs: number; rssMiB: number }> {
+  const rounds = quick ? 1 : 7;
+  const importTimes: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    const t = process.hrtime.bigint();
+    const r = spawnSync(python, ["-c", "import grpc"]);
+    if (r.status !== 0) throw new Error(`python -c "import grpc" failed: ${r.stderr}`);
+    importTimes.push(Number(process.hrtime.bigint() - t) / 1e6);
+  }
+  const cold: number[] = [];
+  const restart: number[] = [];
+  let rss = 0;
+  for (let i = 0; i < rounds; i++) {
+    const pool = new WorkerPool(poolOptions(1, { restart: { initialDelayMs: 0, maxDelayMs: 0, multiplier: 1 } } as Partial<WorkerPoolOptions>));
+    const client = pool.client(BenchServiceDefinition);
+    const t = process.hrtime.bigint();
+    await pool.start();
+    await client.echo({ payload: Buffer.alloc(16) });
+    cold.push(Number(process.hrtime.bigint() - t) / 1e6);
+    const pid = pool.health().workers[0].pid as number;
+    rss = rssMiB(pid);
+    const back = new Promise<void>((resolve) => pool.once("workerReady", () => resolve()));
+    const k = process.hrtime.bigint();
+    process.kill(pid, "SIGKILL");
+    await back;
+    await client.echo({ payload: Buffer.alloc(16) });
+    restart.push(Number(process.hrtime.bigint() - k) / 1e6);
+    await pool.shutdown();
+  }
+  return { importGrpcMs: median(importTimes), coldStartMs: median(cold), restartMs: median(restart), rssMiB: rss };
+}
+
+function versions(): Record<string, string> {
+  const py = (code: string): string => execFileSync(python, ["-c", code], { encoding: "utf8" }).trim();
+  return {
+    node: process.version,
+    "@grpc/grpc-js": (require("@grpc/grpc-js/package.json") as { version: string }).version,
+    python: py("import platform; print(platform.python_version())"),
+    grpcio: py("import grpc; print(grpc.__version__)"),
+    protobuf: py("import google.protobuf; print(google.protobuf.__version__)"),
+  };
+}
+
+async function main(): Promise<void> {
+  const started = new Date();
+  const matrix = await measureMatrix();
+  const features = await measureFeatures();
+  const startup = await measureStartup();
+  const result = {
+    date: started.toISOString(),
+    machine: { cpus: `${cpus().length} × ${cpus()[0]?.model ?? "?"}`, memoryGiB: Math.round(totalmem() / 2 ** 30), kernel: release(), load: execFileSync("cat", ["/proc/loadavg"], { encoding: "utf8" }).trim() },
+    versions: versions(),
+    quick,
+    ...matrix,
+    features,
+    startup,
+  };
+  mkdirSync(dirname(args.json as string), { recursive: true });
+  writeFileSync(args.json as string, JSON.stringify(result, null, 2));
+  const { renderMarkdown } = await import("./report");
+  writeFileSync(args.out as string, renderMarkdown(result));
+  log(`wrote ${args.out} and ${args.json}`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`[bench] FAILED: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.exit(1);
+});
+
+export type BenchResult = {
+  date: string;
+  machine: { cpus: string; memoryGiB: number; kernel: string; load: string };
+  versions: Record<string, string>;
+  quick: boolean;
+  latency: Row[];
+  load: Row[];
+  features: Row[];
+  startup: { importGrpcMs: number; coldStartMs: number; restartMs: number; rssMiB: number };
+};
+export type { Row };

@@ -1,0 +1,48 @@
+// The benchmark harness must measure what it claims and fail loudly when a call fails; it is
+// not a performance test (no timing is asserted here).
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { sequential, throughput } from "../bench/lib/measure";
+import { ROOT } from "./helpers/env";
+
+jest.setTimeout(180_000);
+
+test("a failing call fails the measurement instead of being counted", async () => {
+  let n = 0;
+  const flaky = async (): Promise<void> => {
+    if (++n === 7) throw new Error("call 7 failed");
+  };
+  await expect(sequential(flaky, 2, 10, [])).rejects.toThrow("call 7 failed");
+  n = 0;
+  await expect(throughput(flaky, 4, 0.2, [])).rejects.toThrow("call 7 failed");
+});
+
+test("npm run bench --quick measures every path and writes the report; a broken setup exits non-zero", () => {
+  const dir = mkdtempSync(join(tmpdir(), "bench-harness-"));
+  try {
+    const out = join(dir, "benchmarks.md");
+    const json = join(dir, "latest.json");
+    const ok = spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "bench", "run.ts"), "--quick", "--out", out, "--json", json], { cwd: ROOT, encoding: "utf8" });
+    expect(ok.status).toBe(0);
+    const result = JSON.parse(readFileSync(json, "utf8")) as { latency: { path: string; calls: number }[]; load: { path: string }[]; startup: { coldStartMs: number } };
+    const paths = ["procgrpc unary", "procgrpc pipelined", "raw grpc-js", "pyproc-style JSON", "socket floor (binary)"];
+    expect([...new Set(result.latency.map((r) => r.path))].sort()).toEqual([...paths].sort());
+    expect([...new Set(result.load.map((r) => r.path))].sort()).toEqual([...paths].sort());
+    expect(result.latency.every((r) => r.calls === 30)).toBe(true);
+    expect(result.startup.coldStartMs).toBeGreaterThan(0);
+    const md = readFileSync(out, "utf8");
+    for (const heading of ["## Targets", "## Latency", "## Throughput", "## Cost of each feature", "## Start-up"]) expect(md).toContain(heading);
+
+    const broken = spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "bench", "run.ts"), "--quick", "--out", join(dir, "x.md"), "--json", join(dir, "x.json")], {
+      cwd: ROOT,
+      encoding: "utf8",
+      env: { ...process.env, PROCGRPC_PYTHON: "/nonexistent/python3" },
+    });
+    expect(broken.status).toBe(1);
+    expect(broken.stderr).toContain("[bench] FAILED");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
