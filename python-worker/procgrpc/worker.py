@@ -24,7 +24,8 @@ from grpc_health.v1 import health as grpc_health
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from . import _introspection, _logging, _pipeline, _serving
+from . import _introspection, _listen, _logging, _pipeline, _serving
+from ._auth import TokenInterceptor
 from ._exception_mapping import ExceptionMapper, InFlight, wrap_handler
 from ._parent_watch import ParentWatch, set_parent_death_signal, write_ready
 from ._socket_guard import SocketInUseError, SocketPathError, prepare_path
@@ -69,8 +70,10 @@ class WorkerConfig:
 
     def __init__(self, socket_path: str, worker_id: Optional[str] = None, control_fd: Optional[int] = None,
                  max_concurrency: Optional[int] = None, threads: Optional[int] = None,
-                 grace_seconds: float = 5.0, socket_dir_owned: bool = False) -> None:
-        self.socket_path = socket_path
+                 grace_seconds: float = 5.0, socket_dir_owned: bool = False,
+                 listen: Optional[_listen.ListenConfig] = None) -> None:
+        self.socket_path = socket_path  # "" when the worker serves TCP only
+        self.listen = listen
         self.worker_id = worker_id
         self.control_fd = control_fd
         self.max_concurrency = max_concurrency
@@ -81,7 +84,7 @@ class WorkerConfig:
     @classmethod
     def from_environment(cls, argv: Optional[Sequence[str]] = None,
                          env: Optional[Mapping[str, str]] = None) -> "WorkerConfig":
-        """Build the config; ``--socket`` in ``argv`` wins over ``PROCGRPC_SOCKET``.
+        """Build the config; ``--socket`` in ``argv`` wins over ``PROCGRPC_SOCKET``; TCP from ``--listen`` (``_listen``).
 
         Unknown arguments are left alone: they belong to the user's script.
         """
@@ -90,8 +93,12 @@ class WorkerConfig:
         parser.add_argument("--socket", default=None)
         known, _ = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
         path = known.socket or env.get("PROCGRPC_SOCKET", "")
-        if not path:
-            raise ConfigError("no socket path: pass --socket PATH or set PROCGRPC_SOCKET")
+        try:
+            listen = _listen.from_environment(argv, env)
+        except _listen.ListenConfigError as exc:
+            raise ConfigError(str(exc)) from None
+        if not path and listen is None:
+            raise ConfigError("no socket path: pass --socket PATH or set PROCGRPC_SOCKET (or --listen HOST:PORT for TCP)")
         grace_raw = env.get("PROCGRPC_GRACE_SECONDS", "").strip()
         try:
             grace = float(grace_raw) if grace_raw else 5.0
@@ -105,7 +112,13 @@ class WorkerConfig:
             threads=_env_int(env, "PROCGRPC_THREADS", 1),
             grace_seconds=max(0.0, grace),
             socket_dir_owned=env.get("PROCGRPC_SOCKET_DIR_OWNED") == "1",
+            listen=listen,
         )
+
+    @property
+    def standalone(self) -> bool:
+        """Serving TCP with no pool parent: parent-death detection does not apply (a remote worker)."""
+        return self.listen is not None and self.control_fd is None
 
 
 class _RecordingServer:
@@ -178,6 +191,8 @@ class _WrappedGenericHandler(grpc.ServiceRpcHandler):
 
 
 def _cleanup_socket(config: WorkerConfig, parent_dead: bool = False) -> None:
+    if not config.socket_path:
+        return
     try:
         os.unlink(config.socket_path)
     except FileNotFoundError:
@@ -212,11 +227,14 @@ async def _serve(services: Sequence[ServiceRegistration], config: WorkerConfig,
     options: List[Tuple[str, Any]] = [
         ("grpc.max_send_message_length", -1),
         ("grpc.max_receive_message_length", -1),
+        # A second worker on a taken TCP port must fail, not silently share it.
+        ("grpc.so_reuseport", 0),
     ]
     server = grpc.aio.server(
         migration_thread_pool=executor,
         maximum_concurrent_rpcs=None if config.max_concurrency is None else config.max_concurrency + _CONTROL_HEADROOM,
         options=options,
+        interceptors=[TokenInterceptor(config.listen.token)] if config.listen and config.listen.token else None,
     )
 
     in_flight = InFlight()
@@ -241,11 +259,14 @@ async def _serve(services: Sequence[ServiceRegistration], config: WorkerConfig,
     await health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
     reflection.enable_server_reflection(names + [grpc_health.SERVICE_NAME, reflection.SERVICE_NAME], server)
 
-    address = "unix:" + config.socket_path
     try:
-        server.add_insecure_port(address)
+        if config.socket_path:
+            server.add_insecure_port("unix:" + config.socket_path)
     except RuntimeError as exc:
         _log.error("could not listen on socket", socket=config.socket_path, error=str(exc))
+        return 1
+    tcp = await _listen.start_tcp(server, health, config.listen)
+    if tcp is None:
         return 1
 
     stop_reason: "asyncio.Future[str]" = loop.create_future()
@@ -284,10 +305,11 @@ async def _serve(services: Sequence[ServiceRegistration], config: WorkerConfig,
         except OSError as exc:
             on_parent_death(f"cannot write ready line: {exc}")
     watch = ParentWatch(loop, on_parent_death, config.control_fd, original_ppid)
-    watch.start()
-    if os.getppid() != original_ppid:
-        on_parent_death("parent process changed")
-    _log.info("ready", socket=config.socket_path, services=names)
+    if not config.standalone:
+        watch.start()
+        if os.getppid() != original_ppid:
+            on_parent_death("parent process changed")
+    _log.info("ready", socket=config.socket_path or None, services=names, **tcp.log_fields())
 
     reason = await stop_reason
     parent_dead = reason.startswith("parent death")
@@ -306,6 +328,7 @@ async def _serve(services: Sequence[ServiceRegistration], config: WorkerConfig,
     _log.info("drained" if drained else "drain grace expired", in_flight=in_flight.count)
     pipelines_stopping.set()
     await server.stop(remaining)
+    await tcp.stop()
     _serving._uninstall()
     # PR_SET_PDEATHSIG can fire while the dying parent still looks alive (its main thread
     # exits first), so whether the parent is gone is decided now, not when the stop began.
@@ -347,7 +370,7 @@ def run_worker(*services: ServiceRegistration,
               python=platform.python_version(), grpcio=grpc.__version__,
               control_fd=config.control_fd, max_concurrency=config.max_concurrency, threads=config.threads)
 
-    if not set_parent_death_signal(original_ppid):
+    if not config.standalone and not set_parent_death_signal(original_ppid):
         _log.error("parent process died during startup")
         sys.exit(1)
     if config.control_fd is not None:
@@ -358,7 +381,7 @@ def run_worker(*services: ServiceRegistration,
             sys.exit(EXIT_CONFIG)
 
     try:
-        if prepare_path(config.socket_path):
+        if config.socket_path and prepare_path(config.socket_path):
             _log.info("removed stale socket file", socket=config.socket_path)
     except SocketInUseError as exc:
         _log.error(str(exc), socket=config.socket_path)
