@@ -9,7 +9,8 @@ import { rpcErrorFromServiceError, userMetadata } from "../errors/from-grpc";
 import { RpcError } from "../errors/rpc-error";
 import { Status } from "../errors/status";
 import { errorFromAbort, toMetadata } from "./unary-call";
-import { describeExit, type WorkerCall, type WorkerProcess } from "./worker-process";
+import type { CallTarget } from "./call-target";
+import { describeExit, type WorkerCall } from "./worker-process";
 
 type AnyStreamCall = ClientReadableStream<unknown> | ClientWritableStream<unknown> | ClientDuplexStream<unknown, unknown>;
 
@@ -28,7 +29,7 @@ class StreamLifecycle {
   private readonly onAbort: () => void;
 
   constructor(
-    readonly worker: WorkerProcess,
+    readonly worker: CallTarget,
     readonly method: StreamMethod<unknown, unknown>,
     readonly deadline: EffectiveDeadline,
     readonly options: CallOptions,
@@ -115,7 +116,7 @@ class StreamLifecycle {
 }
 
 /** Admission the pool gives a stream: a worker slot and the effective deadline. */
-export type Admit = () => Promise<{ worker: WorkerProcess; deadline: EffectiveDeadline; release: () => void }>;
+export type Admit = () => Promise<{ worker: CallTarget; deadline: EffectiveDeadline; release: () => void }>;
 
 async function* readResponses<Res>(call: ClientReadableStream<Res> | ClientDuplexStream<unknown, Res>, life: StreamLifecycle): AsyncGenerator<Res> {
   let completed = false;

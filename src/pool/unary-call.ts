@@ -6,7 +6,8 @@ import type { UnaryMethod } from "../client/unary-method";
 import { rpcErrorFromServiceError, userMetadata } from "../errors/from-grpc";
 import { RpcError } from "../errors/rpc-error";
 import { Status } from "../errors/status";
-import { describeExit, type WorkerCall, type WorkerProcess } from "./worker-process";
+import type { CallTarget } from "./call-target";
+import { describeExit, type WorkerCall } from "./worker-process";
 import type { WorkerExit } from "./worker-state";
 
 /** The metadata key carrying the request id into Python's logs. */
@@ -48,7 +49,7 @@ export function errorFromAbort(signal: AbortSignal, method: string, extra: { wor
  * exactly once when the call settles. A worker that dies fails the call at once (UNAVAILABLE).
  */
 export function runUnaryCall<Res>(
-  worker: WorkerProcess,
+  worker: CallTarget,
   method: UnaryMethod<unknown, Res>,
   request: unknown,
   deadline: EffectiveDeadline,
