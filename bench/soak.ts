@@ -5,6 +5,8 @@
 // restarts, and Node's file descriptors and resident memory at start and end, then checks the
 // bar of docs/supervision.md and exits non-zero if it is not met.
 import { readdirSync } from "node:fs";
+import { loadavg } from "node:os";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { join } from "node:path";
 import { RpcError, Status, WorkerPool, silentLogger, statusName } from "../src";
 import { TestServiceDefinition } from "../src/gen/testing/v1/testing";
@@ -83,6 +85,10 @@ async function main(): Promise<void> {
   // Warm up, then take the baseline.
   await Promise.all(Array.from({ length: 200 }, (_, i) => client.echo({ text: `warm-${i}` })));
   const start = { fds: fds(), heapMb: heapMb(), rssMb: rss(), at: Date.now() };
+  // A late call with an equally long event-loop stall was starved (machine load), not held by the pool.
+  const loopDelay = monitorEventLoopDelay({ resolution: 20 });
+  loopDelay.enable();
+  let maxLoad = 0;
   const endAt = start.at + minutes * 60_000;
 
   const victims: Victim[] = [];
@@ -168,7 +174,8 @@ async function main(): Promise<void> {
   };
 
   const progress = setInterval(() => {
-    process.stderr.write(`[soak] ${((Date.now() - start.at) / 1000).toFixed(0)} s: ${made} calls, ${made - ok} failed, restarts ${restarts}, fds ${fds()}, rss ${rss()} MB\n`);
+    maxLoad = Math.max(maxLoad, loadavg()[0]);
+    process.stderr.write(`[soak] ${((Date.now() - start.at) / 1000).toFixed(0)} s: load ${loadavg()[0].toFixed(1)}, loop delay max ${(loopDelay.max / 1e6).toFixed(0)} ms, ${made} calls, ${made - ok} failed, restarts ${restarts}, fds ${fds()}, rss ${rss()} MB\n`);
   }, 30_000);
   await Promise.all([chaos(), ...Array.from({ length: concurrency }, (_, i) => caller(i))]);
   clearInterval(progress);
@@ -190,6 +197,8 @@ async function main(): Promise<void> {
     maxMs: Number(latencies.max.toFixed(1)),
     chaos: { kills: victims.length, restarts, hungKills },
     lateCalls: late,
+    eventLoopDelayMaxMs: Math.round(loopDelay.max / 1e6),
+    maxLoadAverage: Number(maxLoad.toFixed(1)),
     wrongReplies: wrongReply,
     settledOtherThanOnce: doubleSettle,
     unexplainedFailures: unexplained.length,
