@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { callCommand } from "./call";
 import { generate } from "./codegen";
+import { dlqCommand } from "./dlq";
 import { serveCommand } from "./serve";
 import { usageError } from "./usage-error";
 
@@ -10,12 +11,14 @@ Usage:
   procgrpc codegen --proto <dir> [--ts-out <dir>] [--py-out <dir>] [--python <python>] [--ts-opt key=value]...
   procgrpc serve (--script <file> | --module <name>) [--workers <n>] [--metrics-port <p>] [--json]
   procgrpc call <package.Service/Method> [--data '<json>'] (--socket <path> | --script <file> | --module <name>) [--json]
+  procgrpc dlq (list | show <id> | replay | purge) --store <file> [...]
   procgrpc <command> --help | procgrpc --help | --version
 
 Commands:
   codegen   Generate TypeScript (ts-proto) and Python (grpcio-tools) stubs from a directory of .proto files.
   serve     Run a pool of Python workers in the foreground; print sockets and state changes; serve metrics.
   call      Make one unary call (types from server reflection or a .proto file); print the response or the error.
+  dlq       Inspect, replay (through a pool) or purge a dead-letter store written by pool.batch.
 
 Exit codes: 0 ok, 1 failure, 2 bad usage.
 `;
@@ -49,6 +52,8 @@ export function main(argv: readonly string[], out: (s: string) => void = (s) => 
         return serveCommand(rest, out, err).catch((e: unknown) => reportError(command, e, err));
       case "call":
         return callCommand(rest, out, err).catch((e: unknown) => reportError(command, e, err));
+      case "dlq":
+        return dlqCommand(rest, out, err).catch((e: unknown) => reportError(command, e, err));
       default:
         err(`procgrpc: unknown command '${command}'\n\n${USAGE}`);
         return 2;
