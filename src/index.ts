@@ -12,6 +12,12 @@ export type { WorkerState } from "./pool/worker-state";
 export { jsonLogger, silentLogger } from "./pool/logger";
 export type { Logger, LogLevel } from "./pool/logger";
 export { MAX_SOCKET_PATH_BYTES } from "./pool/socket-dir";
+export { RemotePool, RemoteStartError } from "./remote/remote-pool";
+export type { RemotePoolHealth, RemoteTargetHealth } from "./remote/remote-pool";
+export type { RemotePoolOptions, RemoteTlsOptions } from "./remote/remote-options";
+export type { TargetState } from "./remote/remote-target";
+export { routedClient } from "./client/routed-client";
+export type { ClientSource, Routes } from "./client/routed-client";
 
 export type { Client, ClientOptions, MethodCall, RequestStream } from "./client/typed-client";
 export type { StreamMethod } from "./client/stream-method";

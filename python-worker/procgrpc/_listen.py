@@ -19,14 +19,14 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import sys
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import grpc
 from grpc_health.v1 import health_pb2_grpc
 
 from . import _logging
 
-__all__ = ["ListenConfig", "ListenConfigError", "TcpListeners", "from_environment", "is_loopback", "split_host_port", "start_tcp"]
+__all__ = ["ListenConfig", "ListenConfigError", "TcpListeners", "from_environment", "is_loopback", "server_options", "split_host_port", "start_tcp"]
 
 _log = _logging.get_logger()
 
@@ -158,6 +158,18 @@ def from_environment(argv: Optional[Sequence[str]], env: Mapping[str, str]) -> O
         allow_plaintext=allow,
         health_address=health,
     )
+
+
+def server_options(listen: Optional[ListenConfig]) -> List[Tuple[str, Any]]:
+    """Server options for TCP: accept the clients' keepalive pings (RemotePool pings to notice a
+    dead host within seconds; grpcio's default would answer frequent pings with GOAWAY)."""
+    if listen is None:
+        return []
+    return [
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", 500),
+        ("grpc.http2.max_ping_strikes", 0),
+    ]
 
 
 class TcpListeners:

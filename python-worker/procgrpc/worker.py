@@ -230,6 +230,7 @@ async def _serve(services: Sequence[ServiceRegistration], config: WorkerConfig,
         # A second worker on a taken TCP port must fail, not silently share it.
         ("grpc.so_reuseport", 0),
     ]
+    options += _listen.server_options(config.listen)
     server = grpc.aio.server(
         migration_thread_pool=executor,
         maximum_concurrent_rpcs=None if config.max_concurrency is None else config.max_concurrency + _CONTROL_HEADROOM,

@@ -33,6 +33,8 @@ const CONNECTION_BROKE = /^(Connection dropped|Write error|Write failed|(read|wr
 const MALFORMED = /^(Response message parsing error|Received RST_STREAM|No status information received|Received HTTP status code|Protocol error)/;
 /** grpc-js's own deadline timer fired (the worker's "Deadline Exceeded" differs in case and form). */
 const LOCAL_DEADLINE = /^Deadline exceeded after /;
+/** A load-balancing policy (round_robin for remote targets) prefixes its name to grpc-js's local failures. */
+const LB_PREFIX = /^(round_robin|pick_first|weighted_round_robin|outlier_detection): (?=No connection established|Stream refused|Channel closed)/;
 
 /** Copies metadata without the transport's reserved keys; `-bin` values stay Buffers. */
 export function userMetadata(metadata: Metadata | undefined): Metadata {
@@ -57,7 +59,7 @@ function statusDetailsOf(metadata: Metadata | undefined): StatusDetail[] {
  */
 export function rpcErrorFromServiceError(err: Partial<ServiceError>, facts: CallFacts): RpcError {
   const code = typeof err.code === "number" ? err.code : Status.UNKNOWN;
-  const details = err.details ?? err.message ?? "";
+  const details = (err.details ?? err.message ?? "").replace(LB_PREFIX, "");
   const common = {
     method: facts.method,
     workerId: facts.workerId,

@@ -3,15 +3,16 @@ import { EventEmitter } from "node:events";
 import type { CallOptions } from "../client/call-options";
 import { effectiveDeadline, type EffectiveDeadline } from "../client/deadline";
 import type { ServiceDefinition } from "../client/definition";
-import { createTypedClient, unaryMethodOfCall, type Client, type ClientOptions, type StreamInvoker } from "../client/typed-client";
-import { runBatch, type BatchOptions, type BatchResult } from "../resilience/batch";
+import type { Client, ClientOptions, StreamInvoker } from "../client/typed-client";
+import { batchOn, dynamicClientOn, typedClientOn, unaryOn, type CallSurface } from "../client/client-surface";
+import type { BatchOptions, BatchResult } from "../resilience/batch";
 import { ResilienceEvents } from "../resilience/events";
 import { poolResilience } from "../resilience/pool-resilience";
 import type { StreamMethod } from "../client/stream-method";
 import { bidiStreamCall, clientStreamCall, serverStreamCall, type Admit } from "./stream-call";
 import { Pipeline } from "./pipeline";
 import { composeMiddleware, type NextUnary, type UnaryCall, type WorkerFilter } from "../client/middleware";
-import { createDynamicClient, type DynamicClient, type DynamicClientOptions } from "../client/dynamic-client";
+import type { DynamicClient, DynamicClientOptions } from "../client/dynamic-client";
 import type { UnaryMethod } from "../client/unary-method";
 import { RpcError } from "../errors/rpc-error";
 import { Status } from "../errors/status";
@@ -114,9 +115,10 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
       counts: () => ({ ready: this.slots.filter((s) => s.process.state === "ready").length, total: this.slots.length }),
     };
     const dispatch = (call: UnaryCall): Promise<unknown> => this.dispatch(call);
-    // User middleware outermost, then the built-in resilience chain (docs/resilience.md).
+    // User middleware outermost, then the built-in resilience chain (docs/resilience.md), then
+    // per-attempt middleware (e.g. the attempt span of tracing) right before the pool.
     const resilience = poolResilience(options, { events: this.resilience, logger: this.logger, requestTimeoutMs: this.options.requestTimeoutMs });
-    this.send = composeMiddleware([...(options.middleware ?? []), ...resilience.middleware], dispatch);
+    this.send = composeMiddleware([...(options.middleware ?? []), ...resilience.middleware, ...(options.attemptMiddleware ?? [])], dispatch);
     // Fail fast on a socket path that cannot be bound, before anything is spawned.
     if (this.options.socketDir) prepareSocketDir(this.options.socketDir, this.options.workers).path;
   }
@@ -171,8 +173,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
 
   /** A typed client for a generated service definition; each unary method returns a Promise of its response. */
   client<D extends ServiceDefinition>(definition: D, options: ClientOptions = {}): Client<D> {
-    const send = options.middleware?.length ? composeMiddleware(options.middleware, this.send) : this.send;
-    return createTypedClient(definition, (method, request, callOptions) => send({ method, request, options: callOptions ?? {} }) as never, this.streams, options);
+    return typedClientOn(this.surface, definition, options);
   }
 
   /**
@@ -180,7 +181,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
    * Requests and responses are plain objects as @grpc/proto-loader shapes them.
    */
   dynamicClient(protoPath: string, serviceName: string, options?: DynamicClientOptions): DynamicClient {
-    return createDynamicClient(protoPath, serviceName, (method, request, callOptions) => this.send({ method, request, options: callOptions ?? {} }) as never, options);
+    return dynamicClientOn(this.surface, protoPath, serviceName, options);
   }
 
   /**
@@ -188,7 +189,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
    * request, options)` is what typed clients call; use it directly for a hand-built `UnaryMethod`.
    */
   unary<Res>(method: UnaryMethod<unknown, Res>, request: unknown, options?: CallOptions): Promise<Res> {
-    return this.send({ method, request, options: options ?? {} }) as Promise<Res>;
+    return unaryOn(this.surface, method, request, options);
   }
 
   /**
@@ -219,8 +220,12 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
    * fail for good go to `deadLetters` when given. See docs/resilience.md.
    */
   batch<Req, Res>(method: ((request: Req, options?: CallOptions) => Promise<Res>) | UnaryMethod<unknown, Res>, requests: readonly Req[], options?: BatchOptions): Promise<BatchResult<Res>> {
-    if (typeof method === "function") return runBatch(method, unaryMethodOfCall(method), requests, options);
-    return runBatch((request, callOptions) => this.unary(method, request, callOptions), method, requests, options);
+    return batchOn(this.surface, method, requests, options);
+  }
+
+  /** What the shared client builders (src/client/client-surface.ts) need: the middleware chain and the stream calls. */
+  private get surface(): CallSurface {
+    return { send: this.send, streams: this.streams };
   }
 
   /** The pool's middleware around `dispatch`; built once. */

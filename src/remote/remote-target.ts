@@ -1,0 +1,64 @@
+import { Client, connectivityState, credentials, type ChannelCredentials, type ChannelOptions } from "@grpc/grpc-js";
+import type { CallTarget } from "../pool/call-target";
+import type { WorkerCall } from "../pool/worker-process";
+import type { ResolvedRemoteOptions } from "./remote-options";
+
+/** A target's channel state as grpc-js reports it (`READY`, `CONNECTING`, `IDLE`, `TRANSIENT_FAILURE`, `SHUTDOWN`). */
+export type TargetState = keyof typeof connectivityState;
+
+/** The channel credentials for the options: TLS (optionally with a client certificate) or plaintext. */
+export function channelCredentials(options: ResolvedRemoteOptions): ChannelCredentials {
+  const tls = options.tls;
+  if (!tls) return credentials.createInsecure();
+  const buf = (v: Buffer | string | undefined): Buffer | null => (v === undefined ? null : Buffer.isBuffer(v) ? v : Buffer.from(v));
+  return credentials.createSsl(buf(tls.ca), buf(tls.key), buf(tls.cert));
+}
+
+/**
+ * Channel options for a remote target: procgrpc's retries instead of grpc-js's, the balancing
+ * policy as service config, keepalive so that a silent host is noticed, a short reconnect
+ * backoff so that a host that comes back gets traffic soon, and a private subchannel pool.
+ */
+export function remoteChannelOptions(options: ResolvedRemoteOptions): ChannelOptions {
+  return {
+    "grpc.service_config": JSON.stringify({ loadBalancingConfig: [{ [options.loadBalancing]: {} }] }),
+    "grpc.enable_retries": 0,
+    "grpc.enable_channelz": 0,
+    "grpc.max_receive_message_length": -1,
+    "grpc.max_send_message_length": -1,
+    "grpc.keepalive_time_ms": options.keepaliveTimeMs,
+    "grpc.keepalive_timeout_ms": options.keepaliveTimeoutMs,
+    "grpc.keepalive_permit_without_calls": 1,
+    "grpc.initial_reconnect_backoff_ms": options.reconnectInitialBackoffMs,
+    "grpc.max_reconnect_backoff_ms": options.reconnectMaxBackoffMs,
+    "grpc.use_local_subchannel_pool": 1,
+    ...(options.tls?.serverName ? { "grpc.ssl_target_name_override": options.tls.serverName, "grpc.default_authority": options.tls.serverName } : {}),
+    ...options.channelOptions,
+  };
+}
+
+/** One remote target: a grpc-js channel (which may balance over many hosts) and its call counts. */
+export class RemoteTarget implements CallTarget {
+  readonly calls = new Set<WorkerCall>();
+  /** Calls in flight on this target. */
+  inFlight = 0;
+  /** Calls finished on this target. */
+  served = 0;
+  channel: Client | undefined;
+
+  constructor(readonly id: string, options: ResolvedRemoteOptions) {
+    this.channel = new Client(id, channelCredentials(options), remoteChannelOptions(options));
+  }
+
+  /** The channel's connectivity state (without making it connect). */
+  get state(): TargetState {
+    if (!this.channel) return "SHUTDOWN";
+    return connectivityState[this.channel.getChannel().getConnectivityState(false)] as TargetState;
+  }
+
+  /** Closes the channel; calls still running end with their deadline or their own status. */
+  close(): void {
+    this.channel?.close();
+    this.channel = undefined;
+  }
+}
