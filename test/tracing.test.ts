@@ -89,3 +89,24 @@ test("without tracing middleware nothing is injected and Python sees no trace", 
     await plain.shutdown();
   }
 });
+
+test("with the pool's retry, every attempt gets its own span under the one call span", async () => {
+  const { RESILIENCE_WORKER, stateDir } = await import("./helpers/resilience");
+  const { ResilienceTestServiceDefinition } = await import("../src/gen/testing/v1/resilience");
+  const retrying = new WorkerPool(
+    testingPool({ workers: 1, script: RESILIENCE_WORKER, retry: { maxAttempts: 3, initialDelayMs: 1, maxDelayMs: 5 }, middleware: [tracing.call], attemptMiddleware: [tracing.attempt] }),
+  );
+  await retrying.start();
+  try {
+    const reply = await retrying.client(ResilienceTestServiceDefinition).flaky({ key: "traced", stateDir: stateDir(), failFirst: 2 });
+    expect(reply.attempt).toBe(3);
+    const spans = exporter.getFinishedSpans();
+    const callSpan = spans.find((s) => s.name === "testing.v1.ResilienceTestService/Flaky");
+    const attempts = spans.filter((s) => s.name === "Attempt.testing.v1.ResilienceTestService/Flaky");
+    expect(attempts).toHaveLength(3);
+    for (const a of attempts) expect(a.parentSpanContext?.spanId).toBe(callSpan?.spanContext().spanId);
+    expect(attempts.map((a) => a.status.code)).toEqual([SpanStatusCode.ERROR, SpanStatusCode.ERROR, SpanStatusCode.UNSET]);
+  } finally {
+    await retrying.shutdown();
+  }
+});

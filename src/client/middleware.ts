@@ -19,6 +19,12 @@ export interface UnaryCall {
   readonly excludeWorkers?: WorkerFilter;
   /** Called by the pool with the worker's id at the moment it hands the attempt to a worker. */
   readonly onDispatch?: (workerId: string) => void;
+  /**
+   * Values an outer middleware hands to inner ones for this call (e.g. the call span that the
+   * attempt spans are children of), keyed by the owner's symbol. Middleware that pass a copy
+   * of the call on (`{ ...call, … }`) carry them along.
+   */
+  readonly values?: Readonly<Record<symbol, unknown>>;
 }
 
 /** A set of worker ids, as far as the pool needs one (a `Set<string>` is one). */

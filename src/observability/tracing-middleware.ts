@@ -8,7 +8,6 @@ import {
   type Span,
   type TracerProvider,
 } from "@opentelemetry/api";
-import type { CallOptions } from "../client/call-options";
 import type { UnaryMiddleware } from "../client/middleware";
 import { isRpcError } from "../errors/rpc-error";
 import { Status, statusName } from "../errors/status";
@@ -35,7 +34,7 @@ export interface TracingOptions {
 export interface TracingMiddleware {
   /** Opens the CLIENT span of the whole call. Place it outside any retry middleware. */
   readonly call: UnaryMiddleware;
-  /** Opens one child span per attempt and injects its context (W3C `traceparent`) into the metadata. Place it last, inside any retry middleware. */
+  /** Opens one child span per attempt and injects its context (W3C `traceparent`) into the metadata. Put it in the pool's `attemptMiddleware` (inside retries and hedging). */
   readonly attempt: UnaryMiddleware;
 }
 
@@ -43,23 +42,22 @@ export interface TracingMiddleware {
  * Tracing with the OpenTelemetry API only (bring your own SDK): a CLIENT span per call named
  * `package.Service/Method`, and a child span per attempt whose context is injected into the
  * call metadata with the global propagator (W3C `traceparent` with the SDK's defaults), so the
- * Python worker can continue the trace. Order: `[tracing.call, retry…, tracing.attempt]`.
+ * Python worker can continue the trace. Use `middleware: [tracing.call]` and
+ * `attemptMiddleware: [tracing.attempt]` on the pool, so that every retry or hedge gets its span.
  */
 export function tracingMiddleware(options: TracingOptions = {}): TracingMiddleware {
   const provider = (): TracerProvider => options.tracerProvider ?? trace.getTracerProvider();
-  // The call span's context, keyed by the options object the call middleware passes down: the
-  // attempt middleware finds its parent even when no OpenTelemetry context manager is installed.
-  const parents = new WeakMap<CallOptions, Context>();
+  // The call span's context travels with the call (UnaryCall.values), so the attempt middleware
+  // finds its parent across retries and hedges even without an OpenTelemetry context manager.
+  const PARENT = Symbol("procgrpc.tracing.callSpan");
 
   const call: UnaryMiddleware = async (c, next) => {
     const tracer = provider().getTracer(INSTRUMENTATION_SCOPE);
     const { full } = splitMethodPath(c.method.path);
     const span = tracer.startSpan(full, { kind: SpanKind.CLIENT, attributes: { [ATTR_RPC_SYSTEM_NAME]: "grpc", [ATTR_RPC_METHOD]: full } });
     const ctx = trace.setSpan(otelContext.active(), span);
-    const options = { ...c.options };
-    parents.set(options, ctx);
     try {
-      const response = await otelContext.with(ctx, () => next({ ...c, options }));
+      const response = await otelContext.with(ctx, () => next({ ...c, values: { ...c.values, [PARENT]: ctx } }));
       endOk(span);
       return response;
     } catch (err) {
@@ -70,7 +68,7 @@ export function tracingMiddleware(options: TracingOptions = {}): TracingMiddlewa
 
   const attempt: UnaryMiddleware = async (c, next) => {
     const tracer = provider().getTracer(INSTRUMENTATION_SCOPE);
-    const parent = parents.get(c.options) ?? otelContext.active();
+    const parent = (c.values?.[PARENT] as Context | undefined) ?? otelContext.active();
     const { full } = splitMethodPath(c.method.path);
     const span = tracer.startSpan(`Attempt.${full}`, { kind: SpanKind.INTERNAL, attributes: { [ATTR_RPC_METHOD]: full } }, parent);
     const ctx = trace.setSpan(parent, span);

@@ -42,6 +42,11 @@ export interface WorkerPoolOptions extends PoolResilienceOptions {
   /** Middleware around every call of every client of this pool (outermost first). */
   middleware?: readonly UnaryMiddleware[];
   /**
+   * Middleware around every attempt: inside the built-in retry, hedging and circuit breakers,
+   * right before the pool picks a worker (e.g. `tracing.attempt`, one span per attempt).
+   */
+  attemptMiddleware?: readonly UnaryMiddleware[];
+  /**
    * How unary calls travel to a worker: `"unary"`, each call its own HTTP/2 stream (plain gRPC),
    * or `"pipelined"`, calls multiplexed as messages on one long-lived stream per worker (lower
    * per-call cost; see docs/benchmarks.md). Default `"unary"`.
