@@ -85,6 +85,38 @@ function installGrpcurl() {
   writeFileSync(stamp, GRPCURL_VERSION);
 }
 
+// kubeconform validates deploy/k8s in test/deploy-manifests.test.ts (schemas come from the
+// kubernetes-validate PyPI package in .venv, since the usual schema download is not reachable).
+const KUBECONFORM_VERSION = "v0.8.0";
+function installKubeconform() {
+  const bin = join(root, ".tools", "bin");
+  const stamp = join(root, ".tools", ".kubeconform-version");
+  if (existsSync(join(bin, "kubeconform")) && existsSync(stamp) && readFileSync(stamp, "utf8") === KUBECONFORM_VERSION) return;
+  const go = spawnSync("go", ["version"], { encoding: "utf8" });
+  if (go.error || go.status !== 0) {
+    log("WARNING: `go` is not installed, so kubeconform was NOT installed; test/deploy-manifests.test.ts will fail until it is.");
+    return;
+  }
+  log(`installing kubeconform ${KUBECONFORM_VERSION} into .tools/bin (go install)`);
+  mkdirSync(bin, { recursive: true });
+  run("go", ["install", `github.com/yannh/kubeconform/cmd/kubeconform@${KUBECONFORM_VERSION}`], { env: { ...process.env, GOBIN: bin } });
+  writeFileSync(stamp, KUBECONFORM_VERSION);
+}
+
+// test/remote-hosts.test.ts builds hosts from network namespaces (`ip`, iproute2) and
+// test certificates with the openssl CLI; install them when missing and we are root.
+function ensureSystemTools() {
+  const missing = [["ip", "iproute2"], ["openssl", "openssl"]].filter(([cmd]) => spawnSync("sh", ["-c", `command -v ${cmd}`]).status !== 0).map(([, pkg]) => pkg);
+  if (missing.length === 0) return;
+  if (process.getuid?.() !== 0) {
+    log(`WARNING: ${missing.join(", ")} missing and not root: install them (apt-get install ${missing.join(" ")}) for the remote-worker tests.`);
+    return;
+  }
+  log(`installing ${missing.join(", ")} (apt-get)`);
+  run("apt-get", ["update", "-qq"]);
+  run("apt-get", ["install", "-y", "-qq", ...missing], { env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+}
+
 try {
   step("installing node modules", join(root, "node_modules", ".procgrpc-setup"), ["package.json", "package-lock.json"], () => {
     const lock = existsSync(join(root, "package-lock.json"));
@@ -107,6 +139,8 @@ try {
   });
 
   installGrpcurl();
+  installKubeconform();
+  ensureSystemTools();
 } catch (err) {
   log(`failed: ${err.message}`);
   process.exit(1);
