@@ -3,9 +3,9 @@ import { METRIC_RPC_CLIENT_CALL_DURATION, METRIC_RPC_CLIENT_DURATION, type Semco
 
 /**
  * Every instrument procgrpc records, created in this one file so names, units and
- * descriptions stay together. Resilience instruments (retries, circuit state, dead letters)
- * belong here too when the resilience middleware lands: add a `resilienceInstruments(meter)`
- * beside the two below and record from the middleware.
+ * descriptions stay together: call instruments (recorded by the metrics middleware), pool
+ * instruments and resilience instruments (both recorded by `observePoolMetrics` from the
+ * pool's events).
  */
 
 /** Instrumentation scope name for every procgrpc meter and tracer. */
@@ -75,5 +75,29 @@ export function poolInstruments(meter: Meter): PoolInstruments {
     workerMemory: meter.createObservableGauge("procgrpc.pool.worker.memory.rss", { description: "Resident memory of each worker process.", unit: "By" }),
     restarts: meter.createCounter("procgrpc.pool.worker.restarts", { description: "Respawns of workers that exited unexpectedly or were killed for a hung handler.", unit: "{restart}" }),
     recycles: meter.createCounter("procgrpc.pool.worker.recycles", { description: "Planned worker replacements (request count, memory, health).", unit: "{recycle}" }),
+  };
+}
+
+/** Instruments fed by the pool's resilience events (`pool.resilience`). */
+export interface ResilienceInstruments {
+  retries: Counter;
+  retryStops: Counter;
+  circuitState: ObservableGauge;
+  circuitRejections: Counter;
+  hedges: Counter;
+  fallbacks: Counter;
+  deadLetters: Counter;
+}
+
+/** Creates the resilience instruments. */
+export function resilienceInstruments(meter: Meter): ResilienceInstruments {
+  return {
+    retries: meter.createCounter("procgrpc.client.retries", { description: "Retries made (attempts after the first), by method and where the delay came from.", unit: "{retry}" }),
+    retryStops: meter.createCounter("procgrpc.client.retry.stops", { description: "Calls on which the retry policy gave up, by reason (max-attempts, budget, deadline, unsafe, pushback).", unit: "{call}" }),
+    circuitState: meter.createObservableGauge("procgrpc.client.circuit.state", { description: "1 for the current state of each circuit (method or worker), 0 for its other states.", unit: "1" }),
+    circuitRejections: meter.createCounter("procgrpc.client.circuit.rejections", { description: "Calls an open method circuit failed fast.", unit: "{call}" }),
+    hedges: meter.createCounter("procgrpc.client.hedges", { description: "Hedged copies sent beyond the first.", unit: "{call}" }),
+    fallbacks: meter.createCounter("procgrpc.client.fallbacks", { description: "Calls answered by a fallback.", unit: "{call}" }),
+    deadLetters: meter.createCounter("procgrpc.batch.dead_letters", { description: "Batch items written to a dead-letter store, by method and status code.", unit: "{item}" }),
   };
 }

@@ -1,7 +1,10 @@
 import type { BatchObservableResult, MeterProvider } from "@opentelemetry/api";
 import type { WorkerPool } from "../pool/worker-pool";
-import { poolInstruments, procgrpcMeter } from "./instruments";
-import { ATTR_RECYCLE_REASON, ATTR_RESTART_REASON, ATTR_WORKER_ID, ATTR_WORKER_STATE } from "./semconv";
+import type { Meter, ObservableResult } from "@opentelemetry/api";
+import type { CircuitState, ResilienceEventMap, ResilienceEvents } from "../resilience/events";
+import { poolInstruments, procgrpcMeter, resilienceInstruments } from "./instruments";
+import { statusName } from "../errors/status";
+import { ATTR_ERROR_TYPE, ATTR_RECYCLE_REASON, ATTR_RESTART_REASON, ATTR_RPC_METHOD, ATTR_WORKER_ID, ATTR_WORKER_STATE } from "./semconv";
 
 /** Options for `observePoolMetrics`. */
 export interface PoolMetricsOptions {
@@ -19,7 +22,8 @@ export interface PoolMetricsHandle {
  * Records a pool's instruments: workers by state, calls in flight, queue depth and worker
  * memory (observed from `health()` at each collection), queue wait time (`callDequeued`),
  * calls refused by a full queue (`queueFull`), restarts (`workerRestart`) and recycles
- * (`workerRecycled`).
+ * (`workerRecycled`); and the resilience instruments from `pool.resilience`: retries and why
+ * they stopped, circuit states, circuit rejections, hedges, fallbacks and dead letters.
  */
 export function observePoolMetrics(pool: WorkerPool, options: PoolMetricsOptions = {}): PoolMetricsHandle {
   const meter = procgrpcMeter(options.meterProvider);
@@ -51,8 +55,10 @@ export function observePoolMetrics(pool: WorkerPool, options: PoolMetricsOptions
   pool.on("queueFull", onQueueFull);
   pool.on("workerRestart", onRestart);
   pool.on("workerRecycled", onRecycled);
+  const stopResilience = observeResilience(pool.resilience, meter);
   return {
     stop() {
+      stopResilience();
       meter.removeBatchObservableCallback(observe, observables);
       pool.off("callDequeued", onDequeued);
       pool.off("queueFull", onQueueFull);
@@ -60,4 +66,38 @@ export function observePoolMetrics(pool: WorkerPool, options: PoolMetricsOptions
       pool.off("workerRecycled", onRecycled);
     },
   };
+}
+
+const CIRCUIT_STATES: readonly CircuitState[] = ["closed", "open", "half-open"];
+
+/** Records the resilience instruments from a pool's resilience events; returns the unsubscribe. */
+function observeResilience(events: ResilienceEvents, meter: Meter): () => void {
+  const inst = resilienceInstruments(meter);
+  // The latest state of every circuit seen, reported as 1 for that state and 0 for the others.
+  const circuits = new Map<string, { scope: string; key: string; state: CircuitState }>();
+  const observeCircuits = (result: ObservableResult): void => {
+    for (const c of circuits.values()) {
+      for (const state of CIRCUIT_STATES) result.observe(c.state === state ? 1 : 0, { "procgrpc.circuit.scope": c.scope, "procgrpc.circuit.key": c.key, "procgrpc.circuit.state": state });
+    }
+  };
+  inst.circuitState.addCallback(observeCircuits);
+  const listeners: { [K in keyof ResilienceEventMap]?: (...args: ResilienceEventMap[K]) => void } = {
+    retry: (e) => inst.retries.add(1, { [ATTR_RPC_METHOD]: methodName(e.method), "procgrpc.retry.delay_source": e.delaySource }),
+    retryStop: (e) => inst.retryStops.add(1, { [ATTR_RPC_METHOD]: methodName(e.method), "procgrpc.retry.stop_reason": e.reason }),
+    circuitStateChange: (e) => void circuits.set(`${e.scope}:${e.key}`, { scope: e.scope, key: e.key, state: e.to }),
+    circuitReject: (e) => inst.circuitRejections.add(1, { [ATTR_RPC_METHOD]: methodName(e.method) }),
+    hedge: (e) => inst.hedges.add(1, { [ATTR_RPC_METHOD]: methodName(e.method) }),
+    fallback: (e) => inst.fallbacks.add(1, { [ATTR_RPC_METHOD]: methodName(e.method), [ATTR_ERROR_TYPE]: statusName(e.error.code()) }),
+    deadLetter: (e) => inst.deadLetters.add(1, { [ATTR_RPC_METHOD]: methodName(e.method), [ATTR_ERROR_TYPE]: statusName(e.error.code()) }),
+  };
+  for (const [name, listener] of Object.entries(listeners)) events.on(name as keyof ResilienceEventMap, listener as never);
+  return () => {
+    inst.circuitState.removeCallback(observeCircuits);
+    for (const [name, listener] of Object.entries(listeners)) events.off(name as keyof ResilienceEventMap, listener as never);
+  };
+}
+
+/** `package.Service/Method` from a `/package.Service/Method` path, as the call instruments name it. */
+function methodName(path: string): string {
+  return path.startsWith("/") ? path.slice(1) : path;
 }

@@ -220,7 +220,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
    * fail for good go to `deadLetters` when given. See docs/resilience.md.
    */
   batch<Req, Res>(method: ((request: Req, options?: CallOptions) => Promise<Res>) | UnaryMethod<unknown, Res>, requests: readonly Req[], options?: BatchOptions): Promise<BatchResult<Res>> {
-    return batchOn(this.surface, method, requests, options);
+    return batchOn(this.surface, method, requests, { events: this.resilience, ...options });
   }
 
   /** What the shared client builders (src/client/client-surface.ts) need: the middleware chain and the stream calls. */

@@ -140,7 +140,7 @@ export class RemotePool {
 
   /** Runs a method for every request with bounded concurrency, as `WorkerPool.batch` (docs/resilience.md). */
   batch<Req, Res>(method: ((request: Req, options?: CallOptions) => Promise<Res>) | UnaryMethod<unknown, Res>, requests: readonly Req[], options?: BatchOptions): Promise<BatchResult<Res>> {
-    return batchOn(this.surface, method, requests, options);
+    return batchOn(this.surface, method, requests, { events: this.resilience, ...options });
   }
 
   private get surface(): CallSurface {

@@ -4,6 +4,7 @@ import type { UnaryMethod } from "../client/unary-method";
 import { RpcError } from "../errors/rpc-error";
 import { Status, statusName } from "../errors/status";
 import type { DeadLetter, DeadLetterStore } from "./dead-letter-store";
+import type { ResilienceEvents } from "./events";
 import { firstFailureTime } from "./retry-middleware";
 
 /** Options of `pool.batch(...)`. */
@@ -18,6 +19,8 @@ export interface BatchOptions {
   deadLetters?: DeadLetterStore;
   /** Called after each item settles, in completion order. */
   onProgress?: (progress: BatchProgress) => void;
+  /** Where `deadLetter` events go (`pool.batch` passes `pool.resilience`, so metrics count them). */
+  events?: ResilienceEvents;
 }
 
 /** Progress of a batch, after one more item settled. */
@@ -84,6 +87,7 @@ export async function runBatch<Req, Res>(
         const letter = deadLetterOf(method, request, error, index, firstFailureTime(error) ?? startedAt);
         await deadLetters.add(letter);
         letters.push({ index, id: letter.id });
+        options.events?.report("deadLetter", { method: path, id: letter.id, error });
       }
       failed.push({ index, error });
       settle(index, false);

@@ -68,8 +68,17 @@ export interface FallbackEvent {
   error: RpcError;
 }
 
+/** A batch item failed for good and was written to the dead-letter store. */
+export interface DeadLetterEvent {
+  method: string;
+  /** The dead letter's id in the store. */
+  id: string;
+  error: RpcError;
+}
+
 /** Every resilience event, by name (`pool.resilience.on(name, listener)`). */
 export interface ResilienceEventMap {
+  deadLetter: [DeadLetterEvent];
   retry: [RetryEvent];
   retryStop: [RetryStopEvent];
   circuitStateChange: [CircuitStateEvent];
@@ -97,6 +106,8 @@ export interface ResilienceCounters {
   hedgesCancelled: number;
   /** Calls answered by a fallback. */
   fallbacks: number;
+  /** Batch items written to a dead-letter store. */
+  deadLetters: number;
 }
 
 /**
@@ -113,6 +124,7 @@ export class ResilienceEvents extends EventEmitter<ResilienceEventMap> {
     hedges: 0,
     hedgesCancelled: 0,
     fallbacks: 0,
+    deadLetters: 0,
   };
 
   /** A snapshot of the counters. */
@@ -155,6 +167,9 @@ export class ResilienceEvents extends EventEmitter<ResilienceEventMap> {
         break;
       case "fallback":
         this.totals.fallbacks += 1;
+        break;
+      case "deadLetter":
+        this.totals.deadLetters += 1;
         break;
     }
   }
