@@ -3,6 +3,8 @@ import { Client, credentials } from "@grpc/grpc-js";
 import { StreamStatsRequest, StreamStatsResponse, StreamingTestServiceDefinition } from "../src/gen/testing/v1/streaming";
 import { TestServiceDefinition } from "../src/gen/testing/v1/testing";
 import { WORKERS, testingPool } from "./helpers/env";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 const pool = new WorkerPool(testingPool({ workers: 2, script: join(WORKERS, "streaming_worker.py") }));
@@ -206,4 +208,36 @@ test("streams and unary calls mixed under load on a pool of 2", async () => {
   expect(uploaded.every((u) => u.bytes === 50 * 4096)).toBe(true);
   expect(echoed.map((e) => e.text)).toEqual(unaryJobs.map((_, i) => `u${i}`));
   expect(pool.health().workers.map((w) => w.inFlight)).toEqual([0, 0]);
+});
+
+describe("retries of server streams, under the pool's retry policy", () => {
+  const retrying = new WorkerPool(testingPool({ workers: 2, script: join(WORKERS, "streaming_worker.py"), retry: { maxAttempts: 3, initialDelayMs: 1, maxDelayMs: 5 } }));
+  const client = retrying.client(StreamingTestServiceDefinition);
+  const dir = mkdtempSync(join(tmpdir(), "pgs-"));
+  beforeAll(() => retrying.start());
+  afterAll(async () => {
+    await retrying.shutdown();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("a stream that fails before its first message is retried, on the other worker", async () => {
+    const retried: string[] = [];
+    retrying.resilience.on("retry", (e) => retried.push(e.error.workerId ?? "?"));
+    const got = await collect(client.count({ n: 3, tag: "retry-open", failFirst: 1, stateDir: dir }));
+    expect(got.map((m) => m.index)).toEqual([0, 1, 2]);
+    expect(retried).toHaveLength(1);
+    const answeredBy = retrying.health().workers.find((w) => w.pid === got[0].workerPid)?.id;
+    expect(answeredBy).not.toBe(retried[0]);
+  });
+
+  test("a stream that fails after delivering messages is never repeated", async () => {
+    const before = retrying.resilience.counters().retries;
+    const got: number[] = [];
+    const err = await (async () => {
+      for await (const m of client.count({ n: 10, failAfter: 2, failCode: Status.UNAVAILABLE })) got.push(m.index);
+    })().catch((e: unknown) => e);
+    expect(got).toEqual([0, 1]);
+    expect((err as RpcError).code()).toBe(Status.UNAVAILABLE);
+    expect(retrying.resilience.counters().retries).toBe(before);
+  });
 });

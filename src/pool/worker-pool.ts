@@ -10,8 +10,9 @@ import { ResilienceEvents } from "../resilience/events";
 import { poolResilience } from "../resilience/pool-resilience";
 import type { StreamMethod } from "../client/stream-method";
 import { bidiStreamCall, clientStreamCall, serverStreamCall, type Admit } from "./stream-call";
+import { retryingServerStream } from "../resilience/stream-retry";
 import { Pipeline } from "./pipeline";
-import { composeMiddleware, type NextUnary, type UnaryCall, type WorkerFilter } from "../client/middleware";
+import { composeMiddleware, type NextUnary, type UnaryCall, type UnaryMiddleware, type WorkerFilter } from "../client/middleware";
 import type { DynamicClient, DynamicClientOptions } from "../client/dynamic-client";
 import type { UnaryMethod } from "../client/unary-method";
 import { RpcError } from "../errors/rpc-error";
@@ -119,6 +120,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     // per-attempt middleware (e.g. the attempt span of tracing) right before the pool.
     const resilience = poolResilience(options, { events: this.resilience, logger: this.logger, requestTimeoutMs: this.options.requestTimeoutMs });
     this.send = composeMiddleware([...(options.middleware ?? []), ...resilience.middleware, ...(options.attemptMiddleware ?? [])], dispatch);
+    this.streamRetry = resilience.streamRetry;
     // Fail fast on a socket path that cannot be bound, before anything is spawned.
     if (this.options.socketDir) prepareSocketDir(this.options.socketDir, this.options.workers).path;
   }
@@ -198,14 +200,20 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
    * calls only.
    */
   private readonly streams: StreamInvoker = {
-    serverStream: (method, request, options = {}) => serverStreamCall(this.streamAdmission(method, options), method, request, options),
+    serverStream: (method, request, options = {}) =>
+      retryingServerStream(this.streamRetry, method, request, options, (attempt, avoid) =>
+        serverStreamCall(this.streamAdmission(method, attempt, avoid), method, request, attempt)[Symbol.asyncIterator](),
+      ),
     clientStream: (method, requests, options = {}) => clientStreamCall(this.streamAdmission(method, options), method, requests, options),
     bidiStream: (method, requests, options = {}) => bidiStreamCall(this.streamAdmission(method, options), method, requests, options),
   };
 
-  private streamAdmission(method: StreamMethod<unknown, unknown>, options: CallOptions): Admit {
+  /** The pool's retry policy for opening server streams (up to their first message). */
+  private readonly streamRetry: UnaryMiddleware;
+
+  private streamAdmission(method: StreamMethod<unknown, unknown>, options: CallOptions, avoid?: ReadonlySet<string>): Admit {
     return async () => {
-      const { worker, deadline } = await this.admit(method, options);
+      const { worker, deadline } = await this.admit(method, options, avoid);
       return { worker, deadline, release: () => this.release(worker) };
     };
   }

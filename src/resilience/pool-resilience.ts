@@ -5,7 +5,7 @@ import type { ResilienceEvents } from "./events";
 import { fallbackMiddleware } from "./fallback";
 import { hedgingMiddleware, type HedgeOptions } from "./hedging";
 import { methodBreaker, type MethodBreaker, type MethodBreakerOptions } from "./method-breaker";
-import type { RetryBudgetOptions } from "./retry-budget";
+import { RetryBudget, type RetryBudgetOptions } from "./retry-budget";
 import { retryMiddleware } from "./retry-middleware";
 import type { RetryOptions } from "./retry-policy";
 import { workerBreaker, type WorkerBreaker, type WorkerBreakerOptions } from "./worker-breaker";
@@ -38,6 +38,8 @@ export interface PoolResilienceOptions {
 export interface PoolResilience {
   /** Outermost first: fallback → retry (with budget) → method breaker → hedging → worker breaker. */
   readonly middleware: UnaryMiddleware[];
+  /** The same retry policy (and budget) for opening server streams: see `retryingServerStream`. */
+  readonly streamRetry: UnaryMiddleware;
   readonly workerBreaker: WorkerBreaker | undefined;
   readonly methodBreaker: MethodBreaker | undefined;
 }
@@ -54,12 +56,12 @@ export function poolResilience(options: PoolResilienceOptions, context: { events
   const cb = options.circuitBreaker ?? {};
   const workers = cb.workers ? workerBreaker(cb.workers === true ? {} : cb.workers, events) : undefined;
   const methods = cb.methods ? methodBreaker(cb.methods === true ? {} : cb.methods, events) : undefined;
-  const middleware: UnaryMiddleware[] = [
-    fallbackMiddleware({ methods: options.fallbacks, logger, events }),
-    retryMiddleware({ ...retry, enabled: options.retry !== undefined && options.retry !== false, events, requestTimeoutMs }),
-  ];
+  // One budget for unary calls and stream openings alike: a retry storm is a retry storm.
+  const budget: RetryBudget | false = retry.budget === false ? false : new RetryBudget(retry.budget ?? {});
+  const retrySettings = { ...retry, budget, enabled: options.retry !== undefined && options.retry !== false, events, requestTimeoutMs };
+  const middleware: UnaryMiddleware[] = [fallbackMiddleware({ methods: options.fallbacks, logger, events }), retryMiddleware(retrySettings)];
   if (methods) middleware.push(methods.middleware);
   middleware.push(hedgingMiddleware({ ...hedge, noSideEffectMethods: options.hedge !== undefined && options.hedge !== false, events }));
   if (workers) middleware.push(workers.middleware);
-  return { middleware, workerBreaker: workers, methodBreaker: methods };
+  return { middleware, streamRetry: retryMiddleware(retrySettings), workerBreaker: workers, methodBreaker: methods };
 }

@@ -34,6 +34,14 @@ def _record(bucket: list, tag: str) -> None:
 class StreamingService(streaming_pb2_grpc.StreamingTestServiceServicer):
     def Count(self, request, context):
         tag = request.tag
+        if request.fail_first:
+            path = os.path.join(request.state_dir, tag)
+            with _lock:
+                seen = int(open(path).read()) if os.path.exists(path) else 0
+                with open(path, "w") as f:
+                    f.write(str(seen + 1))
+            if seen < request.fail_first:
+                context.abort(grpc.StatusCode.UNAVAILABLE, f"not ready yet (call {seen + 1} for {tag})")
         context.add_callback(lambda: _record(cancelled_tags, tag) if not context.is_active() else None)
         payload = b"x" * request.payload_size
         try:
