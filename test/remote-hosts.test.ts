@@ -29,7 +29,11 @@ suite("remote workers on three hosts (network namespaces)", () => {
     net = createTestNetwork(3);
     pki = makePki([...net.hosts.map((h) => `IP:${h.address}`), "DNS:workers.test"]);
     const env = { PROCGRPC_TLS_CERT: pki.server.cert, PROCGRPC_TLS_KEY: pki.server.key, PROCGRPC_TOKEN: TOKEN };
-    workers.push(...(await Promise.all(net.hosts.map((h) => startRemoteWorker({ args: ["--listen", `${h.address}:${PORT}`], env, netns: h.ns })))));
+    const started = await Promise.allSettled(net.hosts.map((h) => startRemoteWorker({ args: ["--listen", `${h.address}:${PORT}`], env, netns: h.ns })));
+    // Keep every worker that did start, so that afterAll stops it even if another failed.
+    for (const r of started) if (r.status === "fulfilled") workers.push(r.value);
+    const failed = started.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) throw failed.reason;
   });
 
   afterAll(async () => {

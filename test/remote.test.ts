@@ -22,11 +22,10 @@ const pools: { shutdown(o?: { graceMs?: number }): Promise<void> }[] = [];
 beforeAll(async () => {
   pki = makePki(["IP:127.0.0.1", "DNS:localhost"]);
   const tls = { PROCGRPC_TLS_CERT: pki.server.cert, PROCGRPC_TLS_KEY: pki.server.key, PROCGRPC_TOKEN: TOKEN };
-  [tlsWorker, mtlsWorker, streamWorker] = await Promise.all([
-    startRemoteWorker({ args: ["--listen", "127.0.0.1:0"], env: tls }),
-    startRemoteWorker({ args: ["--listen", "127.0.0.1:0"], env: { ...tls, PROCGRPC_TLS_CLIENT_CA: pki.ca.cert } }),
-    startRemoteWorker({ args: ["--listen", "127.0.0.1:0"], env: tls, script: join(WORKERS, "streaming_worker.py") }),
-  ]);
+  // One at a time, so that a failure leaves only already-assigned workers for afterAll to stop.
+  tlsWorker = await startRemoteWorker({ args: ["--listen", "127.0.0.1:0"], env: tls });
+  mtlsWorker = await startRemoteWorker({ args: ["--listen", "127.0.0.1:0"], env: { ...tls, PROCGRPC_TLS_CLIENT_CA: pki.ca.cert } });
+  streamWorker = await startRemoteWorker({ args: ["--listen", "127.0.0.1:0"], env: tls, script: join(WORKERS, "streaming_worker.py") });
 });
 
 afterAll(async () => {

@@ -268,12 +268,15 @@ def test_bad_tcp_configuration_exits_2_with_a_clear_message(pki: Dict[str, Any],
 
 def test_port_in_use_exits_1_naming_the_address() -> None:
     first = TcpWorker(["--listen", "127.0.0.1:0"], {})
+    second: Optional[TcpWorker] = None
     try:
         second = TcpWorker(["--listen", f"127.0.0.1:{first.port}"], {}, wait_ready=False)
         assert second.exit_code() == 1
         assert "could not listen on TCP" in second.output()
     finally:
         first.stop()
+        if second is not None:
+            second.stop()  # had it started after all (port sharing), it must not outlive the test
 
 
 def test_a_standalone_tcp_worker_outlives_the_process_that_started_it() -> None:
@@ -289,20 +292,8 @@ def test_a_standalone_tcp_worker_outlives_the_process_that_started_it() -> None:
     )
     out = subprocess.run([sys.executable, "-c", launcher], capture_output=True, timeout=20)
     pid = int(out.stdout.decode())
-    port = 0
-    deadline = time.monotonic() + 15
-    while not port and time.monotonic() < deadline:
-        with open(log.name, "rb") as f:
-            for line in f:
-                if line.startswith(b"{") and json.loads(line).get("msg") == "ready":
-                    port = int(json.loads(line)["listen"].rpartition(":")[2])
-        time.sleep(0.05)
-    assert port, "standalone worker never became ready"
     try:
-        time.sleep(1.5)  # longer than the parent-death poll (0.5 s) of a pool worker
-        os.kill(pid, 0)  # still alive
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
-            assert _echo(ch).worker_pid == pid
+        _serve_after_launcher_exit(pid, log.name)
     finally:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
@@ -313,3 +304,19 @@ def test_a_standalone_tcp_worker_outlives_the_process_that_started_it() -> None:
                 break
             time.sleep(0.05)
         os.unlink(log.name)
+
+
+def _serve_after_launcher_exit(pid: int, log_path: str) -> None:
+    port = 0
+    deadline = time.monotonic() + 15
+    while not port and time.monotonic() < deadline:
+        with open(log_path, "rb") as f:
+            for line in f:
+                if line.startswith(b"{") and json.loads(line).get("msg") == "ready":
+                    port = int(json.loads(line)["listen"].rpartition(":")[2])
+        time.sleep(0.05)
+    assert port, "standalone worker never became ready"
+    time.sleep(1.5)  # longer than the parent-death poll (0.5 s) of a pool worker
+    os.kill(pid, 0)  # still alive
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+        assert _echo(ch).worker_pid == pid
