@@ -4,7 +4,7 @@ import { batchOn, dynamicClientOn, typedClientOn, unaryOn, type CallSurface } fr
 import { effectiveDeadline, type EffectiveDeadline } from "../client/deadline";
 import type { ServiceDefinition } from "../client/definition";
 import type { DynamicClient, DynamicClientOptions } from "../client/dynamic-client";
-import { composeMiddleware, type NextUnary, type UnaryCall, type WorkerFilter } from "../client/middleware";
+import { composeMiddleware, type NextUnary, type UnaryCall, type UnaryMiddleware, type WorkerFilter } from "../client/middleware";
 import type { StreamMethod } from "../client/stream-method";
 import type { Client, ClientOptions, StreamInvoker } from "../client/typed-client";
 import type { UnaryMethod } from "../client/unary-method";
@@ -18,6 +18,7 @@ import { errorFromAbort, runUnaryCall } from "../pool/unary-call";
 import type { BatchOptions, BatchResult } from "../resilience/batch";
 import { ResilienceEvents } from "../resilience/events";
 import { poolResilience } from "../resilience/pool-resilience";
+import { retryingServerStream } from "../resilience/stream-retry";
 import { resolveRemoteOptions, type RemotePoolOptions, type ResolvedRemoteOptions } from "./remote-options";
 import { RemoteTarget, type TargetState } from "./remote-target";
 import { withTlsHint } from "./tls-hint";
@@ -62,6 +63,7 @@ export class RemotePool {
   private shutdownPromise: Promise<void> | undefined;
   private rotate = 0;
   private readonly send: NextUnary;
+  private readonly streamRetry: UnaryMiddleware;
   /** Events and counters of the built-in resilience policies, as on `WorkerPool`. */
   readonly resilience = new ResilienceEvents();
 
@@ -71,6 +73,7 @@ export class RemotePool {
     this.logger = options.logger ?? jsonLogger("info");
     const resilience = poolResilience(options, { events: this.resilience, logger: this.logger, requestTimeoutMs: this.options.requestTimeoutMs });
     this.send = composeMiddleware([...(options.middleware ?? []), ...resilience.middleware], (call) => this.dispatch(call));
+    this.streamRetry = resilience.streamRetry;
   }
 
   /** Where the pool is in its life. */
@@ -149,14 +152,18 @@ export class RemotePool {
 
   /** Streaming calls: bound to one target for their whole life; the token is added like on unary calls. */
   private readonly streams: StreamInvoker = {
-    serverStream: (method, request, options = {}) => serverStreamCall(this.streamAdmission(method, options), method, request, this.withToken(options)),
+    // Opening a server stream is retried by the same policy as on WorkerPool (until its first message).
+    serverStream: (method, request, options = {}) =>
+      retryingServerStream(this.streamRetry, method, request, options, (attempt, avoid) =>
+        serverStreamCall(this.streamAdmission(method, attempt, avoid), method, request, this.withToken(attempt))[Symbol.asyncIterator](),
+      ),
     clientStream: (method, requests, options = {}) => clientStreamCall(this.streamAdmission(method, options), method, requests, this.withToken(options)),
     bidiStream: (method, requests, options = {}) => bidiStreamCall(this.streamAdmission(method, options), method, requests, this.withToken(options)),
   };
 
-  private streamAdmission(method: StreamMethod<unknown, unknown>, options: CallOptions): Admit {
+  private streamAdmission(method: StreamMethod<unknown, unknown>, options: CallOptions, avoid?: ReadonlySet<string>): Admit {
     return async () => {
-      const { target, deadline } = this.admit(method, options);
+      const { target, deadline } = this.admit(method, options, avoid);
       return { worker: target, deadline, release: () => this.release(target) };
     };
   }
