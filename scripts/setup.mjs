@@ -119,8 +119,9 @@ function ensureSystemTools() {
 
 try {
   step("installing node modules", join(root, "node_modules", ".procgrpc-setup"), ["package.json", "package-lock.json"], () => {
-    const lock = existsSync(join(root, "package-lock.json"));
-    run("npm", [lock && process.env.CI ? "ci" : "install", "--no-audit", "--no-fund"]);
+    // `npm install` rather than `npm ci`: npm 11 refuses `ci` when optional platform packages of
+    // other OSes are absent from the lock, which happens with locks written on Linux.
+    run("npm", ["install", "--no-audit", "--no-fund"]);
   });
 
   if (!existsSync(venvPython)) {
