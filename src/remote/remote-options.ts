@@ -51,6 +51,8 @@ export interface RemotePoolOptions extends PoolResilienceOptions {
   channelOptions?: ChannelOptions;
   /** Middleware around every call of every client of this pool (outermost first). */
   middleware?: readonly UnaryMiddleware[];
+  /** Middleware around every attempt, inside the built-in retry, hedging and breakers (e.g. `tracing.attempt`). */
+  attemptMiddleware?: readonly UnaryMiddleware[];
   /** Where the pool logs. Default: JSON lines on stderr at info. */
   logger?: Logger;
 }

@@ -72,7 +72,7 @@ export class RemotePool {
     this.options = resolveRemoteOptions(options);
     this.logger = options.logger ?? jsonLogger("info");
     const resilience = poolResilience(options, { events: this.resilience, logger: this.logger, requestTimeoutMs: this.options.requestTimeoutMs });
-    this.send = composeMiddleware([...(options.middleware ?? []), ...resilience.middleware], (call) => this.dispatch(call));
+    this.send = composeMiddleware([...(options.middleware ?? []), ...resilience.middleware, ...(options.attemptMiddleware ?? [])], (call) => this.dispatch(call));
     this.streamRetry = resilience.streamRetry;
   }
 
