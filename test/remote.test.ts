@@ -157,3 +157,32 @@ async function started(pool: RemotePool): Promise<RemotePool> {
   await pool.start();
   return pool;
 }
+
+test("health-aware balancing: a target answering NOT_SERVING gets no calls until it serves again", async () => {
+  const tls = { PROCGRPC_TLS_CERT: pki.server.cert, PROCGRPC_TLS_KEY: pki.server.key, PROCGRPC_TOKEN: TOKEN };
+  const a = await startRemoteWorker({ args: ["--listen", "127.0.0.1:0"], env: tls });
+  const b = await startRemoteWorker({ args: ["--listen", "127.0.0.1:0"], env: tls });
+  try {
+    const pool = await started(new RemotePool({ targets: [a.listen, b.listen], tls: { ca: pki.read(pki.ca.cert) }, token: TOKEN, logger: silentLogger, healthCheckIntervalMs: 100 }));
+    pools.push(pool);
+    const onlyA = (await started(remote(a))).client(TestServiceDefinition);
+    const test = pool.client(TestServiceDefinition);
+    const pids = async (): Promise<Set<number>> => new Set((await Promise.all(Array.from({ length: 20 }, () => test.echo({})))).map((r) => r.workerPid));
+    expect(await pids()).toEqual(new Set([a.pid, b.pid]));
+
+    await onlyA.setServing({ serving: false });
+    await waitFor(() => pool.health().targets.find((t) => t.id === a.listen)?.serving === "NOT_SERVING");
+    expect(await pids()).toEqual(new Set([b.pid]));
+
+    await onlyA.setServing({ serving: true });
+    await waitFor(() => pool.health().targets.find((t) => t.id === a.listen)?.serving === "SERVING");
+    expect(await pids()).toEqual(new Set([a.pid, b.pid]));
+  } finally {
+    await Promise.all([a.stop(), b.stop()]);
+  }
+});
+
+async function waitFor(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 100 && !check(); i++) await new Promise((r) => setTimeout(r, 50));
+  expect(check()).toBe(true);
+}

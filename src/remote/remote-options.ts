@@ -41,6 +41,13 @@ export interface RemotePoolOptions extends PoolResilienceOptions {
   reconnectMaxBackoffMs?: number;
   /** Deadline for any call that sets no shorter one (`timeoutKind: "transport"`). Default 30000. */
   requestTimeoutMs?: number;
+  /**
+   * How often each single-endpoint target (`host:port`, `ipv4:…`) is asked grpc.health.v1 `Check`;
+   * a target answering NOT_SERVING gets no calls while another is ready. `dns:` targets balance
+   * over many hosts inside grpc-js, so they are not checked (readiness probes or Envoy's health
+   * checks keep NOT_SERVING hosts out of DNS). 0 turns checking off. Default 2000.
+   */
+  healthCheckIntervalMs?: number;
   /** `start()` waits this long for every target to answer grpc.health.v1 SERVING. Default 10000. */
   startTimeoutMs?: number;
   /** Whether `start()` checks the targets (default true); `false` lets channels connect on the first call. */
@@ -68,6 +75,7 @@ export interface ResolvedRemoteOptions {
   reconnectInitialBackoffMs: number;
   reconnectMaxBackoffMs: number;
   requestTimeoutMs: number;
+  healthCheckIntervalMs: number;
   startTimeoutMs: number;
   checkOnStart: boolean;
   shutdownGraceMs: number;
@@ -134,6 +142,7 @@ export function resolveRemoteOptions(options: RemotePoolOptions): ResolvedRemote
     reconnectInitialBackoffMs: positiveInt("reconnectInitialBackoffMs", options.reconnectInitialBackoffMs, 500),
     reconnectMaxBackoffMs: positiveInt("reconnectMaxBackoffMs", options.reconnectMaxBackoffMs, 5000),
     requestTimeoutMs: positiveInt("requestTimeoutMs", options.requestTimeoutMs, 30_000),
+    healthCheckIntervalMs: positiveInt("healthCheckIntervalMs", options.healthCheckIntervalMs, 2000, 0),
     startTimeoutMs: positiveInt("startTimeoutMs", options.startTimeoutMs, 10_000),
     checkOnStart: options.checkOnStart ?? true,
     shutdownGraceMs: positiveInt("shutdownGraceMs", options.shutdownGraceMs, 5000, 0),

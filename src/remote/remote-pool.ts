@@ -21,6 +21,7 @@ import { poolResilience } from "../resilience/pool-resilience";
 import { retryingServerStream } from "../resilience/stream-retry";
 import { resolveRemoteOptions, type RemotePoolOptions, type ResolvedRemoteOptions } from "./remote-options";
 import { RemoteTarget, type TargetState } from "./remote-target";
+import type { ServingStatus } from "../pool/health-check";
 import { withTlsHint } from "./tls-hint";
 
 /** A target as `health()` reports it. */
@@ -28,6 +29,8 @@ export interface RemoteTargetHealth {
   id: string;
   /** The grpc-js channel state: `READY`, `CONNECTING`, `IDLE`, `TRANSIENT_FAILURE`, `SHUTDOWN`. */
   state: TargetState;
+  /** The last grpc.health.v1 answer of a single-endpoint target (undefined before one, and for `dns:` targets). */
+  serving: ServingStatus | undefined;
   inFlight: number;
   served: number;
 }
@@ -62,6 +65,7 @@ export class RemotePool {
   private stateValue: RemotePoolHealth["state"] = "new";
   private shutdownPromise: Promise<void> | undefined;
   private rotate = 0;
+  private healthTimer: NodeJS.Timeout | undefined;
   private readonly send: NextUnary;
   private readonly streamRetry: UnaryMiddleware;
   /** Events and counters of the built-in resilience policies, as on `WorkerPool`. */
@@ -101,6 +105,13 @@ export class RemotePool {
     }
     if ((this.stateValue as string) !== "starting") return;
     this.stateValue = "running";
+    const interval = this.options.healthCheckIntervalMs;
+    if (interval > 0) {
+      const checkAll = (): void => this.targets.forEach((t) => t.checkHealth(Math.min(interval, 2000)));
+      checkAll();
+      this.healthTimer = setInterval(checkAll, interval);
+      this.healthTimer.unref();
+    }
     this.logger.info({ targets: this.options.targets, tls: this.options.tls !== undefined, token: this.options.token !== undefined }, "remote pool running");
   }
 
@@ -197,7 +208,7 @@ export class RemotePool {
     if (allowed.length === 0) {
       throw new RpcError({ code: Status.UNAVAILABLE, details: `no remote target available: all ${this.targets.length} are excluded (open circuit breakers)`, category: "lifecycle", method: method.path, reachedWorker: false, idempotent });
     }
-    const healthy = allowed.filter((t) => t.state !== "TRANSIENT_FAILURE");
+    const healthy = allowed.filter((t) => t.state !== "TRANSIENT_FAILURE" && t.serving !== "NOT_SERVING");
     const preferred = healthy.filter((t) => !avoid?.has(t.id));
     const pool = preferred.length > 0 ? preferred : healthy.length > 0 ? healthy : allowed;
     let best: RemoteTarget | undefined;
@@ -234,7 +245,7 @@ export class RemotePool {
 
   /** Every target's channel state and call counts. */
   health(): RemotePoolHealth {
-    const targets = this.targets.map((t) => ({ id: t.id, state: t.state, inFlight: t.inFlight, served: t.served }));
+    const targets = this.targets.map((t) => ({ id: t.id, state: t.state, serving: t.serving, inFlight: t.inFlight, served: t.served }));
     return { state: this.stateValue, total: targets.length, ready: targets.filter((t) => t.state === "READY").length, targets };
   }
 
@@ -253,6 +264,7 @@ export class RemotePool {
       return;
     }
     this.stateValue = "stopping";
+    clearInterval(this.healthTimer);
     const until = Date.now() + graceMs;
     while (this.targets.some((t) => t.inFlight > 0) && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
     for (const t of this.targets) t.close();

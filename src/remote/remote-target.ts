@@ -1,5 +1,6 @@
 import { Client, connectivityState, credentials, type ChannelCredentials, type ChannelOptions } from "@grpc/grpc-js";
 import type { CallTarget } from "../pool/call-target";
+import { checkHealth, type ServingStatus } from "../pool/health-check";
 import type { WorkerCall } from "../pool/worker-process";
 import type { ResolvedRemoteOptions } from "./remote-options";
 
@@ -45,9 +46,29 @@ export class RemoteTarget implements CallTarget {
   /** Calls finished on this target. */
   served = 0;
   channel: Client | undefined;
+  /** The last grpc.health.v1 answer (single-endpoint targets only); undefined until one came. */
+  serving: ServingStatus | undefined;
+  /** True when the target names one host, so that its health answer is that host's. */
+  readonly singleEndpoint: boolean;
+  private checking = false;
 
   constructor(readonly id: string, options: ResolvedRemoteOptions) {
     this.channel = new Client(id, channelCredentials(options), remoteChannelOptions(options));
+    this.singleEndpoint = !id.startsWith("dns:") && !id.includes(",");
+  }
+
+  /**
+   * Asks the target's health service once (skipped while a check is still running). A failed
+   * check leaves the channel state to say whether the host is reachable.
+   */
+  checkHealth(timeoutMs: number): void {
+    const channel = this.channel;
+    if (!channel || !this.singleEndpoint || this.checking) return;
+    this.checking = true;
+    checkHealth(channel, new Date(Date.now() + timeoutMs)).then(
+      (status) => (this.serving = status),
+      () => (this.serving = undefined),
+    ).finally(() => (this.checking = false));
   }
 
   /** The channel's connectivity state (without making it connect). */
