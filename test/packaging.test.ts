@@ -16,7 +16,8 @@ let project: string;
 beforeAll(() => {
   project = mkdtempSync(join(tmpdir(), "procgrpc-pkg-"));
   const packed = run("npm", ["pack", "--pack-destination", project, "--json"], ROOT);
-  const tarball = (JSON.parse(packed.slice(packed.indexOf("["))) as { filename: string }[])[0].filename;
+  // prepack (set-up and build) prints to stdout too; npm's JSON is the array at the end.
+  const tarball = (JSON.parse(packed.slice(packed.search(/^\[\s*\{/m))) as { filename: string }[])[0].filename;
   writeFileSync(join(project, "package.json"), JSON.stringify({ name: "consumer", version: "1.0.0", private: true }));
   run("npm", ["install", "--no-audit", "--no-fund", join(project, tarball)], project);
   run(join(ROOT, ".venv", "bin", "python"), ["-m", "venv", join(project, ".venv")], project);
