@@ -7,7 +7,8 @@ cost of small calls. Each call runs through the very same wrapped handler as a n
 :class:`PipeContext` standing in for grpc's servicer context, so servicers behave identically:
 ``abort``, ``set_code``, ``set_details``, ``set_trailing_metadata``, ``abort_with_status``,
 ``time_remaining``, ``is_active``, ``add_callback`` and ``invocation_metadata`` all work.
-Every call is answered exactly once unless the client cancelled it first.
+Every call is answered exactly once unless the client cancelled it first. Calls and
+results travel in batches (one stream message per event-loop turn on either side).
 """
 
 from __future__ import annotations
@@ -135,89 +136,90 @@ class PipeContext:
     def disable_next_message_compression(self) -> None:
         """Compression is not used on the pipeline."""
 
-    def response(self, call_id: int, payload: bytes) -> Any:
-        """The PipeResponse for a method that returned normally."""
+    def result(self, call_id: int, payload: bytes) -> Any:
+        """The PipeResult for a method that returned normally."""
         code = self._code if self._code is not None else _OK
         if code is _OK:
-            return pb.PipeResponse(call_id=call_id, payload=payload,
-                                   trailing_metadata=_entries(self._trailing), initial_metadata=_entries(self._initial))
-        return self.status_response(call_id)
+            return pb.PipeResult(call_id=call_id, payload=payload,
+                                 trailing_metadata=_entries(self._trailing), initial_metadata=_entries(self._initial))
+        return self.status_result(call_id)
 
-    def status_response(self, call_id: int) -> Any:
-        """The PipeResponse carrying the status the servicer set or aborted with."""
+    def status_result(self, call_id: int) -> Any:
+        """The PipeResult carrying the status the servicer set or aborted with."""
         code = self._code if self._code is not None else grpc.StatusCode.UNKNOWN
-        return pb.PipeResponse(call_id=call_id, code=code.value[0], details=self._details or "",
-                               trailing_metadata=_entries(self._trailing), initial_metadata=_entries(self._initial))
+        return pb.PipeResult(call_id=call_id, code=code.value[0], details=self._details or "",
+                             trailing_metadata=_entries(self._trailing), initial_metadata=_entries(self._initial))
 
 
 class _Pipe:
-    """One pipeline stream: runs each call as a task and writes answers as they complete."""
+    """One pipeline stream: runs each call as a task and writes the results that are ready as
+    one batch per stream message, so that under load many calls share each message's cost."""
 
-    def __init__(self, lookup: Callable[[str, Tuple[Tuple[str, Any], ...]], Any], context: Any,
-                 stopping: asyncio.Event) -> None:
+    def __init__(self, lookup: Callable[[str, Tuple[Tuple[str, Any], ...]], Any], context: Any) -> None:
         self._lookup = lookup
         self._context = context
-        self._stopping = stopping
         self._tasks: Dict[int, "asyncio.Task[None]"] = {}
-        self._out: "asyncio.Queue[Any]" = asyncio.Queue()
+        self._results: List[Any] = []
+        self._ready = asyncio.Event()
+        self._reading = True
 
     async def serve(self) -> None:
         writer = asyncio.ensure_future(self._write_loop())
-        stop = asyncio.ensure_future(self._stopping.wait())
         try:
             while True:
-                read = asyncio.ensure_future(self._context.read())
-                await asyncio.wait((read, stop), return_when=asyncio.FIRST_COMPLETED)
-                if not read.done():
-                    # The worker is stopping (its calls have drained): end the stream so that
-                    # an open pipe does not hold server.stop() for the whole grace.
-                    read.cancel()
+                batch = await self._context.read()
+                if batch is grpc.aio.EOF:
                     break
-                request = read.result()
-                if request is grpc.aio.EOF:
-                    break
-                if request.cancel:
-                    task = self._tasks.get(request.call_id)
+                for call_id in batch.cancel:
+                    task = self._tasks.get(call_id)
                     if task is not None:
                         task.cancel()
-                    continue
-                self._tasks[request.call_id] = asyncio.ensure_future(self._run(request))
+                for call in batch.calls:
+                    self._tasks[call.call_id] = asyncio.ensure_future(self._run(call))
+            # The pool half-closed the stream: answer what is still running, then end.
             if self._tasks:
                 await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         finally:
-            stop.cancel()
             for task in list(self._tasks.values()):
                 task.cancel()
-            await self._out.put(None)
+            self._reading = False
+            self._ready.set()
             try:
                 await writer
             except asyncio.CancelledError:
                 pass
 
+    def _emit(self, result: Any) -> None:
+        self._results.append(result)
+        self._ready.set()
+
     async def _write_loop(self) -> None:
         while True:
-            response = await self._out.get()
-            if response is None:
+            await self._ready.wait()
+            self._ready.clear()
+            if self._results:
+                batch, self._results = self._results, []
+                await self._context.write(pb.PipeResponse(results=batch))
+            elif not self._reading:
                 return
-            await self._context.write(response)
 
-    async def _run(self, request: Any) -> None:
-        call_id = request.call_id
+    async def _run(self, call: Any) -> None:
+        call_id = call.call_id
         metadata = tuple((e.key, e.value if e.key.endswith("-bin") else e.value.decode("utf-8", "replace"))
-                         for e in request.metadata)
+                         for e in call.metadata)
         try:
-            handler = self._lookup(request.method, metadata)
+            handler = self._lookup(call.method, metadata)
             if handler is None or handler.request_streaming or handler.response_streaming:
-                await self._out.put(pb.PipeResponse(call_id=call_id, code=grpc.StatusCode.UNIMPLEMENTED.value[0],
-                                                    details=f"Method not found: {request.method}"))
+                self._emit(pb.PipeResult(call_id=call_id, code=grpc.StatusCode.UNIMPLEMENTED.value[0],
+                                         details=f"Method not found: {call.method}"))
                 return
             try:
-                message = handler.request_deserializer(request.payload) if handler.request_deserializer else request.payload
+                message = handler.request_deserializer(call.payload) if handler.request_deserializer else call.payload
             except Exception as exc:
-                await self._out.put(pb.PipeResponse(call_id=call_id, code=grpc.StatusCode.INTERNAL.value[0],
-                                                    details=f"Exception deserializing request: {exc}"))
+                self._emit(pb.PipeResult(call_id=call_id, code=grpc.StatusCode.INTERNAL.value[0],
+                                         details=f"Exception deserializing request: {exc}"))
                 return
-            timeout = request.timeout_us / 1e6
+            timeout = call.timeout_us / 1e6
             ctx = PipeContext(metadata, time.monotonic() + timeout if timeout else None)
             # The deadline cancels this task, as grpc cancels a call whose deadline passes.
             expired: List[bool] = []
@@ -233,34 +235,35 @@ class _Pipe:
             try:
                 response = await handler.unary_unary(message, ctx)
             except grpc.aio.AbortError:
-                await self._out.put(ctx.status_response(call_id))
+                self._emit(ctx.status_result(call_id))
                 return
             except asyncio.CancelledError:
                 if not expired:
                     raise
-                await self._out.put(pb.PipeResponse(call_id=call_id, code=grpc.StatusCode.DEADLINE_EXCEEDED.value[0],
-                                                    details="Deadline Exceeded"))
+                self._emit(pb.PipeResult(call_id=call_id, code=grpc.StatusCode.DEADLINE_EXCEEDED.value[0],
+                                         details="Deadline Exceeded"))
                 return
             finally:
                 if timer is not None:
                     timer.cancel()
             payload = handler.response_serializer(response) if (handler.response_serializer and response is not None) else (response or b"")
-            await self._out.put(ctx.response(call_id, payload))
+            self._emit(ctx.result(call_id, payload))
         except asyncio.CancelledError:
             pass  # The client cancelled: it expects no answer.
         except Exception as exc:  # A fault in procgrpc itself: still answer the call.
-            _log.error("pipeline call failed", method=request.method, exc_info=True)
-            await self._out.put(pb.PipeResponse(call_id=call_id, code=grpc.StatusCode.UNKNOWN.value[0],
-                                                details=f"Unexpected {type(exc).__name__}: {exc}"))
+            _log.error("pipeline call failed", method=call.method, exc_info=True)
+            self._emit(pb.PipeResult(call_id=call_id, code=grpc.StatusCode.UNKNOWN.value[0],
+                                     details=f"Unexpected {type(exc).__name__}: {exc}"))
         finally:
             self._tasks.pop(call_id, None)
 
 
-def handler(lookup: Callable[[str, Tuple[Tuple[str, Any], ...]], Any], stopping: asyncio.Event) -> grpc.GenericRpcHandler:
+def handler(lookup: Callable[[str, Tuple[Tuple[str, Any], ...]], Any]) -> grpc.GenericRpcHandler:
     """The generic handler serving ``Pipe``; ``lookup(method, metadata)`` finds wrapped handlers.
-    Setting ``stopping`` ends every open pipe once its calls are answered."""
+    The pool half-closes a worker's pipe when the worker stops taking calls; the pipe answers
+    what is still running and ends."""
     async def pipe(request_iterator: Any, context: Any) -> None:
-        await _Pipe(lookup, context, stopping).serve()
+        await _Pipe(lookup, context).serve()
 
     return grpc.method_handlers_generic_handler(SERVICE_NAME, {
         "Pipe": grpc.stream_stream_rpc_method_handler(

@@ -251,9 +251,8 @@ async def _serve(services: Sequence[ServiceRegistration], config: WorkerConfig,
         _log.warn("no services were registered by the add_*_to_server functions")
 
     server.add_generic_rpc_handlers((_introspection.handler(in_flight.running),))
-    pipelines_stopping = asyncio.Event()
     server.add_generic_rpc_handlers((_pipeline.handler(
-        _pipeline.method_lookup(recorder.registered, recorder.generic), pipelines_stopping),))
+        _pipeline.method_lookup(recorder.registered, recorder.generic)),))
     health = grpc_health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     # The aio servicer starts with "" SERVING: not true until the server runs.
@@ -327,7 +326,6 @@ async def _serve(services: Sequence[ServiceRegistration], config: WorkerConfig,
     drained = await in_flight.wait_idle(grace)
     remaining = max(0.0, grace - (loop.time() - started))
     _log.info("drained" if drained else "drain grace expired", in_flight=in_flight.count)
-    pipelines_stopping.set()
     await server.stop(remaining)
     await tcp.stop()
     _serving._uninstall()

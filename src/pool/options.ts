@@ -48,8 +48,9 @@ export interface WorkerPoolOptions extends PoolResilienceOptions {
   attemptMiddleware?: readonly UnaryMiddleware[];
   /**
    * How unary calls travel to a worker: `"unary"`, each call its own HTTP/2 stream (plain gRPC),
-   * or `"pipelined"`, calls multiplexed as messages on one long-lived stream per worker (lower
-   * per-call cost; see docs/benchmarks.md). Default `"unary"`.
+   * or `"pipelined"`, calls multiplexed in batches on one long-lived stream per worker (same
+   * semantics, several times the throughput and half the latency for small calls; see
+   * docs/benchmarks.md). Default `"pipelined"`.
    */
   transport?: "unary" | "pipelined";
   /** With `transport: "pipelined"`, larger requests take their own HTTP/2 stream. Default 65536. */
@@ -197,6 +198,6 @@ export function resolvePoolOptions(options: WorkerPoolOptions): ResolvedPoolOpti
 }
 
 function transportOf(value: unknown): "unary" | "pipelined" {
-  if (value === undefined || value === "unary" || value === "pipelined") return value ?? "unary";
+  if (value === undefined || value === "unary" || value === "pipelined") return value ?? "pipelined";
   throw new TypeError(`WorkerPool: transport must be "unary" or "pipelined", got ${JSON.stringify(value)}`);
 }

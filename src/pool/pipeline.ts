@@ -6,7 +6,7 @@ import type { UnaryMethod } from "../client/unary-method";
 import { rpcErrorFromServiceError, userMetadata } from "../errors/from-grpc";
 import { RpcError } from "../errors/rpc-error";
 import { Status } from "../errors/status";
-import { PipeRequest, PipeResponse, type MetadataEntry } from "../gen/procgrpc/internal/v1/pipeline";
+import { PipeRequest, PipeResponse, type MetadataEntry, type PipeCall, type PipeResult } from "../gen/procgrpc/internal/v1/pipeline";
 import { REQUEST_ID_KEY, errorFromAbort } from "./unary-call";
 import { describeExit, type WorkerCall, type WorkerProcess } from "./worker-process";
 import type { WorkerExit } from "./worker-state";
@@ -66,6 +66,10 @@ export class Pipeline implements WorkerCall {
   private readonly pending = new Map<number, PendingCall>();
   private readonly stream: ClientDuplexStream<PipeRequest, PipeResponse>;
   private nextCallId = 1;
+  // Calls and cancellations issued in this turn of the event loop, sent as one stream message.
+  private outCalls: PipeCall[] = [];
+  private outCancels: number[] = [];
+  private flushScheduled = false;
   /** No new calls (half-closed or broken). */
   private closed = false;
   /** The stream ended; nothing more will be answered. */
@@ -77,7 +81,9 @@ export class Pipeline implements WorkerCall {
     private readonly onClosed: (pipeline: Pipeline) => void,
   ) {
     this.stream = channel.makeBidiStreamRequest(PIPE_PATH, serializeRequest, (b: Buffer) => PipeResponse.decode(b), new Metadata(), {});
-    this.stream.on("data", (res: PipeResponse) => this.answer(res));
+    this.stream.on("data", (res: PipeResponse) => {
+      for (const result of res.results) this.answer(result);
+    });
     this.stream.on("error", (err: Error) => this.breakWith(`pipeline stream to worker ${worker.id} failed: ${err.message}`));
     this.stream.on("end", () => this.breakWith(`pipeline stream to worker ${worker.id} ended`));
     worker.calls.add(this);
@@ -116,14 +122,8 @@ export class Pipeline implements WorkerCall {
       const remainingMs = deadline.at - Date.now();
       entry.timer = setTimeout(() => this.cancel(callId, this.deadlineError(entry)), Math.max(0, remainingMs));
       this.pending.set(callId, entry);
-      this.stream.write({
-        callId,
-        method: method.path,
-        payload,
-        timeoutUs: Math.max(1, Math.round(remainingMs * 1000)),
-        metadata: metadataEntries(options.metadata, requestId),
-        cancel: false,
-      });
+      this.outCalls.push({ callId, method: method.path, payload, timeoutUs: Math.max(1, Math.round(remainingMs * 1000)), metadata: metadataEntries(options.metadata, requestId) });
+      this.scheduleFlush();
     });
   }
 
@@ -137,12 +137,36 @@ export class Pipeline implements WorkerCall {
    * worker answers them, then ends the stream), just as in-flight unary calls drain.
    */
   close(): void {
+    if (this.closed) return;
     this.closed = true;
     this.onClosed(this);
-    this.stream.end();
+    // Calls queued in this turn still go out before the half-close.
+    setImmediate(() => {
+      if (!this.broken && !this.stream.writableEnded) {
+        if (this.outCalls.length > 0 || this.outCancels.length > 0) this.stream.write({ calls: this.outCalls, cancel: this.outCancels });
+        this.outCalls = [];
+        this.outCancels = [];
+        this.stream.end();
+      }
+    });
   }
 
-  private answer(res: PipeResponse): void {
+  /** Sends everything queued in this turn of the event loop as one message (setImmediate runs after the turn's I/O callbacks). */
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      if (this.broken || this.stream.writableEnded) return;
+      const calls = this.outCalls;
+      const cancel = this.outCancels;
+      this.outCalls = [];
+      this.outCancels = [];
+      if (calls.length > 0 || cancel.length > 0) this.stream.write({ calls, cancel });
+    });
+  }
+
+  private answer(res: PipeResult): void {
     const entry = this.settle(res.callId);
     if (!entry) return; // A late answer to a call that was cancelled or timed out here.
     const initial = res.initialMetadata.length > 0 ? toMetadata(res.initialMetadata) : undefined;
@@ -172,7 +196,10 @@ export class Pipeline implements WorkerCall {
   private cancel(callId: number, err: RpcError): void {
     const entry = this.settle(callId);
     if (!entry) return;
-    if (!this.broken && !this.stream.writableEnded) this.stream.write({ callId, method: "", payload: Buffer.alloc(0), timeoutUs: 0, metadata: [], cancel: true });
+    if (!this.broken && !this.stream.writableEnded) {
+      this.outCancels.push(callId);
+      this.scheduleFlush();
+    }
     entry.reject(err);
   }
 

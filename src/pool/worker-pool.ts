@@ -121,6 +121,13 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     const resilience = poolResilience(options, { events: this.resilience, logger: this.logger, requestTimeoutMs: this.options.requestTimeoutMs });
     this.send = composeMiddleware([...(options.middleware ?? []), ...resilience.middleware, ...(options.attemptMiddleware ?? [])], dispatch);
     this.streamRetry = resilience.streamRetry;
+    // A worker that stops taking calls (draining, recycled, unhealthy, stopping) gets its
+    // pipeline half-closed: calls already on it are answered, then the stream ends, so an open
+    // pipe never holds the worker's graceful stop.
+    this.on("workerState", ({ workerId, to }) => {
+      if (to === "ready") return;
+      for (const [worker, pipeline] of this.pipelines) if (worker.id === workerId) pipeline.close();
+    });
     // Fail fast on a socket path that cannot be bound, before anything is spawned.
     if (this.options.socketDir) prepareSocketDir(this.options.socketDir, this.options.workers).path;
   }

