@@ -17,7 +17,7 @@ export async function featureVariants(): Promise<FeatureVariant[]> {
   const endpoint = await startPrometheusEndpoint({ port: 0 });
   const tracing = tracingMiddleware();
   return [
-    { name: "bare procgrpc call" },
+    { name: "bare procgrpc call" }, // the default transport (pipelined)
     { name: "+ per-call deadline (timeoutMs)", call: () => ({ timeoutMs: 5000 }) },
     { name: "+ metrics middleware (OpenTelemetry SDK)", pool: { middleware: [metricsMiddleware({ meterProvider: endpoint.meterProvider })] }, close: () => endpoint.close() },
     { name: "+ tracing middleware (no SDK registered)", pool: { middleware: [tracing.call], attemptMiddleware: [tracing.attempt] } },

@@ -73,7 +73,7 @@ function rawGrpcCall(sockets: readonly string[], payload: Buffer): { call: Call;
 /** Everything one worker count needs: two pools (unary, pipelined), two peer servers of each kind. */
 async function startTargets(workers: number): Promise<{ unary: WorkerPool; pipelined: WorkerPool; json: PeerServer[]; binary: PeerServer[]; stop: () => Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), "pgbench-"));
-  const unary = new WorkerPool(poolOptions(workers));
+  const unary = new WorkerPool(poolOptions(workers, { transport: "unary" }));
   const pipelined = new WorkerPool(poolOptions(workers, { transport: "pipelined" }));
   await Promise.all([unary.start(), pipelined.start()]);
   const json = await Promise.all(Array.from({ length: workers }, (_, i) => startPeerServer(python, peerScript, "json", join(dir, `json${i}.sock`))));

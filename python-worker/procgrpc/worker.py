@@ -39,9 +39,12 @@ ServiceRegistration = Tuple[Callable[[Any, Any], None], Any]
 EXIT_CONFIG = 2
 #: Exit code when the socket path is served by a live process or is not a socket.
 EXIT_SOCKET_IN_USE = 3
-# Room above the servicer limit for health checks, the pool's introspection calls and
-# cancelled calls the server has not noticed yet: none of them may be refused at the limit.
-_CONTROL_HEADROOM = 4
+# Room above the servicer limit for health checks, the pool's introspection calls, the
+# pipeline stream, cancelled calls the server has not noticed yet, and calls whose answer the
+# pool already has while grpc is still finishing them (measured: at 64 calls in flight the pool
+# starts the next call before grpc has released the last): none of them may be refused.
+def _headroom(limit: int) -> int:
+    return max(8, limit // 2)
 # Hard limit between the parent's death and this process being gone.
 _PARENT_DEATH_DEADLINE = 1.8
 
@@ -233,7 +236,7 @@ async def _serve(services: Sequence[ServiceRegistration], config: WorkerConfig,
     options += _listen.server_options(config.listen)
     server = grpc.aio.server(
         migration_thread_pool=executor,
-        maximum_concurrent_rpcs=None if config.max_concurrency is None else config.max_concurrency + _CONTROL_HEADROOM,
+        maximum_concurrent_rpcs=None if config.max_concurrency is None else config.max_concurrency + _headroom(config.max_concurrency),
         options=options,
         interceptors=[TokenInterceptor(config.listen.token)] if config.listen and config.listen.token else None,
     )
