@@ -154,17 +154,24 @@ stream, so large calls cost what plain gRPC costs. The whole error-model and sup
 runs in both modes (\`npm test\`), so the semantics are the same. \`transport: "unary"\` remains
 for users who want every call to be a plain gRPC call on the wire.
 
-**procgrpc unary vs raw grpc-js.** The two are within this machine's noise of each other (the
-round-to-round spread of one path is larger than the gap). A CPU profile of the unary path at
-concurrency 64 (\`node --cpu-prof\`) puts procgrpc's own code (middleware chain, admission, deadline,
-request id, hang watchdog) at about 3–4% of the client's CPU; the rest is grpc-js and node:http2.
+**procgrpc unary vs raw grpc-js.** ${x(lat("procgrpc unary", small), lat("raw grpc-js", small))} at p50 and ${x(tput("procgrpc unary", small), tput("raw grpc-js", small))} in throughput in this run; the ≤ 1.10× target is
+not reliably met. Interleaved A/B rounds on a quiet machine put the gap between 1.03× and 1.19×,
+and most of it is what the floor does not do: procgrpc sends every call with a deadline
+(\`grpc-timeout\`, from \`requestTimeoutMs\`) and an \`x-request-id\`, and the worker parses both;
+raw grpc-js with the same deadline and header is within a few percent of procgrpc. A CPU profile
+of the unary path at concurrency 64 (\`node --cpu-prof\`) puts procgrpc's own code (middleware
+chain, admission, deadline, request id, hang watchdog) at about 3–4% of the client's CPU; the
+rest is grpc-js and node:http2. With the default pipelined transport procgrpc is faster than raw
+grpc-js, so this gap only concerns \`transport: "unary"\`.
 
 **Where the pipelined p50 goes.** Sequentially, a pipelined call costs about ${seqPipe ? Math.round(seqPipe.clientCpuUsPerCall) : "–"} µs of client CPU
 and ${seqPipe ? Math.round(seqPipe.serverCpuUsPerCall) : "–"} µs of worker CPU (raw grpc-js: ${seqRaw ? Math.round(seqRaw.clientCpuUsPerCall) : "–"} µs and ${seqRaw ? Math.round(seqRaw.serverCpuUsPerCall) : "–"} µs). The worker side dominates:
 each message is read from and written to grpc.aio, which hands it between grpc's completion-queue
 poller thread and the event loop (py-spy shows the loop mostly in select/wakeups and
 \`context.write\`). Under load many calls share one message and one wakeup, which is why the
-throughput target is met with room while the sequential p50 target (0.35× of plain gRPC) is not.
+throughput target is met with room while the sequential p50 target (0.35× of plain gRPC) is not,
+nor the one against pyproc's JSON socket (${x(lat("procgrpc pipelined", small), lat("pyproc-style JSON", small))}, target 2.5×), whose Python side is a bare
+asyncio stream reader with no gRPC machinery at all.
 
 **1 MiB against the socket floor.** Raw grpc-js itself spends ${find(r.latency, "raw grpc-js", big) ? (Math.round((find(r.latency, "raw grpc-js", big) as Row).clientCpuUsPerCall / 100) / 10).toFixed(1) : "–"} ms of client CPU per ${size(big)} round
 trip (HTTP/2 DATA frames of 16 KiB through node:http2, each way); procgrpc's large calls cost the

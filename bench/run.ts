@@ -1,9 +1,10 @@
 // `npm run bench`: procgrpc against its floors, side by side in one run on this machine, with
 // the same Python echo logic everywhere. Writes docs/benchmarks.md and bench/results/latest.json.
 //   npx tsx bench/run.ts [--quick] [--out docs/benchmarks.md] [--json bench/results/latest.json]
+//   npx tsx bench/run.ts --render bench/results/latest.json   (re-render the report only)
 // --quick runs a tiny matrix (used by test/bench-harness.test.ts to prove the harness works).
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, release, tmpdir, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
@@ -24,6 +25,7 @@ const { values: args } = parseArgs({
     quick: { type: "boolean", default: false },
     out: { type: "string", default: join(root, "docs", "benchmarks.md") },
     json: { type: "string", default: join(root, "bench", "results", "latest.json") },
+    render: { type: "string" },
   },
 });
 const quick = args.quick as boolean;
@@ -222,6 +224,14 @@ function versions(): Record<string, string> {
 }
 
 async function main(): Promise<void> {
+  if (args.render) {
+    // Re-render the report from saved results (e.g. after editing bench/report.ts).
+    const saved = JSON.parse(readFileSync(args.render as string, "utf8")) as BenchResult;
+    const { renderMarkdown } = await import("./report");
+    writeFileSync(args.out as string, renderMarkdown(saved));
+    log(`rendered ${args.out} from ${args.render}`);
+    return;
+  }
   const started = new Date();
   const matrix = await measureMatrix();
   const features = await measureFeatures();
