@@ -10,7 +10,7 @@ import { RpcError, Status, WorkerPool, isConnectionError, isLifecycleError, isPr
 import { TestServiceDefinition } from "../src/gen/testing/v1/testing";
 import { unaryMethodOf } from "../src/client/unary-method";
 import type { UnaryMethod } from "../src/client/unary-method";
-import { WORKERS, testingPool } from "./helpers/env";
+import { WORKERS, testingPool, rejection } from "./helpers/env";
 import { brokenHttp2Peer, callOverFreshConnection, garbagePeer, refusingSocket } from "./helpers/fake-peers";
 
 const echo = unaryMethodOf("testing.v1.TestService", TestServiceDefinition.methods.echo);
@@ -19,14 +19,6 @@ const sleep = unaryMethodOf("testing.v1.TestService", TestServiceDefinition.meth
 const tmp = mkdtempSync(join(tmpdir(), "pge-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-async function rejection(p: Promise<unknown>): Promise<RpcError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(RpcError);
-  return err as RpcError;
-}
 
 describe("a worker that dies or cannot come back", () => {
   // The only worker refuses every restart (no_restart_worker.py), so that once it is killed

@@ -5,7 +5,7 @@
  */
 import { RpcError, Status, WorkerPool, isTimeout } from "../src";
 import { TestServiceDefinition } from "../src/gen/testing/v1/testing";
-import { testingPool } from "./helpers/env";
+import { testingPool, rejection } from "./helpers/env";
 
 // One worker, so that Stats answers for the worker that ran every Sleep; a short pool default
 // so that the transport limit can be seen firing.
@@ -15,14 +15,6 @@ const client = pool.client(TestServiceDefinition);
 beforeAll(() => pool.start());
 afterAll(() => pool.shutdown());
 
-async function rejection(p: Promise<unknown>): Promise<RpcError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(RpcError);
-  return err as RpcError;
-}
 
 /** True once the servicer has recorded that the Sleep call tagged `tag` saw its cancellation. */
 async function observedInPython(tag: string): Promise<boolean> {

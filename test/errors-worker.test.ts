@@ -16,7 +16,7 @@ import {
   RichFailRequest_Way,
   TestServiceDefinition,
 } from "../src/gen/testing/v1/testing";
-import { ROOT, testingPool } from "./helpers/env";
+import { ROOT, testingPool, rejection } from "./helpers/env";
 
 const pool = new WorkerPool(testingPool({ workers: 1 }));
 const client = pool.client(TestServiceDefinition);
@@ -29,14 +29,6 @@ const RICH = "/testing.v1.TestService/RichFail";
 const NON_OK = Object.values(Status).filter((v): v is Status => typeof v === "number" && v !== Status.OK);
 const TRANSIENT = new Set([Status.UNAVAILABLE, Status.RESOURCE_EXHAUSTED, Status.ABORTED]);
 
-async function rejection(p: Promise<unknown>): Promise<RpcError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(RpcError);
-  return err as RpcError;
-}
 
 /** Asserts what every worker error shares, then returns it for the specifics. */
 function expectWorkerError(err: RpcError, code: Status, method = FAIL): RpcError {

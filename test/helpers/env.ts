@@ -1,7 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { silentLogger, type WorkerPoolOptions } from "../../src";
+import { RpcError, silentLogger, type WorkerPoolOptions } from "../../src";
 
 /** Repository root. */
 export const ROOT = join(__dirname, "..", "..");
@@ -67,4 +67,14 @@ export async function eventually(check: () => boolean, timeoutMs: number, stepMs
 /** Asserts that the stubs the tests need were generated (npm test runs setup first). */
 export function assertSetUp(): void {
   if (!existsSync(PYTHON)) throw new Error("run `npm test` (or `node scripts/setup.mjs`) first: .venv is missing");
+}
+
+/** Awaits a promise that must reject with an RpcError, and returns that error. */
+export async function rejection(p: Promise<unknown>): Promise<RpcError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!(err instanceof RpcError)) throw new Error(`expected an RpcError, got ${String(err)}`);
+  return err;
 }

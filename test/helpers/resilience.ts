@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { RpcError, type WorkerPoolOptions } from "../../src";
+import type { WorkerPoolOptions } from "../../src";
 import { WORKERS, testingPool } from "./env";
 
 /** The worker serving ResilienceTestService and TestService. */
@@ -42,12 +42,5 @@ export function ledger(path: string): string[] {
   }
 }
 
-/** The RpcError a promise rejects with (fails the test if it resolves). */
-export async function rejection(p: Promise<unknown>): Promise<RpcError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(err instanceof RpcError)) throw new Error(`expected an RpcError, got ${String(err)}`);
-  return err;
-}
+/** The RpcError a promise rejects with (fails the test if it resolves); shared with the other suites. */
+export { rejection } from "./env";
