@@ -16,13 +16,24 @@ from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 __all__ = ["CallInfo", "current_call", "enter", "leave"]
 
-try:  # Optional: tracing works only when the user installs opentelemetry-api.
-    import opentelemetry.context as _otel_context
-    import opentelemetry.propagate as _otel_propagate
-    import opentelemetry.trace as _otel_trace
-    _HAVE_OTEL = True
-except ImportError:  # pragma: no cover - exercised by installs without opentelemetry
-    _HAVE_OTEL = False
+# Optional: tracing works only when the user installs opentelemetry-api. Imported on the first
+# call that carries a traceparent, not at start: it costs ~15 ms of every worker's cold start.
+_otel: Optional[Tuple[Any, Any, Any]] = None
+_otel_missing = False
+
+
+def _opentelemetry() -> Optional[Tuple[Any, Any, Any]]:
+    """(context, propagate, trace) modules of opentelemetry-api, or None when not installed."""
+    global _otel, _otel_missing
+    if _otel is None and not _otel_missing:
+        try:
+            import opentelemetry.context as otel_context
+            import opentelemetry.propagate as otel_propagate
+            import opentelemetry.trace as otel_trace
+            _otel = (otel_context, otel_propagate, otel_trace)
+        except ImportError:
+            _otel_missing = True
+    return _otel
 
 
 class CallInfo(NamedTuple):
@@ -68,14 +79,16 @@ def enter(method: str, ctx: Any) -> Handle:
             traceparent = True
     trace_id = parent_span_id = None
     otel_token = None
-    if traceparent and _HAVE_OTEL:
+    otel = _opentelemetry() if traceparent else None
+    if otel is not None:
+        otel_context, otel_propagate, otel_trace = otel
         carrier = {k: v for k, v in metadata if isinstance(v, str)}
-        extracted = _otel_propagate.extract(carrier)
-        span_context = _otel_trace.get_current_span(extracted).get_span_context()
+        extracted = otel_propagate.extract(carrier)
+        span_context = otel_trace.get_current_span(extracted).get_span_context()
         if span_context.is_valid:
             trace_id = format(span_context.trace_id, "032x")
             parent_span_id = format(span_context.span_id, "016x")
-            otel_token = _otel_context.attach(extracted)
+            otel_token = otel_context.attach(extracted)
     token = _current.set(CallInfo(method, request_id, trace_id, parent_span_id))
     return token, otel_token
 
@@ -84,8 +97,8 @@ def leave(handle: Handle) -> None:
     """Undo ``enter``."""
     token, otel_token = handle
     try:
-        if otel_token is not None:
-            _otel_context.detach(otel_token)
+        if otel_token is not None and _otel is not None:
+            _otel[0].detach(otel_token)
         _current.reset(token)
     except ValueError:
         # A streaming generator finalised from another context: nothing of ours to undo there.
