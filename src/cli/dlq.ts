@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { WorkerPool } from "../pool/worker-pool";
-import { jsonLogger } from "../pool/logger";
+import { jsonLogger } from "../core/logger";
 import { JsonlDeadLetterStore } from "../resilience/jsonl-dead-letter-store";
 import { replayDeadLetters } from "../resilience/replay";
 import { POOL_FLAGS, POOL_FLAGS_USAGE, poolOptionsFromFlags } from "./pool-flags";

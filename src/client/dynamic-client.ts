@@ -1,7 +1,7 @@
 import { loadSync, type MethodDefinition as LoaderMethod, type Options as LoaderOptions } from "@grpc/proto-loader";
-import type { CallOptions } from "./call-options";
+import type { CallOptions } from "../call/call-options";
 import type { UnaryInvoker } from "./typed-client";
-import type { UnaryMethod } from "./unary-method";
+import type { UnaryMethod } from "../call/unary-method";
 
 /** A client built at run time from a `.proto` file, for users without generated stubs. */
 export interface DynamicClient {

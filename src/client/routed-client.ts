@@ -1,4 +1,4 @@
-import type { ServiceDefinition } from "./definition";
+import type { ServiceDefinition } from "../call/definition";
 import type { Client, ClientOptions } from "./typed-client";
 
 /** Anything that hands out typed clients: a `WorkerPool`, a `RemotePool`. */

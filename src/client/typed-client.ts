@@ -1,9 +1,9 @@
-import { mergeCallOptions, type CallDefaults } from "./call-defaults";
-import type { CallOptions } from "./call-options";
-import type { RequestOf, ResponseOf, ServiceDefinition } from "./definition";
-import type { UnaryMiddleware } from "./middleware";
-import { streamMethodOf, type StreamMethod } from "./stream-method";
-import { unaryMethodOf, type UnaryMethod } from "./unary-method";
+import { mergeCallOptions, type CallDefaults } from "../call/call-defaults";
+import type { CallOptions } from "../call/call-options";
+import type { RequestOf, ResponseOf, ServiceDefinition } from "../call/definition";
+import type { UnaryMiddleware } from "../call/interceptor";
+import { streamMethodOf, type StreamMethod } from "../call/stream-method";
+import { unaryMethodOf, type UnaryMethod } from "../call/unary-method";
 
 /** Runs one unary call; the pool provides it (with its middleware applied). */
 export type UnaryInvoker = <Res>(method: UnaryMethod<unknown, Res>, request: unknown, options?: CallOptions) => Promise<Res>;

@@ -1,9 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { trace } from "@opentelemetry/api";
-import type { UnaryMiddleware } from "../client/middleware";
-import { isRpcError } from "../errors/rpc-error";
-import { statusName } from "../errors/status";
-import type { Logger } from "../pool/logger";
+import type { UnaryMiddleware } from "../call/interceptor";
+import { isRpcError } from "../core/rpc-error";
+import { statusName } from "../core/status";
+import type { Logger } from "../core/logger";
 
 /** Options for `callLogMiddleware`. */
 export interface CallLogOptions {

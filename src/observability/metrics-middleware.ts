@@ -1,7 +1,7 @@
 import type { MeterProvider } from "@opentelemetry/api";
-import type { UnaryMiddleware } from "../client/middleware";
-import { isRpcError } from "../errors/rpc-error";
-import { Status, statusName } from "../errors/status";
+import type { UnaryMiddleware } from "../call/interceptor";
+import { isRpcError } from "../core/rpc-error";
+import { Status, statusName } from "../core/status";
 import { callInstruments, procgrpcMeter } from "./instruments";
 import {
   ATTR_ERROR_TYPE,

@@ -3,7 +3,7 @@ import type { WorkerPool } from "../pool/worker-pool";
 import type { Meter, ObservableResult } from "@opentelemetry/api";
 import type { CircuitState, ResilienceEventMap, ResilienceEvents } from "../resilience/events";
 import { poolInstruments, procgrpcMeter, resilienceInstruments } from "./instruments";
-import { statusName } from "../errors/status";
+import { statusName } from "../core/status";
 import { ATTR_ERROR_TYPE, ATTR_RECYCLE_REASON, ATTR_RESTART_REASON, ATTR_RPC_METHOD, ATTR_WORKER_ID, ATTR_WORKER_STATE } from "./semconv";
 
 /** Options for `observePoolMetrics`. */

@@ -8,11 +8,11 @@ import {
   type Span,
   type TracerProvider,
 } from "@opentelemetry/api";
-import type { UnaryMiddleware } from "../client/middleware";
-import { isRpcError } from "../errors/rpc-error";
-import { Status, statusName } from "../errors/status";
+import type { UnaryMiddleware } from "../call/interceptor";
+import { isRpcError } from "../core/rpc-error";
+import { Status, statusName } from "../core/status";
 import { INSTRUMENTATION_SCOPE } from "./instruments";
-import { withMetadata } from "./metadata";
+import { withMetadata } from "../core/metadata";
 import {
   ATTR_ERROR_CATEGORY,
   ATTR_ERROR_TYPE,

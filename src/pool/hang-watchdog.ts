@@ -1,6 +1,6 @@
 import type { HangReason } from "./pool-events";
 import type { WorkerProcess } from "./worker-process";
-import { runningHandlers } from "./worker-introspection";
+import { runningHandlers } from "../transport/worker-introspection";
 
 /** One unary call the watchdog follows, from admission to its handler's end on the worker. */
 export interface WatchedCall {

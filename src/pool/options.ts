@@ -1,6 +1,6 @@
-import type { UnaryMiddleware } from "../client/middleware";
+import type { UnaryMiddleware } from "../call/interceptor";
 import type { PoolResilienceOptions } from "../resilience/pool-resilience";
-import type { Logger } from "./logger";
+import type { Logger } from "../core/logger";
 
 /** How to start and run a pool of Python workers. */
 export interface WorkerPoolOptions extends PoolResilienceOptions {

@@ -2,10 +2,10 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { unlinkSync } from "node:fs";
 import type { Readable } from "node:stream";
 import { Client, credentials, type ChannelOptions } from "@grpc/grpc-js";
-import { WorkerStartError } from "../errors/worker-start-error";
-import { checkHealth } from "./health-check";
+import { WorkerStartError } from "./worker-start-error";
+import { checkHealth } from "../transport/health-check";
 import { forEachLine } from "./line-splitter";
-import type { Logger } from "./logger";
+import type { Logger } from "../core/logger";
 import type { ResolvedPoolOptions } from "./options";
 import type { WorkerExit, WorkerState } from "./worker-state";
 

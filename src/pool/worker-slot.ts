@@ -1,5 +1,5 @@
 import { HealthMonitor, type HealthCheckResult } from "./health-monitor";
-import type { Logger } from "./logger";
+import type { Logger } from "../core/logger";
 import type { ResolvedPoolOptions } from "./options";
 import type { HangReason, WorkerPoolEvents } from "./pool-events";
 import { RecyclePolicy, type RecycleReason } from "./recycle-policy";

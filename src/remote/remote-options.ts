@@ -1,6 +1,6 @@
 import type { ChannelOptions } from "@grpc/grpc-js";
-import type { UnaryMiddleware } from "../client/middleware";
-import type { Logger } from "../pool/logger";
+import type { UnaryMiddleware } from "../call/interceptor";
+import type { Logger } from "../core/logger";
 import type { PoolResilienceOptions } from "../resilience/pool-resilience";
 
 /** TLS to remote workers. PEM contents (read the files yourself: `readFileSync("ca.pem")`). */

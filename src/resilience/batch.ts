@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
-import type { CallOptions } from "../client/call-options";
-import type { UnaryMethod } from "../client/unary-method";
-import { RpcError } from "../errors/rpc-error";
-import { Status, statusName } from "../errors/status";
+import type { CallOptions } from "../call/call-options";
+import type { UnaryMethod } from "../call/unary-method";
+import { RpcError } from "../core/rpc-error";
+import { Status, statusName } from "../core/status";
 import type { DeadLetter, DeadLetterStore } from "./dead-letter-store";
 import type { ResilienceEvents } from "./events";
 import { firstFailureTime } from "./retry-middleware";

@@ -1,5 +1,5 @@
-import { RpcError } from "../errors/rpc-error";
-import { Status } from "../errors/status";
+import { RpcError } from "../core/rpc-error";
+import { Status } from "../core/status";
 
 /** The ErrorInfo reason on errors of an open circuit. */
 export const CIRCUIT_OPEN_REASON = "CIRCUIT_OPEN";

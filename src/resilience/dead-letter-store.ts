@@ -1,4 +1,4 @@
-import type { ErrorCategory } from "../errors/categories";
+import type { ErrorCategory } from "../core/categories";
 
 /** One call that failed for good, kept so it can be inspected and replayed. */
 export interface DeadLetter {

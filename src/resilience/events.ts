@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import type { RpcError } from "../errors/rpc-error";
+import type { RpcError } from "../core/rpc-error";
 
 /** Where a retry delay came from. */
 export type DelaySource = "backoff" | "retry-info" | "pushback";

@@ -1,8 +1,8 @@
-import type { FallbackFunction } from "../client/call-options";
-import type { UnaryMiddleware } from "../client/middleware";
-import { RpcError } from "../errors/rpc-error";
-import { Status } from "../errors/status";
-import type { Logger } from "../pool/logger";
+import type { FallbackFunction } from "../call/call-options";
+import type { UnaryMiddleware } from "../call/interceptor";
+import { RpcError } from "../core/rpc-error";
+import { Status } from "../core/status";
+import type { Logger } from "../core/logger";
 import { isCircuitOpen } from "./circuit-open-error";
 import type { ResilienceEvents } from "./events";
 

@@ -1,6 +1,6 @@
-import type { UnaryMiddleware } from "../client/middleware";
-import { RpcError } from "../errors/rpc-error";
-import type { Status } from "../errors/status";
+import type { UnaryMiddleware } from "../call/interceptor";
+import { RpcError } from "../core/rpc-error";
+import type { Status } from "../core/status";
 import type { ResilienceEvents } from "./events";
 import { RETRY_CODES } from "./retry-policy";
 

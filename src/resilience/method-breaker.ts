@@ -1,5 +1,5 @@
-import type { UnaryMiddleware } from "../client/middleware";
-import { RpcError } from "../errors/rpc-error";
+import type { UnaryMiddleware } from "../call/interceptor";
+import { RpcError } from "../core/rpc-error";
 import { CircuitBreaker, type CircuitBreakerOptions } from "./circuit-breaker";
 import { circuitOpenError } from "./circuit-open-error";
 import type { CircuitState, ResilienceEvents } from "./events";

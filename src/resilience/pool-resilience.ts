@@ -1,6 +1,6 @@
-import type { FallbackFunction } from "../client/call-options";
-import type { UnaryMiddleware } from "../client/middleware";
-import type { Logger } from "../pool/logger";
+import type { FallbackFunction } from "../call/call-options";
+import type { UnaryMiddleware } from "../call/interceptor";
+import type { Logger } from "../core/logger";
 import type { ResilienceEvents } from "./events";
 import { fallbackMiddleware } from "./fallback";
 import { hedgingMiddleware, type HedgeOptions } from "./hedging";

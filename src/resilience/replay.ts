@@ -1,9 +1,9 @@
-import type { CallOptions } from "../client/call-options";
-import type { UnaryMethod } from "../client/unary-method";
-import { RpcError } from "../errors/rpc-error";
-import { statusName } from "../errors/status";
+import type { CallOptions } from "../call/call-options";
+import type { UnaryMethod } from "../call/unary-method";
+import { RpcError } from "../core/rpc-error";
+import { statusName } from "../core/status";
 import type { DeadLetter, DeadLetterStore } from "./dead-letter-store";
-import { rawUnaryMethod } from "./raw-method";
+import { rawUnaryMethod } from "../call/raw-method";
 
 /** Something that runs unary calls: a `WorkerPool`. */
 export interface UnaryRunner {

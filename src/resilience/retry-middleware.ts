@@ -1,9 +1,9 @@
-import type { CallOptions } from "../client/call-options";
-import { effectiveDeadline } from "../client/deadline";
-import type { UnaryMiddleware } from "../client/middleware";
-import { RpcError } from "../errors/rpc-error";
-import type { Status } from "../errors/status";
-import { errorFromAbort } from "../pool/unary-call";
+import type { CallOptions } from "../call/call-options";
+import { effectiveDeadline } from "../core/deadline";
+import type { UnaryMiddleware } from "../call/interceptor";
+import { RpcError } from "../core/rpc-error";
+import type { Status } from "../core/status";
+import { errorFromAbort } from "../transport/unary-call";
 import { ExponentialBackoff } from "./backoff";
 import type { ResilienceEvents, RetryStopReason } from "./events";
 import { RetryBudget, type RetryBudgetOptions } from "./retry-budget";

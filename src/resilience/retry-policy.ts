@@ -1,5 +1,5 @@
-import type { RpcError } from "../errors/rpc-error";
-import { Status } from "../errors/status";
+import type { RpcError } from "../core/rpc-error";
+import { Status } from "../core/status";
 import type { BackoffOptions } from "./backoff";
 import type { DelaySource, RetryEvent, RetryStopReason } from "./events";
 

@@ -1,6 +1,6 @@
-import type { CallOptions } from "../client/call-options";
-import type { UnaryMiddleware } from "../client/middleware";
-import type { StreamMethod } from "../client/stream-method";
+import type { CallOptions } from "../call/call-options";
+import type { UnaryMiddleware } from "../call/interceptor";
+import type { StreamMethod } from "../call/stream-method";
 
 /** Opens one attempt of a server stream with the attempt's options (deadline, workers to avoid). */
 export type OpenServerStream<Res> = (options: CallOptions, avoidWorkers: ReadonlySet<string> | undefined) => AsyncIterator<Res>;

@@ -1,16 +1,16 @@
 import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import type { Client, ClientDuplexStream, ClientReadableStream, ClientWritableStream, Metadata, ServiceError } from "@grpc/grpc-js";
-import type { CallOptions } from "../client/call-options";
-import type { EffectiveDeadline } from "../client/deadline";
-import type { StreamMethod } from "../client/stream-method";
+import type { CallOptions } from "../call/call-options";
+import type { EffectiveDeadline } from "../core/deadline";
+import type { StreamMethod } from "../call/stream-method";
 import type { RequestStream } from "../client/typed-client";
-import { rpcErrorFromServiceError, userMetadata } from "../errors/from-grpc";
-import { RpcError } from "../errors/rpc-error";
-import { Status } from "../errors/status";
+import { rpcErrorFromServiceError, userMetadata } from "./grpc-status";
+import { RpcError } from "../core/rpc-error";
+import { Status } from "../core/status";
 import { errorFromAbort, toMetadata } from "./unary-call";
 import type { CallTarget } from "./call-target";
-import { describeExit, type WorkerCall } from "./worker-process";
+import { describeExit, type WorkerCall } from "../pool/worker-process";
 
 type AnyStreamCall = ClientReadableStream<unknown> | ClientWritableStream<unknown> | ClientDuplexStream<unknown, unknown>;
 

@@ -1,14 +1,14 @@
 import { randomUUID } from "node:crypto";
 import { Metadata, type ServiceError } from "@grpc/grpc-js";
-import type { CallOptions, MetadataInit } from "../client/call-options";
-import type { EffectiveDeadline } from "../client/deadline";
-import type { UnaryMethod } from "../client/unary-method";
-import { rpcErrorFromServiceError, userMetadata } from "../errors/from-grpc";
-import { RpcError } from "../errors/rpc-error";
-import { Status } from "../errors/status";
+import type { CallOptions, MetadataInit } from "../call/call-options";
+import type { EffectiveDeadline } from "../core/deadline";
+import type { UnaryMethod } from "../call/unary-method";
+import { rpcErrorFromServiceError, userMetadata } from "./grpc-status";
+import { RpcError } from "../core/rpc-error";
+import { Status } from "../core/status";
 import type { CallTarget } from "./call-target";
-import { describeExit, type WorkerCall } from "./worker-process";
-import type { WorkerExit } from "./worker-state";
+import { describeExit, type WorkerCall } from "../pool/worker-process";
+import type { WorkerExit } from "../pool/worker-state";
 
 /** The metadata key carrying the request id into Python's logs. */
 export const REQUEST_ID_KEY = "x-request-id";

@@ -1,15 +1,15 @@
 import { randomUUID } from "node:crypto";
 import { Metadata, type Client, type ClientDuplexStream } from "@grpc/grpc-js";
-import type { CallOptions, MetadataInit } from "../client/call-options";
-import type { EffectiveDeadline } from "../client/deadline";
-import type { UnaryMethod } from "../client/unary-method";
-import { rpcErrorFromServiceError, userMetadata } from "../errors/from-grpc";
-import { RpcError } from "../errors/rpc-error";
-import { Status } from "../errors/status";
+import type { CallOptions, MetadataInit } from "../call/call-options";
+import type { EffectiveDeadline } from "../core/deadline";
+import type { UnaryMethod } from "../call/unary-method";
+import { rpcErrorFromServiceError, userMetadata } from "./grpc-status";
+import { RpcError } from "../core/rpc-error";
+import { Status } from "../core/status";
 import { PipeRequest, PipeResponse, type MetadataEntry, type PipeCall, type PipeResult } from "../gen/procgrpc/internal/v1/pipeline";
 import { REQUEST_ID_KEY, errorFromAbort } from "./unary-call";
-import { describeExit, type WorkerCall, type WorkerProcess } from "./worker-process";
-import type { WorkerExit } from "./worker-state";
+import { describeExit, type WorkerCall, type WorkerProcess } from "../pool/worker-process";
+import type { WorkerExit } from "../pool/worker-state";
 
 const PIPE_PATH = "/procgrpc.internal.v1.PipelineService/Pipe";
 

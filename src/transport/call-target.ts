@@ -1,5 +1,5 @@
 import type { Client } from "@grpc/grpc-js";
-import type { WorkerCall } from "./worker-process";
+import type { WorkerCall } from "../pool/worker-process";
 
 /**
  * What running one call needs from where it goes: a local `WorkerProcess` is one, and so is a

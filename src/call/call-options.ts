@@ -1,5 +1,5 @@
 import type { Metadata } from "@grpc/grpc-js";
-import type { RpcError } from "../errors/rpc-error";
+import type { RpcError } from "../core/rpc-error";
 import type { HedgeOptions } from "../resilience/hedging";
 import type { RetryOptions } from "../resilience/retry-policy";
 

@@ -1,9 +1,9 @@
-import type { CallOptions } from "./call-options";
-import type { ServiceDefinition } from "./definition";
+import type { CallOptions } from "../call/call-options";
+import type { ServiceDefinition } from "../call/definition";
 import { createDynamicClient, type DynamicClient, type DynamicClientOptions } from "./dynamic-client";
-import { composeMiddleware, type NextUnary } from "./middleware";
+import { composeMiddleware, type NextUnary } from "../call/interceptor";
 import { createTypedClient, unaryMethodOfCall, type Client, type ClientOptions, type StreamInvoker } from "./typed-client";
-import type { UnaryMethod } from "./unary-method";
+import type { UnaryMethod } from "../call/unary-method";
 import { runBatch, type BatchOptions, type BatchResult } from "../resilience/batch";
 
 /**

@@ -1,8 +1,8 @@
 import { Metadata, type ServiceError } from "@grpc/grpc-js";
-import type { TimeoutKind } from "./categories";
-import { RpcError } from "./rpc-error";
-import { Status } from "./status";
-import { STATUS_DETAILS_KEY, decodeStatusDetails, type StatusDetail } from "./status-details";
+import type { TimeoutKind } from "../core/categories";
+import { RpcError } from "../core/rpc-error";
+import { Status } from "../core/status";
+import { STATUS_DETAILS_KEY, decodeStatusDetails, type StatusDetail } from "../core/status-details";
 
 /** What the caller knew about a call when grpc-js reported its status. */
 export interface CallFacts {

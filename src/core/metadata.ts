@@ -1,5 +1,5 @@
 import { Metadata } from "@grpc/grpc-js";
-import type { CallOptions, MetadataInit } from "../client/call-options";
+import type { CallOptions, MetadataInit } from "../call/call-options";
 
 /** A copy of `options` whose metadata also carries `entries` (the caller's own values win for the same key only when `keepExisting`). */
 export function withMetadata(options: CallOptions, entries: Readonly<Record<string, string>>, keepExisting = false): CallOptions {

@@ -1,5 +1,5 @@
-import type { TimeoutKind } from "../errors/categories";
-import type { CallOptions } from "./call-options";
+import type { TimeoutKind } from "./categories";
+import type { CallOptions } from "../call/call-options";
 
 /** The earliest of a call's limits, and which one it is. */
 export interface EffectiveDeadline {
