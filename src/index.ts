@@ -13,20 +13,25 @@ export { jsonLogger, silentLogger } from "./core/logger";
 export type { Logger, LogLevel } from "./core/logger";
 export { MAX_SOCKET_PATH_BYTES } from "./pool/socket-dir";
 export { RemotePool, RemoteStartError } from "./remote/remote-pool";
-export type { RemotePoolHealth, RemoteTargetHealth } from "./remote/remote-pool";
+export type { RemotePoolHealth, RemoteTargetHealth, RemotePoolEvents } from "./remote/remote-pool";
 export type { RemotePoolOptions, RemoteTlsOptions } from "./remote/remote-options";
 export type { TargetState } from "./remote/remote-target";
 export { routedClient } from "./client/routed-client";
 export type { ClientSource, Routes } from "./client/routed-client";
 
 export type { Client, ClientOptions, MethodCall, RequestStream } from "./client/typed-client";
-export type { StreamMethod } from "./call/stream-method";
-export { composeMiddleware } from "./call/interceptor";
-export type { UnaryCall, UnaryMiddleware, NextUnary } from "./call/interceptor";
-export type { CallOptions, MetadataInit } from "./call/call-options";
+export type { CallOptions, Middleware, UnaryCall, UnaryMiddleware, NextUnary } from "./client/call-options";
+export { composeInterceptors, composeInterceptors as composeMiddleware, respondsWithStream } from "./call/interceptor";
+export type { Call, Interceptor, Next } from "./call/interceptor";
+export { observeCall } from "./call/observe-call";
+export type { CallObserver } from "./call/observe-call";
+export type { BaseCallOptions, NoExtraOptions } from "./call/call-options";
+export type { MetadataInit } from "./core/metadata";
+export { REQUEST_ID_KEY, CALL_ID_KEY, MAX_REQUEST_METADATA_BYTES } from "./core/metadata";
 export type { MessageType, MethodDefinition, ServiceDefinition, RequestOf, ResponseOf } from "./call/definition";
-export type { UnaryMethod } from "./call/unary-method";
-export type { DynamicClient, DynamicClientOptions } from "./client/dynamic-client";
+export { methodOf } from "./call/method";
+export type { AnyMethod, CallKind, StreamMethod, UnaryMethod } from "./call/method";
+export type { DynamicClient, DynamicClientOptions, PlainMessage } from "./client/dynamic-client";
 
 export { Status, statusName } from "./core/status";
 export type { ErrorCategory, TimeoutKind } from "./core/categories";
@@ -67,7 +72,7 @@ export type { CallLogOptions } from "./observability/call-log-middleware";
 export type { SemconvMode } from "./observability/semconv";
 
 export type { CallDefaults } from "./call/call-defaults";
-export type { FallbackFunction } from "./call/call-options";
+
 export type { WorkerFilter } from "./call/interceptor";
 export { ExponentialBackoff, DEFAULT_BACKOFF } from "./resilience/backoff";
 export type { BackoffOptions } from "./resilience/backoff";

@@ -35,7 +35,7 @@ test("after a scripted mix of successes and failures the scrape shows each count
   expect(current("Sleep", "DEADLINE_EXCEEDED")).toBe(1);
   expect(current("Sleep", "OK")).toBe(6);
   expect(valueOf(s, "rpc_client_call_duration_count", { rpc_response_status_code: "NOT_FOUND" })).toBe(3);
-  expect(s.find((x) => x.labels.rpc_response_status_code === "NOT_FOUND")?.labels.error_type).toBe("NOT_FOUND");
+  expect(s.find((x) => x.name === "rpc_client_call_duration_count" && x.labels.rpc_response_status_code === "NOT_FOUND")?.labels.error_type).toBe("NOT_FOUND");
   // Every OK Echo took more than 0 s and is in the +Inf bucket.
   expect(valueOf(s, "rpc_client_call_duration_sum", { rpc_method: "testing.v1.TestService/Echo", rpc_response_status_code: "OK" })).toBeGreaterThan(0);
   expect(valueOf(s, "rpc_client_call_duration_bucket", { rpc_method: "testing.v1.TestService/Echo", rpc_response_status_code: "OK", le: "+Inf" })).toBe(5);

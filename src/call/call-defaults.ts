@@ -1,29 +1,32 @@
-import type { CallOptions } from "./call-options";
-
-/** Call options a client can set for all its methods or per method (`pool.client(def, { defaults, methods })`). */
-export type CallDefaults = Pick<CallOptions, "timeoutMs" | "idempotent" | "retry" | "hedge" | "fallback" | "metadata">;
+import type { BaseCallOptions } from "./call-options";
 
 /**
- * Layers call options: later layers win field by field; `retry` and `hedge` objects are merged
- * field by field too, so a call can change one retry knob and keep the client's others.
+ * Options a client can set for all its methods or per method (`pool.client(def, { defaults,
+ * methods })`): every call option but those that belong to one call (signal, deadline, hooks,
+ * request id).
  */
-export function mergeCallOptions(...layers: (CallOptions | CallDefaults | undefined)[]): CallOptions {
-  const merged: CallOptions = {};
+export type CallDefaults<O extends BaseCallOptions = BaseCallOptions> = Omit<O, "signal" | "deadline" | "requestId" | "onHeader" | "onTrailer">;
+
+/**
+ * Layers call options: later layers win field by field; option values that are plain objects
+ * (e.g. `retry: { maxAttempts }`) are merged field by field too, so a call can change one knob
+ * and keep the client's others. `metadata` is replaced, not merged.
+ */
+export function mergeCallOptions<O extends BaseCallOptions>(...layers: (Partial<O> | undefined)[]): O {
+  const merged: Record<string, unknown> = {};
   for (const layer of layers) {
     if (!layer) continue;
-    for (const [key, value] of Object.entries(layer) as [keyof CallOptions, unknown][]) {
+    for (const [key, value] of Object.entries(layer)) {
       if (value === undefined) continue;
       const prev = merged[key];
-      if ((key === "retry" || key === "hedge") && isObject(prev) && isObject(value)) {
-        (merged as Record<string, unknown>)[key] = { ...prev, ...value };
-      } else {
-        (merged as Record<string, unknown>)[key] = value;
-      }
+      merged[key] = key !== "metadata" && isPlainObject(prev) && isPlainObject(value) ? { ...prev, ...value } : value;
     }
   }
-  return merged;
+  return merged as O;
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null;
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  if (typeof v !== "object" || v === null) return false;
+  const proto = Object.getPrototypeOf(v) as unknown;
+  return proto === Object.prototype || proto === null;
 }

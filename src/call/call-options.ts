@@ -1,36 +1,40 @@
 import type { Metadata } from "@grpc/grpc-js";
-import type { RpcError } from "../core/rpc-error";
-import type { HedgeOptions } from "../resilience/hedging";
-import type { RetryOptions } from "../resilience/retry-policy";
+import type { MetadataInit } from "../core/metadata";
 
-/** Metadata to send: a grpc-js `Metadata`, or a plain object (`-bin` keys take Buffers). */
-export type MetadataInit = Metadata | Readonly<Record<string, string | Buffer | readonly (string | Buffer)[]>>;
+export type { MetadataInit } from "../core/metadata";
 
-/** Options for one call. The effective deadline is the earliest of `deadline`, `timeoutMs` and the pool's `requestTimeoutMs`. */
-export interface CallOptions {
-  /** Milliseconds the call may take, from now (`timeoutKind: "per-call"` when it fires). */
+/**
+ * The options every call takes, whatever interceptors the pool has. Interceptors declare the
+ * options they read themselves (e.g. resilience's `retry`, `hedge`, `fallback`), and clients
+ * accept the union (nice-grpc's CallOptionsExt pattern).
+ */
+export interface BaseCallOptions {
+  /**
+   * Milliseconds the call may take, from now (`timeoutKind: "per-call"`). With `deadline`, the
+   * earlier one applies; either replaces the pool's `requestTimeoutMs`, longer or shorter.
+   * Must be a finite number >= 0 (a `RangeError` otherwise); 0 fails at once with DEADLINE_EXCEEDED.
+   */
   timeoutMs?: number;
-  /** Absolute deadline (`timeoutKind: "context"` when it passes). */
+  /**
+   * Absolute deadline: a `Date`, or epoch milliseconds (`timeoutKind: "context"`). Unlike
+   * nice-grpc's deadline middleware, a number is never "milliseconds from now" (that is
+   * `timeoutMs`); a number before 2001 is refused with a `RangeError`. A deadline in the past
+   * fails at once with DEADLINE_EXCEEDED without reaching a worker.
+   */
   deadline?: Date | number;
-  /** Cancels the call; aborting with a `TimeoutError` (e.g. `AbortSignal.timeout`) counts as a deadline. */
+  /** Cancels the call; aborting with a `TimeoutError` reason (e.g. `AbortSignal.timeout`) counts as a deadline. */
   signal?: AbortSignal;
   /** Metadata sent with the request; Python reads it with `context.invocation_metadata()`. */
   metadata?: MetadataInit;
-  /** Request id sent as `x-request-id`; one is generated when omitted. */
+  /** Request id sent as `x-request-id`, one per logical call (shared by its retries and hedges); generated when omitted. */
   requestId?: string;
   /** Declares the call safe to repeat even if the proto does not mark the method idempotent. */
   idempotent?: boolean;
-  /** Receives the response headers the worker sent. */
+  /** Receives the response headers the worker sent (empty when it sent none), before the response or the error. */
   onHeader?: (metadata: Metadata) => void;
   /** Receives the trailers the worker sent (on success and on error). */
   onTrailer?: (metadata: Metadata) => void;
-  /** Retry policy for this call, over the client's and pool's (`false`: no retries; `true`: the defaults). See docs/resilience.md. */
-  retry?: RetryOptions | boolean;
-  /** Hedging for this call (`false`: none; `true`: the pool's settings). Sending copies is only safe for calls without side effects. */
-  hedge?: HedgeOptions | boolean;
-  /** Returns a degraded response when the call fails with a retryable error or an open circuit; every use is logged and counted. */
-  fallback?: FallbackFunction;
 }
 
-/** A fallback: receives the final error and the request, returns (or resolves to) the response to use instead. */
-export type FallbackFunction<Req = unknown, Res = unknown> = (error: RpcError, request: Req) => Res | Promise<Res>;
+/** No extra call options (the default of the `Ext` type parameters). */
+export type NoExtraOptions = Record<never, never>;

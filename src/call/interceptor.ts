@@ -1,14 +1,31 @@
-import type { CallOptions } from "./call-options";
-import type { UnaryMethod } from "./unary-method";
+import type { BaseCallOptions, NoExtraOptions } from "./call-options";
+import type { AnyMethod, CallKind } from "./method";
 
-/** One unary call as middleware sees it. Middleware passes a (possibly changed) copy to `next`. */
-export interface UnaryCall {
+/** A set of worker ids, as far as the pool needs one (a `Set<string>` is one). */
+export interface WorkerFilter {
+  has(workerId: string): boolean;
+}
+
+/**
+ * One call as interceptors see it, for every kind of call. Interceptors pass a (possibly
+ * changed) copy to `next`.
+ *
+ * What `next` resolves with depends on `kind`:
+ * - `unary`, `client-stream`: the response message;
+ * - `server-stream`, `bidi-stream`: an `AsyncIterable` of response messages (errors after the
+ *   stream started come out of the iteration).
+ */
+export interface Call<Ext extends object = NoExtraOptions> {
+  readonly kind: CallKind;
   /** The method: path, (de)serialisers, idempotency from the proto. */
-  readonly method: UnaryMethod<unknown, unknown>;
-  /** The request as the caller gave it (serialised only when sent). */
+  readonly method: AnyMethod;
+  /**
+   * The request as the caller gave it: the message for `unary` and `server-stream` calls; an
+   * (async) iterable of messages for `client-stream` and `bidi-stream` calls. Serialised only when sent.
+   */
   readonly request: unknown;
-  /** The caller's options. */
-  readonly options: CallOptions;
+  /** The caller's options (plus those of interceptors that declare `Ext`). */
+  readonly options: BaseCallOptions & Ext;
   /** Workers this attempt should avoid when another is ready (a retry after a failure there). */
   readonly avoidWorkers?: ReadonlySet<string>;
   /**
@@ -20,36 +37,36 @@ export interface UnaryCall {
   /** Called by the pool with the worker's id at the moment it hands the attempt to a worker. */
   readonly onDispatch?: (workerId: string) => void;
   /**
-   * Values an outer middleware hands to inner ones for this call (e.g. the call span that the
-   * attempt spans are children of), keyed by the owner's symbol. Middleware that pass a copy
+   * Values an outer interceptor hands to inner ones for this call (e.g. the call span that the
+   * attempt spans are children of), keyed by the owner's symbol. Interceptors that pass a copy
    * of the call on (`{ ...call, … }`) carry them along.
    */
   readonly values?: Readonly<Record<symbol, unknown>>;
 }
 
-/** A set of worker ids, as far as the pool needs one (a `Set<string>` is one). */
-export interface WorkerFilter {
-  has(workerId: string): boolean;
-}
-
-/** Sends the call on (to the next middleware, or to the pool). */
-export type NextUnary = (call: UnaryCall) => Promise<unknown>;
+/** Sends the call on (to the next interceptor, or to the pool). */
+export type Next = (call: Call) => Promise<unknown>;
 
 /**
- * A client middleware: wraps every unary call, like connect-es interceptors or nice-grpc
- * middleware. Resilience policies (retry, circuit breaking, hedging, fallback) and
- * observability (metrics, tracing) are middleware, composed in order: the first in the
- * list is the outermost.
+ * An interceptor: wraps every call of every kind, like connect-es interceptors or nice-grpc
+ * middleware. `Ext` declares the call options it reads (e.g. `{ retry?: … }`); clients built
+ * with it accept them. Resilience policies and observability are interceptors, composed in
+ * order: the first in the list is the outermost.
  */
-export type UnaryMiddleware = (call: UnaryCall, next: NextUnary) => Promise<unknown>;
+export type Interceptor<Ext extends object = NoExtraOptions> = (call: Call<Ext>, next: Next) => Promise<unknown>;
 
-/** Composes middleware around `terminal`; the first middleware runs first. */
-export function composeMiddleware(middleware: readonly UnaryMiddleware[], terminal: NextUnary): NextUnary {
+/** Composes interceptors around `terminal`; the first interceptor runs first. */
+export function composeInterceptors(interceptors: readonly Interceptor<never>[], terminal: Next): Next {
   let next = terminal;
-  for (let i = middleware.length - 1; i >= 0; i--) {
-    const mw = middleware[i];
+  for (let i = interceptors.length - 1; i >= 0; i--) {
+    const interceptor = interceptors[i] as unknown as Interceptor;
     const inner = next;
-    next = (call) => mw(call, inner);
+    next = (call) => interceptor(call, inner);
   }
   return next;
+}
+
+/** True when `next` resolves with an `AsyncIterable` of responses for this call. */
+export function respondsWithStream(call: Pick<Call, "kind">): boolean {
+  return call.kind === "server-stream" || call.kind === "bidi-stream";
 }

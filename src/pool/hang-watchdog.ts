@@ -5,6 +5,9 @@ import { runningHandlers } from "../transport/worker-introspection";
 /** One unary call the watchdog follows, from admission to its handler's end on the worker. */
 export interface WatchedCall {
   readonly worker: WorkerProcess;
+  /** The pool's id of this attempt (`procgrpc-call-id`): what the worker's report is matched by. */
+  readonly callId: string;
+  /** The caller's request id, for the `workerHung` event and logs only (callers may reuse it). */
   readonly requestId: string;
   readonly method: string;
   readonly startedAt: number;
@@ -52,8 +55,8 @@ export class HangWatchdog {
   }
 
   /** Follows a call admitted to `worker`. */
-  begin(worker: WorkerProcess, requestId: string, method: string): WatchedCall {
-    const call: WatchedCall = { worker, requestId, method, startedAt: Date.now(), cancelledAt: undefined };
+  begin(worker: WorkerProcess, callId: string, requestId: string, method: string): WatchedCall {
+    const call: WatchedCall = { worker, callId, requestId, method, startedAt: Date.now(), cancelledAt: undefined };
     let set = this.calls.get(worker);
     if (!set) this.calls.set(worker, (set = new Set()));
     set.add(call);
@@ -113,8 +116,8 @@ export class HangWatchdog {
       const running = await runningHandlers(channel, new Date(Date.now() + PROBE_TIMEOUT_MS));
       const now = Date.now();
       for (const call of due) {
-        // Same request id, and running since before the cancellation (a retry that reused the id started after it).
-        const still = running.find((h) => h.requestId === call.requestId && h.seconds * 1000 + MATCH_SLACK_MS >= now - (call.cancelledAt as number));
+        // The same attempt (call ids are the pool's, unique per attempt), running since before the cancellation.
+        const still = running.find((h) => h.callId === call.callId && h.seconds * 1000 + MATCH_SLACK_MS >= now - (call.cancelledAt as number));
         if (still) {
           const overHard = this.hardTimeoutMs > 0 && now - call.startedAt >= this.hardTimeoutMs;
           this.onHang(call, overHard ? "hard-timeout" : "cancel-grace", now - call.startedAt);

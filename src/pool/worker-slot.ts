@@ -5,8 +5,9 @@ import type { HangReason, WorkerPoolEvents } from "./pool-events";
 import { RecyclePolicy, type RecycleReason } from "./recycle-policy";
 import { residentMemoryMb } from "./resident-memory";
 import { RestartPolicy } from "./restart-policy";
-import { describeExit, type WorkerProcess } from "./worker-process";
-import type { WorkerExit } from "./worker-state";
+import { describeExit } from "../transport/call-target";
+import type { WorkerProcess } from "./worker-process";
+import type { WorkerExit, WorkerState } from "./worker-state";
 
 /** What a slot needs from its pool. */
 export interface SlotHost {
@@ -17,6 +18,8 @@ export interface SlotHost {
   /** Creates (does not start) the process for `generation` of slot `id`. */
   createProcess(id: string, generation: number): WorkerProcess;
   emit<K extends keyof WorkerPoolEvents>(name: K, ...args: WorkerPoolEvents[K]): void;
+  /** A process of this pool changed state (before listeners hear of it): the pool's own reactions. */
+  stateChanged(worker: WorkerProcess, to: WorkerState): void;
   /** `worker` is ready (again) and can take queued calls. */
   workerAvailable(worker: WorkerProcess): void;
   /** `worker` is gone: stop watching its calls. */
@@ -24,9 +27,6 @@ export interface SlotHost {
   /** Ready and total workers, for event payloads. */
   counts(): { ready: number; total: number };
 }
-
-/** How often a draining worker's in-flight count is looked at. */
-const DRAIN_POLL_MS = 20;
 
 /**
  * One logical worker of the pool (`w0`, `w1`, …) and its supervision: the current process, its
@@ -53,6 +53,8 @@ export class WorkerSlot {
   private readonly monitors = new Map<WorkerProcess, HealthMonitor>();
   private readonly recyclePolicies = new WeakMap<WorkerProcess, RecyclePolicy>();
   private readonly rss = new WeakMap<WorkerProcess, number>();
+  /** Retiring processes waiting for their last call to end. */
+  private readonly drained = new Map<WorkerProcess, () => void>();
   private readonly restartPolicy: RestartPolicy;
 
   constructor(
@@ -87,8 +89,9 @@ export class WorkerSlot {
     this.host.workerAvailable(proc);
   }
 
-  /** A call on `proc` finished: recycle once it reached its request limit. */
+  /** A call on `proc` finished: a retiring process may now stop; the current one recycles at its request limit. */
   onServed(proc: WorkerProcess): void {
+    if (proc.inFlight === 0) this.drained.get(proc)?.();
     if (proc !== this.process) return;
     if (this.recyclePolicies.get(proc)?.check(proc.served, undefined) === "requests") this.recycle("requests");
   }
@@ -164,7 +167,10 @@ export class WorkerSlot {
     const proc = this.host.createProcess(this.id, this.generation++);
     const { maxRequestsPerWorker, maxMemoryMb, recycleJitter } = this.host.options;
     this.recyclePolicies.set(proc, new RecyclePolicy(maxRequestsPerWorker, maxMemoryMb, recycleJitter));
-    proc.onStateChange((from, to) => this.host.emit("workerState", { workerId: this.id, pid: proc.pid, from, to }));
+    proc.onStateChange((from, to) => {
+      this.host.stateChanged(proc, to);
+      this.host.emit("workerState", { workerId: this.id, pid: proc.pid, from, to });
+    });
     proc.onExit((exit) => this.handleExit(proc, exit));
     return proc;
   }
@@ -176,13 +182,17 @@ export class WorkerSlot {
     old.state = "draining";
     this.retiring.add(old);
     // Every call has a deadline and the hang watchdog bounds what runs past it, so this ends.
-    while (old.inFlight > 0 && !old.exit) await new Promise((r) => setTimeout(r, DRAIN_POLL_MS));
+    if (old.inFlight > 0 && !old.exit) {
+      await new Promise<void>((resolve) => this.drained.set(old, resolve));
+      this.drained.delete(old);
+    }
     await old.stop();
     old.state = "stopped";
     this.retiring.delete(old);
   }
 
   private handleExit(proc: WorkerProcess, exit: WorkerExit): void {
+    this.drained.get(proc)?.();
     this.monitors.get(proc)?.stop();
     this.monitors.delete(proc);
     this.host.workerGone(proc);

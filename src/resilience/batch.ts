@@ -1,11 +1,15 @@
 import { randomUUID } from "node:crypto";
-import type { CallOptions } from "../call/call-options";
-import type { UnaryMethod } from "../call/unary-method";
+import type { BaseCallOptions } from "../call/call-options";
+import type { ResilienceCallOptions } from "./pool-resilience";
+import type { UnaryMethod } from "../call/method";
 import { RpcError } from "../core/rpc-error";
 import { Status, statusName } from "../core/status";
 import type { DeadLetter, DeadLetterStore } from "./dead-letter-store";
 import type { ResilienceEvents } from "./events";
 import { firstFailureTime } from "./retry-middleware";
+
+/** The options of one call a batch or a replay makes. */
+type CallOptions = BaseCallOptions & ResilienceCallOptions;
 
 /** Options of `pool.batch(...)`. */
 export interface BatchOptions {

@@ -1,9 +1,13 @@
-import type { CallOptions } from "../call/call-options";
-import type { UnaryMethod } from "../call/unary-method";
+import type { BaseCallOptions } from "../call/call-options";
+import type { ResilienceCallOptions } from "./pool-resilience";
+import type { UnaryMethod } from "../call/method";
 import { RpcError } from "../core/rpc-error";
 import { statusName } from "../core/status";
 import type { DeadLetter, DeadLetterStore } from "./dead-letter-store";
 import { rawUnaryMethod } from "../call/raw-method";
+
+/** The options of one call a batch or a replay makes. */
+type CallOptions = BaseCallOptions & ResilienceCallOptions;
 
 /** Something that runs unary calls: a `WorkerPool`. */
 export interface UnaryRunner {

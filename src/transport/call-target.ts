@@ -1,10 +1,19 @@
 import type { Client } from "@grpc/grpc-js";
-import type { WorkerCall } from "../pool/worker-process";
+
+/** How a target process ended (a local worker's exit code or signal). */
+export interface TargetExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** Something in flight on a target that must be failed at once if the target goes away. */
+export interface WorkerCall {
+  failWorkerGone(exit: TargetExit): void;
+}
 
 /**
- * What running one call needs from where it goes: a local `WorkerProcess` is one, and so is a
- * `RemotePool` target (one grpc-js channel to a remote worker address). `runUnaryCall` and the
- * stream calls depend on this shape only, so both pools share the call machinery.
+ * Where a call goes: a local `WorkerProcess` is one, and so is a `RemotePool` target (one
+ * grpc-js channel to a remote address). The transports depend on this shape only.
  */
 export interface CallTarget {
   /** Shown in `RpcError.workerId` and logs: a local worker's id, or a remote target string. */
@@ -15,4 +24,21 @@ export interface CallTarget {
   readonly calls: Set<WorkerCall>;
   /** The OS process id of a local worker; undefined for a remote one. */
   readonly pid?: number | undefined;
+  /** True once the target is being stopped or is gone: a call it drops then lost its connection, whatever the transport reports. */
+  readonly stopping?: boolean;
+}
+
+/**
+ * A call's claim on capacity of one target, from admission to the call's end. `release()` is
+ * idempotent: the transport releases when the call ends (whatever ends it), and the caller
+ * releases again in a `finally` for calls that never got that far.
+ */
+export interface Lease {
+  readonly target: CallTarget;
+  release(): void;
+}
+
+/** "exit code 1" / "signal SIGKILL", for messages. */
+export function describeExit(exit: TargetExit): string {
+  return exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`;
 }

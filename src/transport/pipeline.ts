@@ -1,17 +1,18 @@
-import { randomUUID } from "node:crypto";
 import { Metadata, type Client, type ClientDuplexStream } from "@grpc/grpc-js";
-import type { CallOptions, MetadataInit } from "../call/call-options";
-import type { EffectiveDeadline } from "../core/deadline";
-import type { UnaryMethod } from "../call/unary-method";
-import { rpcErrorFromServiceError, userMetadata } from "./grpc-status";
+import { errorFromAbort } from "../core/cancellation";
+import { atTime } from "../core/deadline";
 import { RpcError } from "../core/rpc-error";
 import { Status } from "../core/status";
-import { PipeRequest, PipeResponse, type MetadataEntry, type PipeCall, type PipeResult } from "../gen/procgrpc/internal/v1/pipeline";
-import { REQUEST_ID_KEY, errorFromAbort } from "./unary-call";
-import { describeExit, type WorkerCall, type WorkerProcess } from "../pool/worker-process";
-import type { WorkerExit } from "../pool/worker-state";
+import { PipeRequest, PipeResponse, type MetadataEntry, type PipeCall, type PipeHeader, type PipeResult } from "../gen/procgrpc/internal/v1/pipeline";
+import { AnswerHooks } from "./answer";
+import { describeExit, type CallTarget, type Lease, type TargetExit, type WorkerCall } from "./call-target";
+import { deadlineError, refuseBeforeStart } from "./call-start";
+import { callFacts, type OutgoingCall } from "./outgoing-call";
 
 const PIPE_PATH = "/procgrpc.internal.v1.PipelineService/Pipe";
+
+/** Time left beyond this is sent as "no deadline" (0): microseconds would overflow what the worker can time. */
+const MAX_TIMEOUT_US = 10 * 365 * 24 * 3600 * 1e6;
 
 const serializeRequest = (req: PipeRequest): Buffer => {
   const bytes = PipeRequest.encode(req).finish();
@@ -20,47 +21,37 @@ const serializeRequest = (req: PipeRequest): Buffer => {
 
 /** One call waiting for its answer on the pipeline. */
 interface PendingCall {
-  readonly method: UnaryMethod<unknown, unknown>;
-  readonly deadline: EffectiveDeadline;
-  readonly options: CallOptions;
-  readonly requestId: string;
+  readonly out: OutgoingCall;
+  readonly lease: Lease;
+  readonly hooks: AnswerHooks;
   readonly resolve: (value: unknown) => void;
   readonly reject: (err: RpcError) => void;
-  readonly release: () => void;
-  timer: NodeJS.Timeout | undefined;
+  cancelTimer: () => void;
   onAbort: (() => void) | undefined;
 }
 
-function metadataEntries(init: MetadataInit | undefined, requestId: string): MetadataEntry[] {
+/** The call's metadata as pipeline entries (`-bin` values as bytes, text as UTF-8). */
+function entriesOf(md: Metadata): MetadataEntry[] {
   const entries: MetadataEntry[] = [];
-  let hasRequestId = false;
-  const add = (key: string, value: string | Buffer): void => {
-    const k = key.toLowerCase();
-    if (k === REQUEST_ID_KEY) hasRequestId = true;
-    entries.push({ key: k, value: typeof value === "string" ? Buffer.from(value) : value });
-  };
-  if (init instanceof Metadata) {
-    for (const [key, values] of Object.entries(init.toJSON())) for (const v of values) add(key, v);
-  } else if (init) {
-    for (const [key, value] of Object.entries(init)) {
-      for (const v of (Array.isArray(value) ? value : [value]) as (string | Buffer)[]) add(key, v);
-    }
+  for (const [key, values] of Object.entries(md.toJSON())) {
+    for (const v of values) entries.push({ key, value: typeof v === "string" ? Buffer.from(v) : v });
   }
-  if (!hasRequestId) entries.push({ key: REQUEST_ID_KEY, value: Buffer.from(requestId) });
   return entries;
 }
 
-function toMetadata(entries: readonly MetadataEntry[]): Metadata {
+function metadataOf(entries: readonly MetadataEntry[]): Metadata {
   const md = new Metadata();
-  for (const { key, value } of entries) md.add(key, key.endsWith("-bin") ? value : value.toString("utf8"));
+  for (const { key, value } of entries) md.add(key, key.endsWith("-bin") ? Buffer.from(value) : Buffer.from(value).toString("utf8"));
   return md;
 }
 
 /**
  * The pipelined transport to one worker: unary calls travel as messages on a single long-lived
- * bidirectional stream (`procgrpc.internal.v1.PipelineService/Pipe`), each tagged with a call id.
- * The worker runs them through the same servicer wrappers as normal calls, so the status,
- * details, metadata, deadline and cancellation semantics are those of a normal unary call.
+ * bidirectional stream (`procgrpc.internal.v1.PipelineService/Pipe`), each tagged with a call
+ * id, batched per turn of the event loop. The worker runs them through the same servicer
+ * wrappers as plain calls, and this side gives the caller the same results as the plain
+ * transport: the same statuses and details, headers and trailers (`AnswerHooks`), deadline,
+ * cancellation and lost-worker errors. The conformance suite compares the two.
  */
 export class Pipeline implements WorkerCall {
   private readonly pending = new Map<number, PendingCall>();
@@ -76,60 +67,55 @@ export class Pipeline implements WorkerCall {
   private broken = false;
 
   constructor(
-    private readonly worker: WorkerProcess,
+    private readonly target: CallTarget,
     channel: Client,
     private readonly onClosed: (pipeline: Pipeline) => void,
   ) {
     this.stream = channel.makeBidiStreamRequest(PIPE_PATH, serializeRequest, (b: Buffer) => PipeResponse.decode(b), new Metadata(), {});
     this.stream.on("data", (res: PipeResponse) => {
+      for (const header of res.headers) this.header(header);
       for (const result of res.results) this.answer(result);
     });
-    this.stream.on("error", (err: Error) => this.breakWith(`pipeline stream to worker ${worker.id} failed: ${err.message}`));
-    this.stream.on("end", () => this.breakWith(`pipeline stream to worker ${worker.id} ended`));
-    worker.calls.add(this);
+    this.stream.on("error", (err: Error) => this.breakWith(`pipeline stream to worker ${target.id} failed: ${err.message}`));
+    this.stream.on("end", () => this.breakWith(`pipeline stream to worker ${target.id} ended`));
+    target.calls.add(this);
   }
 
-  /** Calls waiting for an answer (zero when idle: no call state leaks). */
-  get size(): number {
-    return this.pending.size;
+  /** True while the pipeline takes new calls. */
+  get open(): boolean {
+    return !this.closed;
   }
 
-  /** Sends one unary call; `release` is called exactly once when it settles. */
-  call<Res>(method: UnaryMethod<unknown, Res>, payload: Buffer, deadline: EffectiveDeadline, options: CallOptions, release: () => void): Promise<Res> {
-    const requestId = options.requestId ?? randomUUID();
-    if (this.closed) {
-      release();
-      return Promise.reject(new RpcError({ code: Status.UNAVAILABLE, details: `pipeline to worker ${this.worker.id} is closed`, category: "connection", reachedWorker: false, workerId: this.worker.id, requestId, method: method.path }));
+  /**
+   * Sends one unary call (its request already serialised) and settles with the worker's answer.
+   * The lease is released when the call settles, whatever settles it.
+   */
+  call(out: OutgoingCall, payload: Buffer, lease: Lease): Promise<unknown> {
+    const refused = refuseBeforeStart(out, this.target) ?? (this.closed ? this.closedError(out) : undefined);
+    if (refused) {
+      lease.release();
+      return Promise.reject(refused);
     }
+    const remainingMs = out.deadline.at - Date.now();
     const callId = this.nextCallId++;
-    return new Promise<Res>((resolve, reject) => {
-      const entry: PendingCall = {
-        method: method as UnaryMethod<unknown, unknown>,
-        deadline,
-        options,
-        requestId,
-        resolve: resolve as (value: unknown) => void,
-        reject,
-        release,
-        timer: undefined,
-        onAbort: undefined,
-      };
-      const signal = options.signal;
+    return new Promise<unknown>((resolve, reject) => {
+      const entry: PendingCall = { out, lease, hooks: new AnswerHooks(out), resolve, reject, cancelTimer: () => undefined, onAbort: undefined };
+      const signal = out.signal;
       if (signal) {
-        entry.onAbort = () => this.cancel(callId, errorFromAbort(signal, method.path, this.facts(entry)));
+        entry.onAbort = () => this.cancel(callId, errorFromAbort(signal, { ...callFacts(out, this.target), reachedWorker: true }));
         signal.addEventListener("abort", entry.onAbort, { once: true });
       }
-      const remainingMs = deadline.at - Date.now();
-      entry.timer = setTimeout(() => this.cancel(callId, this.deadlineError(entry)), Math.max(0, remainingMs));
+      entry.cancelTimer = atTime(out.deadline.at, () => this.cancel(callId, deadlineError(out, this.target, true)));
       this.pending.set(callId, entry);
-      this.outCalls.push({ callId, method: method.path, payload, timeoutUs: Math.max(1, Math.round(remainingMs * 1000)), metadata: metadataEntries(options.metadata, requestId) });
+      const timeoutUs = remainingMs * 1000 >= MAX_TIMEOUT_US ? 0 : Math.max(1, Math.round(remainingMs * 1000));
+      this.outCalls.push({ callId, method: out.method.path, payload, timeoutUs, metadata: entriesOf(out.metadata) });
       this.scheduleFlush();
     });
   }
 
   /** The worker died: every call on the pipeline fails at once with UNAVAILABLE. */
-  failWorkerGone(exit: WorkerExit): void {
-    this.breakWith(`worker ${this.worker.id} (pid ${this.worker.pid}) exited during the call (${describeExit(exit)})`);
+  failWorkerGone(exit: TargetExit): void {
+    this.breakWith(`worker ${this.target.id} (pid ${this.target.pid}) exited during the call (${describeExit(exit)})`);
   }
 
   /**
@@ -166,33 +152,33 @@ export class Pipeline implements WorkerCall {
     });
   }
 
+  private header(header: PipeHeader): void {
+    const entry = this.pending.get(header.callId);
+    if (!entry) return;
+    const hookError = entry.hooks.header(metadataOf(header.metadata));
+    if (hookError) this.cancel(header.callId, hookError);
+  }
+
   private answer(res: PipeResult): void {
     const entry = this.settle(res.callId);
     if (!entry) return; // A late answer to a call that was cancelled or timed out here.
-    const initial = res.initialMetadata.length > 0 ? toMetadata(res.initialMetadata) : undefined;
-    if (initial) entry.options.onHeader?.(userMetadata(initial));
-    const trailers = toMetadata(res.trailingMetadata);
-    entry.options.onTrailer?.(userMetadata(trailers));
+    if (res.initialMetadata.length > 0) entry.hooks.header(metadataOf(res.initialMetadata));
+    const status = { code: res.code, details: res.details, metadata: metadataOf(res.trailingMetadata) };
+    let value: unknown;
     if (res.code === Status.OK) {
-      let value: unknown;
       try {
-        value = entry.method.deserialize(res.payload);
+        value = entry.out.method.deserialize(Buffer.from(res.payload));
       } catch (err) {
-        entry.reject(new RpcError({ code: Status.INTERNAL, details: `Response message parsing error: ${(err as Error).message}`, category: "protocol", cause: err, ...this.facts(entry) }));
+        entry.reject(new RpcError({ code: Status.INTERNAL, details: `Response message parsing error: ${(err as Error).message}`, category: "protocol", cause: err, ...callFacts(entry.out, this.target) }));
         return;
       }
-      entry.resolve(value);
-      return;
     }
-    entry.reject(
-      rpcErrorFromServiceError(
-        { code: res.code, details: res.details, metadata: trailers },
-        { ...this.facts(entry), deadlineAt: entry.deadline.at, deadlineKind: entry.deadline.kind, initialMetadata: initial },
-      ),
-    );
+    const outcome = entry.hooks.finish(this.target, status, value);
+    if (outcome.ok) entry.resolve(outcome.value);
+    else entry.reject(outcome.error);
   }
 
-  /** Settles a call locally (deadline or signal) and tells the worker to cancel it. */
+  /** Settles a call on this side (deadline, signal, a hook) and tells the worker to cancel it. */
   private cancel(callId: number, err: RpcError): void {
     const entry = this.settle(callId);
     if (!entry) return;
@@ -203,14 +189,14 @@ export class Pipeline implements WorkerCall {
     entry.reject(err);
   }
 
-  /** Removes a call's state (timer, listener, slot); returns it unless it was already settled. */
+  /** Removes a call's state (timer, listener, lease); returns it unless it was already settled. */
   private settle(callId: number): PendingCall | undefined {
     const entry = this.pending.get(callId);
     if (!entry) return undefined;
     this.pending.delete(callId);
-    clearTimeout(entry.timer);
-    if (entry.onAbort) entry.options.signal?.removeEventListener("abort", entry.onAbort);
-    entry.release();
+    entry.cancelTimer();
+    if (entry.onAbort) entry.out.signal?.removeEventListener("abort", entry.onAbort);
+    entry.lease.release();
     return entry;
   }
 
@@ -219,19 +205,15 @@ export class Pipeline implements WorkerCall {
     if (this.broken) return;
     this.broken = true;
     this.closed = true;
-    this.worker.calls.delete(this);
+    this.target.calls.delete(this);
     for (const callId of [...this.pending.keys()]) {
       const entry = this.settle(callId);
-      entry?.reject(new RpcError({ code: Status.UNAVAILABLE, details, category: "connection", reachedWorker: true, ...this.facts(entry) }));
+      entry?.reject(new RpcError({ code: Status.UNAVAILABLE, details, category: "connection", reachedWorker: true, ...callFacts(entry.out, this.target) }));
     }
     this.onClosed(this);
   }
 
-  private facts(entry: PendingCall): { method: string; workerId: string; requestId: string; idempotent: boolean } {
-    return { method: entry.method.path, workerId: this.worker.id, requestId: entry.requestId, idempotent: entry.method.idempotent || entry.options.idempotent === true };
-  }
-
-  private deadlineError(entry: PendingCall): RpcError {
-    return new RpcError({ code: Status.DEADLINE_EXCEEDED, details: "Deadline exceeded", category: "timeout", timeoutKind: entry.deadline.kind, ...this.facts(entry) });
+  private closedError(out: OutgoingCall): RpcError {
+    return new RpcError({ code: Status.UNAVAILABLE, details: `pipeline to worker ${this.target.id} is closed`, category: "connection", reachedWorker: false, ...callFacts(out, this.target) });
   }
 }

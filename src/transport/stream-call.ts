@@ -1,201 +1,297 @@
-import { randomUUID } from "node:crypto";
-import { once } from "node:events";
-import type { Client, ClientDuplexStream, ClientReadableStream, ClientWritableStream, Metadata, ServiceError } from "@grpc/grpc-js";
-import type { CallOptions } from "../call/call-options";
-import type { EffectiveDeadline } from "../core/deadline";
-import type { StreamMethod } from "../call/stream-method";
-import type { RequestStream } from "../client/typed-client";
-import { rpcErrorFromServiceError, userMetadata } from "./grpc-status";
+import type { ClientDuplexStream, ClientReadableStream, ClientWritableStream, Metadata, ServiceError, StatusObject } from "@grpc/grpc-js";
+import { iteratorOf, type RequestSource } from "../call/request-iterator";
+import { errorFromAbort } from "../core/cancellation";
 import { RpcError } from "../core/rpc-error";
 import { Status } from "../core/status";
-import { errorFromAbort, toMetadata } from "./unary-call";
-import type { CallTarget } from "./call-target";
-import { describeExit, type WorkerCall } from "../pool/worker-process";
+import { AnswerHooks } from "./answer";
+import { describeExit, type CallTarget, type Lease, type TargetExit, type WorkerCall } from "./call-target";
+import { refuseBeforeStart } from "./call-start";
+import { rpcErrorFromStatus } from "./grpc-status";
+import { callFacts, type OutgoingCall } from "./outgoing-call";
 
-type AnyStreamCall = ClientReadableStream<unknown> | ClientWritableStream<unknown> | ClientDuplexStream<unknown, unknown>;
+export type { RequestSource } from "../call/request-iterator";
+
+type WritableCall = ClientWritableStream<Buffer> | ClientDuplexStream<Buffer, unknown>;
+type AnyStreamCall = ClientReadableStream<unknown> | WritableCall;
+
+const passThrough = (bytes: Buffer): Buffer => bytes;
 
 /**
- * The bookkeeping every streaming call shares: the worker slot (released exactly once), the
- * tracker that fails the call at once if the worker dies, the caller's signal, and the
- * translation of whatever ended the call into one RpcError.
+ * The bookkeeping every streaming call shares: the lease (released when the call's status
+ * arrives, whether or not anyone is still reading), the tracker that fails the call at once if
+ * the target dies, the caller's signal, the caller's hooks, and the one RpcError for whatever
+ * ended the call.
  */
-class StreamLifecycle {
-  readonly requestId: string;
+class StreamLife {
   private endError: RpcError | undefined;
+  private finalError: RpcError | undefined;
+  private statusArrived = false;
   private released = false;
-  private initialMetadata: Metadata | undefined;
   private call: AnyStreamCall | undefined;
+  private readonly hooks: AnswerHooks;
   private readonly tracker: WorkerCall;
   private readonly onAbort: () => void;
+  private endWaiters: (() => void)[] = [];
 
   constructor(
-    readonly worker: CallTarget,
-    readonly method: StreamMethod<unknown, unknown>,
-    readonly deadline: EffectiveDeadline,
-    readonly options: CallOptions,
-    private readonly release: () => void,
+    readonly out: OutgoingCall,
+    private readonly lease: Lease,
   ) {
-    this.requestId = options.requestId ?? randomUUID();
-    const facts = this.facts();
+    this.hooks = new AnswerHooks(out);
+    const target = lease.target;
     this.tracker = {
-      failWorkerGone: (exit) => {
-        this.endError ??= new RpcError({ code: Status.UNAVAILABLE, details: `worker ${worker.id} (pid ${worker.pid}) exited during the stream (${describeExit(exit)})`, category: "connection", reachedWorker: true, ...facts });
-        this.call?.cancel();
+      failWorkerGone: (exit: TargetExit) => {
+        this.endWith(new RpcError({ code: Status.UNAVAILABLE, details: `worker ${target.id} (pid ${target.pid}) exited during the stream (${describeExit(exit)})`, category: "connection", reachedWorker: true, ...callFacts(out, target) }));
       },
     };
-    this.onAbort = () => {
-      this.endError ??= errorFromAbort(options.signal as AbortSignal, method.path, facts);
-      this.call?.cancel();
-    };
+    this.onAbort = () => this.endWith(errorFromAbort(out.signal as AbortSignal, { ...callFacts(out, target), reachedWorker: true }));
   }
 
-  get metadata(): Metadata {
-    return toMetadata(this.options.metadata, this.requestId);
+  get target(): CallTarget {
+    return this.lease.target;
   }
 
-  get callOptions(): { deadline: Date } {
-    return { deadline: new Date(this.deadline.at) };
+  /** True once the call is over (its status arrived, or this side ended it). */
+  get ended(): boolean {
+    return this.statusArrived || this.endError !== undefined;
   }
 
-  /** Starts tracking a call that grpc-js has opened. */
+  /** Starts following a call grpc-js has opened. */
   attach(call: AnyStreamCall): void {
     this.call = call;
     call.on("metadata", (md: Metadata) => {
-      this.initialMetadata = md;
-      this.options.onHeader?.(userMetadata(md));
+      const hookError = this.hooks.header(md);
+      if (hookError) this.endWith(hookError);
     });
-    const onTrailer = this.options.onTrailer;
-    if (onTrailer) call.on("status", (status: { metadata: Metadata }) => onTrailer(userMetadata(status.metadata)));
-    this.worker.calls.add(this.tracker);
-    this.options.signal?.addEventListener("abort", this.onAbort, { once: true });
+    call.on("status", (status: StatusObject) => this.onStatus(status));
+    // grpc-js also emits the failure as 'error' (before 'status'); it is reported from the status,
+    // and an 'error' nobody listens to yet (no one is reading) must not be thrown.
+    call.on("error", () => undefined);
+    this.target.calls.add(this.tracker);
+    this.out.signal?.addEventListener("abort", this.onAbort, { once: true });
+    if (this.out.signal?.aborted) this.onAbort();
   }
 
-  /** Cancels the call (the consumer stopped early); Python sees the cancellation. */
-  cancel(): void {
+  /** Ends the call from this side with `error` (first reason wins); the worker sees a cancellation. */
+  endWith(error: RpcError): void {
+    if (this.ended) return;
+    this.endError = error;
     this.call?.cancel();
   }
 
-  /** The RpcError for whatever ended the call: worker death and the caller's signal take precedence. */
-  toError(err: unknown): RpcError {
+  /** The consumer stopped reading early: cancel quietly (no error is reported to anyone). */
+  abandon(): void {
+    if (this.ended) return;
+    this.endWith(new RpcError({ code: Status.CANCELLED, details: "the caller stopped reading the stream", category: "cancelled", ...callFacts(this.out, this.target) }));
+  }
+
+  /** The RpcError for the end of the call, once it ended in failure. */
+  toError(thrown?: unknown): RpcError {
     if (this.endError) return this.endError;
-    const e = err as Partial<ServiceError>;
+    if (this.finalError) return this.finalError;
+    const e = thrown as Partial<ServiceError> | undefined;
     if (typeof e?.code === "number") {
-      return rpcErrorFromServiceError(e, { ...this.facts(), deadlineAt: this.deadline.at, deadlineKind: this.deadline.kind, initialMetadata: this.initialMetadata });
+      return rpcErrorFromStatus({ code: e.code, details: e.details ?? "", metadata: e.metadata }, {
+        ...callFacts(this.out, this.target),
+        deadlineAt: this.out.deadline.at,
+        deadlineKind: this.out.deadline.kind,
+        startedAt: this.out.startedAt,
+        initialMetadata: this.hooks.initial,
+        targetStopping: this.target.stopping === true,
+      });
     }
-    return RpcError.from(err, this.method.path);
+    return RpcError.from(thrown, this.out.method.path);
   }
 
-  /** Records a failure of the caller's request stream and cancels the call. */
-  failRequests(err: unknown): void {
-    this.endError ??= new RpcError({
-      code: Status.CANCELLED,
-      details: `the request stream threw: ${err instanceof Error ? err.message : String(err)}`,
-      category: "cancelled",
-      cause: err,
-      ...this.facts(),
+  /** Whether the call ended in failure (after its status arrived). */
+  get failed(): boolean {
+    return this.endError !== undefined || this.finalError !== undefined;
+  }
+
+  /** Resolves when the call is over or `emitter` emits `drain`; never rejects. */
+  drainOrEnd(call: AnyStreamCall): Promise<void> {
+    if (this.ended) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        call.off("drain", done);
+        this.endWaiters = this.endWaiters.filter((w) => w !== done);
+        resolve();
+      };
+      call.once("drain", done);
+      this.endWaiters.push(done);
     });
-    this.call?.cancel();
   }
 
-  /** Ends the bookkeeping; safe to call more than once. */
-  finish(): void {
+  private onStatus(status: StatusObject): void {
+    if (this.statusArrived) return;
+    const outcome = this.hooks.finish(this.target, status);
+    this.statusArrived = true;
+    if (!outcome.ok) this.finalError = outcome.error;
+    this.release();
+    for (const w of this.endWaiters.splice(0)) w();
+  }
+
+  private release(): void {
     if (this.released) return;
     this.released = true;
-    this.worker.calls.delete(this.tracker);
-    this.options.signal?.removeEventListener("abort", this.onAbort);
-    this.release();
-  }
-
-  get ended(): boolean {
-    return this.endError !== undefined;
-  }
-
-  private facts(): { method: string; workerId: string; requestId: string; idempotent: boolean } {
-    return { method: this.method.path, workerId: this.worker.id, requestId: this.requestId, idempotent: this.method.idempotent || this.options.idempotent === true };
+    this.target.calls.delete(this.tracker);
+    this.out.signal?.removeEventListener("abort", this.onAbort);
+    this.lease.release();
   }
 }
 
-/** Admission the pool gives a stream: a worker slot and the effective deadline. */
-export type Admit = () => Promise<{ worker: CallTarget; deadline: EffectiveDeadline; release: () => void }>;
+/**
+ * The response side of a server or bidirectional call: an async iterator over the messages
+ * that translates the end of the call into one RpcError, and cancels the call when the consumer
+ * leaves early (`break`, `return`, a throw in the loop body).
+ */
+class ResponseIterator implements AsyncIterableIterator<unknown> {
+  private readonly inner: AsyncIterator<unknown>;
+  private finished = false;
 
-async function* readResponses<Res>(call: ClientReadableStream<Res> | ClientDuplexStream<unknown, Res>, life: StreamLifecycle): AsyncGenerator<Res> {
-  let completed = false;
-  try {
-    for await (const message of call as AsyncIterable<Res>) {
-      if (life.ended) break;
-      yield message;
+  constructor(
+    call: ClientReadableStream<unknown> | ClientDuplexStream<Buffer, unknown>,
+    private readonly life: StreamLife,
+  ) {
+    this.inner = (call as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  async next(): Promise<IteratorResult<unknown>> {
+    if (this.finished) return { done: true, value: undefined };
+    let result: IteratorResult<unknown>;
+    try {
+      result = await this.inner.next();
+    } catch (err) {
+      this.finished = true;
+      throw this.life.toError(err);
     }
-    if (life.ended) throw life.toError(undefined);
-    completed = true;
-  } catch (err) {
-    completed = true;
-    throw life.toError(err);
-  } finally {
-    // Leaving early (break, return, a throw in the loop body) cancels the call in the worker.
-    if (!completed) life.cancel();
-    life.finish();
+    if (result.done) {
+      this.finished = true;
+      if (this.life.failed) throw this.life.toError();
+      return result;
+    }
+    return result;
+  }
+
+  async return(): Promise<IteratorResult<unknown>> {
+    if (!this.finished) {
+      this.finished = true;
+      this.life.abandon();
+    }
+    await this.inner.return?.().catch(() => undefined);
+    return { done: true, value: undefined };
   }
 }
 
-/** Writes every request to the call, respecting HTTP/2 flow control, then half-closes. */
-async function writeRequests(call: ClientWritableStream<unknown> | ClientDuplexStream<unknown, unknown>, requests: RequestStream<unknown>, life: StreamLifecycle, closed: Promise<unknown>): Promise<void> {
+/**
+ * Writes every request to the call as the worker reads them (HTTP/2 flow control), then
+ * half-closes. Only the caller's own iterable throwing is "the request stream threw"; a
+ * message that cannot be serialised is a protocol error; the end of the call stops the pump.
+ */
+async function pumpRequests(call: WritableCall, requests: RequestSource, life: StreamLife): Promise<void> {
+  let iterator: AsyncIterator<unknown> | Iterator<unknown>;
   try {
-    for await (const request of requests as AsyncIterable<unknown>) {
-      if (life.ended || call.destroyed) return;
-      if (!call.write(request)) {
-        // Wait for the worker to read (flow control), or for the call to end.
-        await Promise.race([once(call, "drain"), closed]);
+    iterator = iteratorOf(requests);
+  } catch (err) {
+    life.endWith(requestStreamThrew(err, life));
+    return;
+  }
+  let sent = 0;
+  try {
+    for (;;) {
+      if (life.ended) return;
+      let next: IteratorResult<unknown>;
+      try {
+        next = await iterator.next();
+      } catch (err) {
+        life.endWith(requestStreamThrew(err, life));
+        return;
       }
+      if (next.done || life.ended) break;
+      let bytes: Buffer;
+      try {
+        bytes = life.out.method.serialize(next.value);
+      } catch (err) {
+        life.endWith(new RpcError({ code: Status.INTERNAL, details: `request message ${sent + 1} could not be serialized: ${err instanceof Error ? err.message : String(err)}`, category: "protocol", cause: err, ...callFacts(life.out, life.target) }));
+        return;
+      }
+      sent += 1;
+      if (!call.write(bytes)) await life.drainOrEnd(call);
     }
     if (!life.ended) call.end();
+  } finally {
+    // The call ended before the iterable did: let a generator run its cleanup.
+    if (life.ended) {
+      try {
+        await iterator.return?.();
+      } catch {
+        // The caller's cleanup failing does not change how the call ended.
+      }
+    }
+  }
+}
+
+function requestStreamThrew(err: unknown, life: StreamLife): RpcError {
+  return new RpcError({ code: Status.CANCELLED, details: `the request stream threw: ${err instanceof Error ? err.message : String(err)}`, category: "cancelled", cause: err, ...callFacts(life.out, life.target) });
+}
+
+function start(out: OutgoingCall, lease: Lease): StreamLife {
+  const refused = refuseBeforeStart(out, lease.target);
+  if (refused) {
+    lease.release();
+    throw refused;
+  }
+  return new StreamLife(out, lease);
+}
+
+/**
+ * Starts a server-streaming call on `lease`'s target with the request already serialised, and
+ * returns its responses. The lease is released when the call's status arrives.
+ */
+export function serverStreamCall(out: OutgoingCall, payload: Buffer, lease: Lease): AsyncIterableIterator<unknown> {
+  const life = start(out, lease);
+  const channel = lease.target.channel as NonNullable<CallTarget["channel"]>;
+  const call = channel.makeServerStreamRequest(out.method.path, passThrough, out.method.deserialize, payload, out.metadata, { deadline: out.deadline.at });
+  life.attach(call);
+  return new ResponseIterator(call, life);
+}
+
+/** Starts a bidirectional call: requests are written as the worker reads them; responses come as they arrive. */
+export function bidiStreamCall(out: OutgoingCall, requests: RequestSource, lease: Lease): AsyncIterableIterator<unknown> {
+  const life = start(out, lease);
+  const channel = lease.target.channel as NonNullable<CallTarget["channel"]>;
+  const call = channel.makeBidiStreamRequest(out.method.path, passThrough, out.method.deserialize, out.metadata, { deadline: out.deadline.at });
+  life.attach(call);
+  void pumpRequests(call, requests, life);
+  return new ResponseIterator(call, life);
+}
+
+/** Starts a client-streaming call and resolves with its single response. */
+export function clientStreamCall(out: OutgoingCall, requests: RequestSource, lease: Lease): Promise<unknown> {
+  let life: StreamLife;
+  try {
+    life = start(out, lease);
   } catch (err) {
-    life.failRequests(err);
+    return Promise.reject(err);
   }
-}
-
-/** Admits the call and sets up its bookkeeping on the chosen worker's channel. */
-async function begin(admit: Admit, method: StreamMethod<unknown, unknown>, options: CallOptions): Promise<{ life: StreamLifecycle; channel: Client }> {
-  const { worker, deadline, release } = await admit();
-  const life = new StreamLifecycle(worker, method, deadline, options, release);
-  const channel = worker.channel;
-  if (!channel) {
-    life.finish();
-    throw new RpcError({ code: Status.UNAVAILABLE, details: `worker ${worker.id} has no open channel`, category: "connection", reachedWorker: false, method: method.path, workerId: worker.id });
-  }
-  return { life, channel };
-}
-
-/** Runs a server-streaming call: admission happens on the first `next()`. */
-export async function* serverStreamCall<Res>(admit: Admit, method: StreamMethod<unknown, Res>, request: unknown, options: CallOptions): AsyncGenerator<Res> {
-  const { life, channel } = await begin(admit, method, options);
-  const call = channel.makeServerStreamRequest(method.path, method.serialize, method.deserialize, request, life.metadata, life.callOptions);
-  life.attach(call);
-  yield* readResponses(call, life);
-}
-
-/** Runs a bidirectional call: requests are written as the worker reads them; responses are yielded as they come. */
-export async function* bidiStreamCall<Res>(admit: Admit, method: StreamMethod<unknown, Res>, requests: RequestStream<unknown>, options: CallOptions): AsyncGenerator<Res> {
-  const { life, channel } = await begin(admit, method, options);
-  const call = channel.makeBidiStreamRequest(method.path, method.serialize, method.deserialize, life.metadata, life.callOptions);
-  life.attach(call);
-  const closed = once(call, "status").catch(() => undefined);
-  void writeRequests(call, requests, life, closed);
-  yield* readResponses(call, life);
-}
-
-/** Runs a client-streaming call and resolves with the single response. */
-export async function clientStreamCall<Res>(admit: Admit, method: StreamMethod<unknown, Res>, requests: RequestStream<unknown>, options: CallOptions): Promise<Res> {
-  const { life, channel } = await begin(admit, method, options);
-  let settle!: (err: ServiceError | null, value?: Res) => void;
-  const result = new Promise<Res>((resolve, reject) => {
-    settle = (err, value) => {
-      life.finish();
-      if (err || life.ended) reject(life.toError(err));
-      else resolve(value as Res);
-    };
+  const channel = lease.target.channel as NonNullable<CallTarget["channel"]>;
+  return new Promise<unknown>((resolve, reject) => {
+    let response: { err: ServiceError | null; value: unknown } | undefined;
+    const call = channel.makeClientStreamRequest(out.method.path, passThrough, out.method.deserialize, out.metadata, { deadline: out.deadline.at }, (err: ServiceError | null, value?: unknown) => {
+      response = { err, value };
+    });
+    // The status event follows the callback in the same turn; settle after both.
+    call.on("status", () =>
+      queueMicrotask(() => {
+        if (life.failed || !response || response.err) reject(life.toError(response?.err ?? undefined));
+        else resolve(response.value);
+      }),
+    );
+    life.attach(call);
+    void pumpRequests(call, requests, life);
   });
-  const call = channel.makeClientStreamRequest(method.path, method.serialize, method.deserialize, life.metadata, life.callOptions, (err: ServiceError | null, value?: Res) => settle(err, value));
-  life.attach(call);
-  void writeRequests(call, requests, life, result.catch(() => undefined));
-  return result;
 }
