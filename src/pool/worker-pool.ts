@@ -231,6 +231,42 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
     return pipeline;
   }
 
+  /**
+   * Replaces worker `workerId` (e.g. `"w0"`) gracefully: a new process starts and answers SERVING
+   * before the old one stops taking calls; the old one then finishes its in-flight calls and
+   * stops. No call fails. Resolves when the old process has exited; rejects when the new one
+   * could not start (the old one keeps serving), and with a `RangeError` for an unknown id.
+   */
+  recycle(workerId: string): Promise<void> {
+    try {
+      return this.slotOf(workerId).recycle("manual");
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * Takes worker `workerId` out of the pool: it gets no new calls, its in-flight calls finish,
+   * then it stops and is not replaced (the pool has one worker fewer; `health().total` drops).
+   * Resolves when it has exited, then emits `workerDrained`.
+   */
+  async drain(workerId: string): Promise<void> {
+    const slot = this.slotOf(workerId);
+    const pid = slot.process.pid;
+    await slot.drain();
+    const i = this.slots.indexOf(slot);
+    if (i !== -1) this.slots.splice(i, 1);
+    this.emitSafely("workerDrained", { workerId, pid, remaining: this.slots.length });
+  }
+
+  private slotOf(workerId: string): WorkerSlot {
+    if (this.stateValue !== "running") throw this.lifecycleError();
+    const slot = this.slots.find((s) => s.id === workerId);
+    if (!slot) throw new RangeError(`WorkerPool: no worker ${JSON.stringify(workerId)}; the pool has ${this.slots.map((s) => s.id).join(", ") || "none"}`);
+    if (slot.leaving) throw new RangeError(`WorkerPool: worker ${workerId} is already draining out of the pool`);
+    return slot;
+  }
+
   /** A snapshot of every worker, of the queue and of the circuit breakers. */
   health(): PoolHealth {
     const workers = this.slots.map((s) => ({
