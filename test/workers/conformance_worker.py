@@ -115,7 +115,7 @@ class Conformance(conformance_pb2_grpc.ConformanceServiceServicer):
                 pass
             with _lock:
                 _executions[request.key][1] += 1
-        return conformance_pb2.RecordResponse(executions=count)
+        return conformance_pb2.RecordResponse(executions=count, padding=b"p" * request.pad_bytes)
 
     def Executions(self, request: Any, context: Any) -> Any:
         with _lock:
