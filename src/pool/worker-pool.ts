@@ -8,6 +8,7 @@ import type { Lease } from "../transport/call-target";
 import type { OutgoingCall } from "../transport/outgoing-call";
 import { Pipeline } from "../transport/pipeline";
 import { runUnaryCall } from "../transport/unary-call";
+import { runningHandlers } from "../transport/worker-introspection";
 import { Admission } from "./admission";
 import { HangWatchdog } from "./hang-watchdog";
 import { resolvePoolOptions, type ResolvedPoolOptions, type WorkerPoolOptions } from "./options";
@@ -76,7 +77,7 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
   private readonly options: ResolvedPoolOptions;
   private readonly slots: WorkerSlot[] = [];
   private readonly admission: Admission<WorkerProcess>;
-  private readonly watchdog: HangWatchdog;
+  private readonly watchdog: HangWatchdog<WorkerProcess>;
   private readonly slotHost: SlotHost;
   /** Open pipelines (transport "pipelined"), one per worker that has served a call. */
   private readonly pipelines = new Map<WorkerProcess, Pipeline>();
@@ -107,8 +108,11 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
       },
       resolved,
     );
-    this.watchdog = new HangWatchdog(resolved.cancelGraceMs, resolved.hardTimeoutMs, (call, reason, runningMs) =>
-      this.slots.find((s) => s.id === call.worker.id)?.killForHang(call.worker, reason, call.method, call.requestId, runningMs),
+    this.watchdog = new HangWatchdog<WorkerProcess>(
+      resolved.cancelGraceMs,
+      resolved.hardTimeoutMs,
+      (worker, deadline) => (worker.channel ? runningHandlers(worker.channel, deadline) : Promise.reject(new Error("no channel"))),
+      (call, reason, runningMs) => this.slots.find((s) => s.id === call.worker.id)?.killForHang(call.worker, reason, call.method, call.requestId, runningMs),
     );
     this.slotHost = {
       options: resolved,
