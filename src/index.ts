@@ -27,7 +27,7 @@ export { observeCall } from "./call/observe-call";
 export type { CallObserver } from "./call/observe-call";
 export type { BaseCallOptions, NoExtraOptions } from "./call/call-options";
 export type { MetadataInit } from "./core/metadata";
-export { REQUEST_ID_KEY, CALL_ID_KEY, MAX_REQUEST_METADATA_BYTES } from "./core/metadata";
+export { REQUEST_ID_KEY, CALL_ID_KEY, MAX_REQUEST_METADATA_BYTES, withMetadata } from "./core/metadata";
 export type { MessageType, MethodDefinition, ServiceDefinition, RequestOf, ResponseOf } from "./call/definition";
 export { methodOf } from "./call/method";
 export type { AnyMethod, CallKind, StreamMethod, UnaryMethod } from "./call/method";
