@@ -308,3 +308,44 @@ describe("pipelineMaxRequestBytes", () => {
     expect(failed).toMatchObject({ code: Status.ABORTED, details: "big" });
   });
 });
+
+describe("streams", () => {
+  test("a worker's status ends a bidirectional call while the request writer waits for flow control: the worker's status, not 'the request stream threw'", async () => {
+    await sameOnEveryTransport(async (t, o) => {
+      async function* requests(): AsyncGenerator<Partial<RespondRequest>> {
+        yield { mode: RespondRequest_Mode.MODE_ABORT, code: Status.INVALID_ARGUMENT, details: "stop sending" };
+        for (;;) yield { text: "z".repeat(1024 * 1024) };
+      }
+      for await (const _ of client(t).bidiStream(requests(), o)) void _;
+    }).then((seen) => expect(seen).toMatchObject({ ok: false, code: Status.INVALID_ARGUMENT, details: "stop sending", category: "worker" }));
+  });
+
+  test("a request iterable that throws: CANCELLED, 'the request stream threw', the worker sees a cancellation", async () => {
+    const seen = await sameOnEveryTransport(async (t, o) => {
+      async function* requests(): AsyncGenerator<Partial<RespondRequest>> {
+        yield { text: "one" };
+        throw new Error("producer failed");
+      }
+      return client(t).clientStream(requests(), o);
+    });
+    expect(seen).toMatchObject({ ok: false, code: Status.CANCELLED, category: "cancelled" });
+    expect(seen.details).toBe("the request stream threw: producer failed");
+  });
+
+  test("server, client and bidirectional calls: the same answers, headers and trailers on every transport", async () => {
+    const md = { initial: { "x-i": "1" }, trailing: { "x-t": "2" } };
+    const server = await sameOnEveryTransport(async (t, o) => {
+      const got: unknown[] = [];
+      for await (const m of client(t).serverStream({ count: 3, text: "s", ...md }, o)) got.push(m);
+      return got;
+    });
+    expect(server).toMatchObject({ ok: true, headers: [{ "x-i": ["1"] }], trailers: [{ "x-t": ["2"] }] });
+    expect((server.response as unknown[]).length).toBe(4);
+    const clientSide = await sameOnEveryTransport((t, o) => client(t).clientStream([{ text: "a" }, { text: "b", ...md }], o));
+    expect(clientSide).toMatchObject({ ok: true, response: { text: "b" }, headers: [{ "x-i": ["1"] }], trailers: [{ "x-t": ["2"] }] });
+    const failed = await sameOnEveryTransport(async (t, o) => {
+      for await (const _ of client(t).serverStream({ count: 2, mode: RespondRequest_Mode.MODE_ABORT, code: Status.DATA_LOSS, details: "lost", ...md }, o)) void _;
+    });
+    expect(failed).toMatchObject({ ok: false, code: Status.DATA_LOSS, details: "lost", trailing: { "x-t": ["2"] } });
+  });
+});

@@ -123,9 +123,15 @@ class Conformance(conformance_pb2_grpc.ConformanceServiceServicer):
         return conformance_pb2.ExecutionsResponse(executions=executions, cancelled=cancelled)
 
     def ServerStream(self, request: Any, context: Any) -> Any:
+        if _initial(request):
+            context.send_initial_metadata(_initial(request))
         for i in range(request.count):
             yield conformance_pb2.RespondResponse(text=request.text, index=i)
-        answer = _answer_sync(request, context)
+        rest = R()
+        rest.CopyFrom(request)
+        rest.ClearField("initial")
+        rest.ClearField("initial_bin")
+        answer = _answer_sync(rest, context)
         if request.mode == R.MODE_UNSPECIFIED:
             yield answer
 
@@ -136,14 +142,14 @@ class Conformance(conformance_pb2_grpc.ConformanceServiceServicer):
         return _answer_sync(last, context)
 
     async def BidiStream(self, request_iterator: Any, context: Any) -> Any:
-        last = R()
+        # Echoes each request; the first one that asks for a mode ends the call that way at once.
         index = 0
         async for request in request_iterator:
-            last = request
+            if request.mode != R.MODE_UNSPECIFIED:
+                await _answer_async(request, context)
+                return
             yield conformance_pb2.RespondResponse(text=request.text, index=index)
             index += 1
-        if last.mode != R.MODE_UNSPECIFIED:
-            await _answer_async(last, context)
 
 
 if __name__ == "__main__":
