@@ -118,7 +118,7 @@ export async function runBatch<Req, Res>(
           options.events?.report("deadLetter", { method: path, id: letter.id, error });
         } catch (writeError) {
           // The batch keeps going and keeps every result; the letter is handed back instead.
-          failure.deadLetterError = writeError instanceof Error ? writeError : new Error(String(writeError));
+          failure.deadLetterError = asError(writeError);
           deadLetterErrors.push({ index, ...(letter ? { letter } : {}), error: failure.deadLetterError });
         }
       }
@@ -169,4 +169,11 @@ function jsonView(value: unknown): unknown {
       return v;
     }) ?? "null",
   );
+}
+
+/** The thrown value itself when it is error-like (keeps `code`, e.g. ENOSPC), else an Error of its text. */
+function asError(thrown: unknown): Error {
+  if (thrown instanceof Error) return thrown;
+  if (thrown && typeof thrown === "object" && typeof (thrown as { message?: unknown }).message === "string") return thrown as Error;
+  return new Error(String(thrown));
 }

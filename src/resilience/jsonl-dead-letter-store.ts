@@ -1,7 +1,7 @@
-import { mkdir, open, rename, stat, unlink } from "node:fs/promises";
+import { open, rename, stat, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
 import { withFailure, type ClaimingDeadLetterStore, type DeadLetter, type DeadLetterClaim, type DeadLetterFailure } from "./dead-letter-store";
-import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, syncDir } from "./private-files";
+import { PRIVATE_FILE_MODE, makeDirs, syncDir } from "./private-files";
 import { ProcessLock } from "./process-lock";
 
 /** One line of the log. */
@@ -235,7 +235,7 @@ export class JsonlDeadLetterStore implements ClaimingDeadLetterStore {
       size = (await stat(this.path)).size;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-      await mkdir(dirname(this.path), { recursive: true, mode: PRIVATE_DIR_MODE });
+      await makeDirs(dirname(this.path));
     }
     const file = await open(this.path, "a+", PRIVATE_FILE_MODE);
     try {

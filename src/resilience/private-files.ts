@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { chmod, mkdir, open, rename, stat, unlink } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 
 /** Dead letters hold request payloads: their files are 0600, their directories 0700. */
 export const PRIVATE_FILE_MODE = 0o600;
@@ -11,11 +11,23 @@ export const PRIVATE_DIR_MODE = 0o700;
  * that this process's user owns is tightened to 0700 too (it is the store's own directory).
  */
 export async function ensurePrivateDir(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+  await makeDirs(dir);
   const st = await stat(dir);
   if (!st.isDirectory()) throw new Error(`${dir} is not a directory`);
   const mine = typeof process.getuid !== "function" || st.uid === process.getuid();
   if (mine && (st.mode & 0o777) !== PRIVATE_DIR_MODE) await chmod(dir, PRIVATE_DIR_MODE);
+}
+
+/**
+ * Creates `dir` and its missing parents, each 0700 whatever the umask (mkdir's mode is masked by
+ * it; chmod is not). Directories that already existed are left as they are.
+ */
+export async function makeDirs(dir: string): Promise<void> {
+  const first = await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+  if (first === undefined) return;
+  const created = [resolve(dir)];
+  while (created[0] !== resolve(first) && dirname(created[0]) !== created[0]) created.unshift(dirname(created[0]));
+  for (const d of created) await chmod(d, PRIVATE_DIR_MODE);
 }
 
 /**
