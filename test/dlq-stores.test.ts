@@ -10,11 +10,14 @@ import {
   DirectoryDeadLetterStore,
   JsonlDeadLetterStore,
   MemoryDeadLetterStore,
+  RpcError,
   Status,
+  replayDeadLetters,
   WorkerPool,
   supportsClaims,
   type DeadLetter,
   type DeadLetterStore,
+  type UnaryRunner,
 } from "../src";
 import { formatOwner, ownerIsDead, parseOwner, parseProcStat, thisMachine, type ClaimOwner, type OwnerEnvironment } from "../src/resilience/claim-owner";
 import { DirSyncer } from "../src/resilience/private-files";
@@ -324,5 +327,72 @@ describe("a batch whose dead-letter store cannot write", () => {
     expect(new Set([...result.deadLetterIds, ...result.deadLetterErrors.map((e) => e.letter?.id)]).size).toBe(12);
     expect((await inner.list()).map((l) => l.id).sort()).toEqual([...result.deadLetterIds].sort());
     expect(result.failed.filter((f) => f.deadLetterError).map((f) => f.index)).toEqual(result.deadLetterErrors.map((e) => e.index));
+  });
+});
+
+describe("replayDeadLetters with an in-process runner", () => {
+  /** Answers each call when the test says so; counts sends per request payload. */
+  function gatedRunner(): { runner: UnaryRunner; sent: Map<string, number>; open: () => void } {
+    const sent = new Map<string, number>();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const runner: UnaryRunner = {
+      unary: async (_method, request, options) => {
+        const key = Buffer.from(request as Buffer).toString();
+        sent.set(key, (sent.get(key) ?? 0) + 1);
+        await Promise.race([gate, new Promise((_, reject) => options?.signal?.addEventListener("abort", () => reject(new RpcError({ code: Status.CANCELLED, details: "cancelled", category: "cancelled", method: "m", reachedWorker: true, attempts: 1, attemptCodes: [] }))))]);
+        return undefined as never;
+      },
+    };
+    return { runner, sent, open: release };
+  }
+  const withRequest = (i: number): DeadLetter => ({ ...letter(), request: Buffer.from(`r${i}`).toString("base64") });
+
+  test.each(["directory", "memory"])("two replays of one %s store at once: every letter sent once, the rest skipped", async (kind) => {
+    const store = kind === "memory" ? new MemoryDeadLetterStore() : new DirectoryDeadLetterStore(join(dir, "two-replays"));
+    for (let i = 0; i < 30; i += 1) await store.add(withRequest(i));
+    const { runner, sent, open } = gatedRunner();
+    const first = replayDeadLetters(store, runner, { concurrency: 4 });
+    const second = replayDeadLetters(kind === "memory" ? store : new DirectoryDeadLetterStore(join(dir, "two-replays")), runner, { concurrency: 4 });
+    open();
+    const [a, b] = await Promise.all([first, second]);
+    expect(a.succeeded.length + b.succeeded.length).toBe(30);
+    expect(new Set([...a.succeeded, ...b.succeeded]).size).toBe(30);
+    expect([...sent.values()].every((n) => n === 1)).toBe(true);
+    expect(sent.size).toBe(30);
+    expect(a.skipped.length + b.skipped.length).toBe(30);
+    expect(await store.list()).toEqual([]);
+  });
+
+  test("aborting stops new claims; letters in flight go back unchanged (not counted as failed replays)", async () => {
+    const store = new DirectoryDeadLetterStore(join(dir, "abort"));
+    for (let i = 0; i < 10; i += 1) await store.add(withRequest(i));
+    const { runner, sent } = gatedRunner();
+    const controller = new AbortController();
+    const replay = replayDeadLetters(store, runner, { concurrency: 2, signal: controller.signal });
+    while (sent.size < 2) await new Promise((r) => setImmediate(r));
+    controller.abort();
+    const result = await replay;
+    expect(result.succeeded).toEqual([]);
+    expect(result.failed).toHaveLength(2);
+    expect(await store.claims()).toEqual([]);
+    const letters = await store.list();
+    expect(letters).toHaveLength(10);
+    expect(letters.every((l) => l.replays === 0)).toBe(true);
+  });
+
+  test("an id that is not in the store is a clear error; a store that cannot write rejects after the lanes in flight", async () => {
+    const store = new MemoryDeadLetterStore();
+    await store.add(letter());
+    const runner: UnaryRunner = { unary: async () => undefined as never };
+    await expect(replayDeadLetters(store, runner, { ids: ["nope"] })).rejects.toThrow(/no dead letter with id nope/);
+    const broken = new MemoryDeadLetterStore();
+    for (let i = 0; i < 5; i += 1) await broken.add(letter());
+    const claim = broken.claim.bind(broken);
+    broken.claim = async (id) => {
+      const c = await claim(id);
+      return c && { ...c, complete: () => Promise.reject(new Error("EIO: i/o error")) };
+    };
+    await expect(replayDeadLetters(broken, runner, { concurrency: 2 })).rejects.toThrow("EIO");
   });
 });

@@ -134,7 +134,9 @@ async function replayClaimed(
       throw err;
     }
     if (error) {
-      await claim.release(failureOf(error));
+      // Cancelled by the replay's own signal: given back as it was, not counted as a failed replay.
+      const ownCancel = error.category === "cancelled" && options.signal?.aborted === true;
+      await claim.release(ownCancel ? undefined : failureOf(error));
       result.failed.push({ id, error });
     } else {
       await claim.complete();
