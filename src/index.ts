@@ -110,10 +110,13 @@ export type {
 } from "./resilience/events";
 export type { PoolResilienceOptions, PoolRetryOptions } from "./resilience/pool-resilience";
 export { runBatch } from "./resilience/batch";
-export type { BatchOptions, BatchProgress, BatchResult } from "./resilience/batch";
-export { MemoryDeadLetterStore } from "./resilience/dead-letter-store";
-export type { DeadLetter, DeadLetterFailure, DeadLetterStore } from "./resilience/dead-letter-store";
+export type { BatchFailure, BatchOptions, BatchProgress, BatchResult, DeadLetterWriteFailure } from "./resilience/batch";
+export { MemoryDeadLetterStore, supportsClaims } from "./resilience/dead-letter-store";
+export type { ClaimingDeadLetterStore, DeadLetter, DeadLetterClaim, DeadLetterFailure, DeadLetterStore } from "./resilience/dead-letter-store";
+export { DirectoryDeadLetterStore } from "./resilience/directory-dead-letter-store";
+export type { ClaimInfo } from "./resilience/directory-dead-letter-store";
+export type { ClaimOwner } from "./resilience/claim-owner";
 export { JsonlDeadLetterStore } from "./resilience/jsonl-dead-letter-store";
 export { replayDeadLetters } from "./resilience/replay";
-export type { ReplayOptions, ReplayResult, UnaryRunner } from "./resilience/replay";
+export type { ReplayOptions, ReplayProgress, ReplayResult, UnaryRunner } from "./resilience/replay";
 export { rawUnaryMethod } from "./call/raw-method";
