@@ -21,7 +21,17 @@ export const LOCAL_LIKE_CHANNEL_OPTIONS: ChannelOptions = {
 export async function startBareStreamServer(python: string, script: string, socket: string): Promise<PeerServer> {
   const child = spawn(python, [script, socket], { stdio: ["ignore", "pipe", "inherit"] });
   await new Promise<void>((resolve, reject) => {
-    child.stdout.once("data", () => resolve());
+    // Wait for the server's own "ready" line (a wrapper such as py-spy may print before it).
+    let seen = "";
+    const onData = (chunk: Buffer): void => {
+      seen += chunk.toString();
+      if (/^ready$/m.test(seen)) {
+        child.stdout.off("data", onData);
+        child.stdout.resume();
+        resolve();
+      }
+    };
+    child.stdout.on("data", onData);
     child.once("exit", (code) => reject(new Error(`bare stream server exited with ${code}`)));
   });
   return { pid: child.pid as number, socket, stop: () => child.kill("SIGKILL") };

@@ -22,7 +22,17 @@ export async function startLaneServer(python: string, script: string, socket: st
   const lane = SharedMemoryLane.open({ fallbackDir, writerPrefix: "n" });
   const child = spawn(python, [script, socket, lane.dir], { stdio: ["ignore", "pipe", "inherit"] });
   await new Promise<void>((resolve, reject) => {
-    child.stdout.once("data", () => resolve());
+    // Wait for the server's own "ready" line (a wrapper such as py-spy may print before it).
+    let seen = "";
+    const onData = (chunk: Buffer): void => {
+      seen += chunk.toString();
+      if (/^ready$/m.test(seen)) {
+        child.stdout.off("data", onData);
+        child.stdout.resume();
+        resolve();
+      }
+    };
+    child.stdout.on("data", onData);
     child.once("exit", (code) => reject(new Error(`lane server exited with ${code}`)));
   });
   return {

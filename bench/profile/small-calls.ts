@@ -6,7 +6,7 @@
 // CPU per call on both sides.
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { WorkerPool, silentLogger } from "../../src";
+import * as sourceBuild from "../../src";
 import { BenchServiceDefinition } from "../../src/gen/bench/v1/bench";
 import { bareStreamCall, startBareStreamServer } from "../lib/bare-stream";
 import { throughput, type Call } from "../lib/measure";
@@ -21,6 +21,9 @@ const { values: args } = parseArgs({
     transport: { type: "string", default: "pipelined" },
     bare: { type: "boolean", default: false },
     warmup: { type: "string", default: "3000" },
+    // The shipped build (dist/index.cjs, `npx tsup`) instead of src/ through tsx: tsx compiles with
+    // esbuild's keepNames, which wraps every closure created per call in a __name() call.
+    dist: { type: "boolean", default: false },
   },
 });
 
@@ -31,15 +34,29 @@ async function main(): Promise<void> {
   let pid: number;
   let stop: () => Promise<void>;
   if (args.bare) {
-    const server = await startBareStreamServer(join(root, ".venv", "bin", "python"), join(root, "bench", "bare_stream_server.py"), `/tmp/pgprof-bare-${process.pid}.sock`);
+    const server = await startBareStreamServer(args.python as string, join(root, "bench", "bare_stream_server.py"), `/tmp/pgprof-bare-${process.pid}.sock`);
     const made = await bareStreamCall([server.socket], payload);
     call = made.call;
     pid = server.pid;
     stop = async () => {
       made.close();
-      server.stop();
+      // SIGTERM, not the harness's SIGKILL: a py-spy wrapper must pass it on and write its profile.
+      await new Promise<void>((resolve) => {
+        const check = setInterval(() => {
+          try {
+            process.kill(server.pid, 0);
+          } catch {
+            clearInterval(check);
+            resolve();
+          }
+        }, 50);
+        process.kill(server.pid, "SIGTERM");
+      });
     };
   } else {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const lib = (args.dist ? require(join(root, "dist", "index.cjs")) : sourceBuild) as typeof sourceBuild;
+    const { WorkerPool, silentLogger } = lib;
     const pool = new WorkerPool({ workers: 1, python: args.python as string, script: args.script as string, logger: silentLogger, maxInFlightPerWorker: 64, transport: args.transport as "pipelined" | "unary", startTimeoutMs: 60_000 });
     await pool.start();
     const client = pool.client(BenchServiceDefinition);
@@ -48,9 +65,12 @@ async function main(): Promise<void> {
     stop = () => pool.shutdown();
   }
   for (let i = 0; i < Number(args.warmup); i++) await call();
+  // The measured window in the profiler's clock (CLOCK_MONOTONIC µs), for summarize-cpuprofile.ts.
+  const windowStartUs = Number(process.hrtime.bigint() / 1000n);
   const r = await throughput(call, concurrency, Number(args.seconds), [pid]);
+  const windowEndUs = Number(process.hrtime.bigint() / 1000n);
   await stop();
-  process.stdout.write(`${JSON.stringify({ concurrency, ...r })}\n`);
+  process.stdout.write(`${JSON.stringify({ concurrency, dist: args.dist, windowStartUs, windowEndUs, ...r })}\n`);
 }
 
 main().catch((err: unknown) => {

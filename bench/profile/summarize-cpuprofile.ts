@@ -1,5 +1,7 @@
 // Turns a `node --cpu-prof` profile into a per-call cost breakdown (issue 15 §2).
-//   npx tsx bench/profile/summarize-cpuprofile.ts PROFILE.cpuprofile CALLS [TOP]
+//   npx tsx bench/profile/summarize-cpuprofile.ts PROFILE.cpuprofile RUN.json [TOP]
+// RUN.json is small-calls.ts's output line: its calls and measured window (samples outside the
+// window, i.e. start-up and warm-up, are left out).
 // Every sample is charged to its innermost frame that is someone's code — procgrpc (src/),
 // generated codecs (src/gen, @bufbuild/protobuf), grpc-js, the bench harness — so that Node
 // built-ins a layer calls (timers, crypto, Buffer, promises) count for the layer that called them.
@@ -29,8 +31,9 @@ function nativeCategory(f: Frame): string {
 }
 
 function main(): void {
-  const [path, callsArg, topArg] = process.argv.slice(2);
-  const calls = Number(callsArg);
+  const [path, runArg, topArg] = process.argv.slice(2);
+  const run = JSON.parse(readFileSync(runArg, "utf8").trim().split("\n").pop() as string) as { calls: number; windowStartUs?: number; windowEndUs?: number };
+  const calls = run.calls;
   const top = Number(topArg ?? 25);
   const p = JSON.parse(readFileSync(path, "utf8")) as Profile;
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
@@ -40,8 +43,11 @@ function main(): void {
   const charged = new Map<string, number>();
   const self = new Map<string, number>();
   let total = 0;
+  let at = p.startTime;
   for (let i = 0; i < p.samples.length; i++) {
     const dt = p.timeDeltas[i] ?? 0;
+    at += dt;
+    if (run.windowStartUs !== undefined && (at < run.windowStartUs || at > (run.windowEndUs as number))) continue;
     const leaf = byId.get(p.samples[i]) as ProfileNode;
     total += dt;
     const key = (f: Frame): string => `${f.functionName || "(anonymous)"} ${f.url.replace(/^.*\/(src|node_modules|bench)\//, "$1/")}:${f.lineNumber + 1}`;

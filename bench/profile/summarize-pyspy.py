@@ -34,8 +34,10 @@ def main() -> None:
             if not stack:
                 continue
             count = int(count_s)
-            total += count
             parts = stack.split(";")
+            if any("_find_and_load" in frame for frame in parts):
+                continue  # start-up imports, not calls
+            total += count
             leaf_frames[parts[-1]] += count
             for frame in reversed(parts):
                 # First (innermost) frame that belongs to a layer other than asyncio wins, except
