@@ -7,6 +7,7 @@ const size = (b: number): string => (b >= 1 << 20 ? `${b >> 20} MiB` : b >= 1024
 const us = (v: number): string => (v >= 1000 ? `${(v / 1000).toFixed(2)} ms` : `${Math.round(v)} µs`);
 const num = (v: number): string => Math.round(v).toLocaleString("en-US");
 const ratio = (v: number): string => `${v.toFixed(2)}×`;
+const signed = (v: number): string => `${v >= 0 ? "+" : "−"}${Math.abs(v).toFixed(0)}`;
 
 function find(rows: Row[], path: string, payload: number, concurrency = 1, workers = 1): Row | undefined {
   return rows.find((r) => r.path === path && r.payload === payload && r.concurrency === concurrency && r.workers === workers);
@@ -63,7 +64,7 @@ function targets(r: BenchResult): Target[] {
     const grew = row ? Math.max(row.clientRssGrowthMiB, row.serverRssGrowthMiB) : undefined;
     out.push({
       name: `${path === "shared-memory lane (prototype)" ? "(prototype) shared-memory lane" : "procgrpc"}, 64 MiB: flat RSS on both sides (growth over the measured calls < 64 MiB)`,
-      figure: row ? `Node +${row.clientRssGrowthMiB.toFixed(0)} MiB (peak +${row.clientRssPeakOverMiB.toFixed(0)}), worker +${row.serverRssGrowthMiB.toFixed(0)} MiB (peak +${row.serverRssPeakOverMiB.toFixed(0)})` : "not measured",
+      figure: row ? `Node ${signed(row.clientRssGrowthMiB)} MiB (peak ${signed(row.clientRssPeakOverMiB)}), worker ${signed(row.serverRssGrowthMiB)} MiB (peak ${signed(row.serverRssPeakOverMiB)})` : "not measured",
       met: grew === undefined ? undefined : grew < 64,
     });
   }
@@ -183,6 +184,12 @@ ${featureTable(r.features)}
 `;
 }
 
+function laneVsFloor(r: BenchResult, p: number): string {
+  const f = r.large?.find((x) => x.path === "socket floor (binary)" && x.payload === p)?.p50us;
+  const l = r.large?.find((x) => x.path === "shared-memory lane (prototype)" && x.payload === p)?.p50us;
+  return f && l ? `${(l / f).toFixed(2)}×` : "–";
+}
+
 /** The conclusions a reader needs, with this run's figures. */
 function analysis(r: BenchResult): string {
   const lat = (path: string, p: number): number | undefined => find(r.latency, path, p)?.p50us;
@@ -225,7 +232,14 @@ trip (HTTP/2 DATA frames of 16 KiB through node:http2, each way); procgrpc's lar
 same as raw grpc-js (they do not go through the pipeline), so the 1.5× target against a raw socket
 is out of reach while large payloads travel as gRPC messages. procgrpc opens a 4 MiB HTTP/2
 receive window on its local channels, which halved 64 KiB latency compared with HTTP/2's 64 KiB
-default; a non-gRPC side channel for very large payloads would be the next step (not built).
+default. The shared-memory lane prototype (payload in a /dev/shm file, only a reference on the
+stream; "Large payloads" below, design and crossover in docs/shared-memory-lane.md) is
+${laneVsFloor(r, 1 << 20)} the floor at 1 MiB and ${laneVsFloor(r, 16 << 20)} at 16 MiB in this run; it is not procgrpc's transport yet.
+
+**Small calls against the bare stream (issue 15).** Pipelined 16 B p50 is ${x(lat("procgrpc pipelined", small), lat("bare gRPC stream, 1 message per call", small))} the bare gRPC
+stream's (one message per call on a bare grpc.aio handler) and its throughput at concurrency ${maxC}
+${x(tput("procgrpc pipelined", small), tput("pyproc-style JSON", small))} pyproc-style JSON's; where the time goes on each side, and which changes were measured
+to help, is in docs/pipelined-call-costs.md.
 
 **Cold start.** Spawn → first answered call is ${(r.startup.coldStartMs / r.startup.importGrpcMs).toFixed(2)}× \`python -c "import grpc"\`: besides grpc the
 worker imports grpc_health, grpc_reflection and the service's generated modules and starts an

@@ -9,6 +9,8 @@ variant named by $PGLAB_VARIANT (comma-separated flags):
   alternate   the read loop writes the results that are ready itself before it reads again (as
               the bare floor alternates read and write in one task); the writer task only
               flushes results of calls that finish while the read loop waits
+  direct      results are built inside the batch's PipeResponse (``results.add(**fields)``) instead
+              of as PipeResult messages that ``PipeResponse(results=batch)`` then copies
   inline      calls whose handler returns without suspending are answered in the read loop (the
               coroutine is stepped once; only one that suspends becomes a task), like 3.12's eager tasks
 The original module docstring follows.
@@ -157,6 +159,23 @@ class PipeContext:
     def disable_next_message_compression(self) -> None:
         """Compression is not used on the pipeline."""
 
+    def result_fields(self, call_id: int, payload: bytes) -> Dict[str, Any]:
+        """direct: the fields of the result, for ``results.add(**fields)``."""
+        code = self._code if self._code is not None else _OK
+        if code is _OK:
+            out: Dict[str, Any] = {"call_id": call_id, "payload": payload}
+            if self._trailing:
+                out["trailing_metadata"] = _entries(self._trailing)
+            if self._initial:
+                out["initial_metadata"] = _entries(self._initial)
+            return out
+        return self.status_fields(call_id)
+
+    def status_fields(self, call_id: int) -> Dict[str, Any]:
+        code = self._code if self._code is not None else grpc.StatusCode.UNKNOWN
+        return {"call_id": call_id, "code": code.value[0], "details": self._details or "",
+                "trailing_metadata": _entries(self._trailing), "initial_metadata": _entries(self._initial)}
+
     def result(self, call_id: int, payload: bytes) -> Any:
         """The PipeResult for a method that returned normally."""
         code = self._code if self._code is not None else _OK
@@ -275,6 +294,8 @@ class _Pipe:
         self._deadlines = _Deadlines() if "notimer" in FLAGS else None
         self._inline = "inline" in FLAGS
         self._alternate = "alternate" in FLAGS
+        self._direct = "direct" in FLAGS
+        self._pending = pb.PipeResponse()
         self._write_lock = asyncio.Lock()
 
     # -- reading
@@ -360,8 +381,7 @@ class _Pipe:
                 await self._ready.wait()
                 self._ready.clear()
                 if self._results:
-                    batch, self._results = self._results, []
-                    yield pb.PipeResponse(results=batch)
+                    yield self._take_batch()
                 elif not self._reading:
                     return
         finally:
@@ -373,11 +393,26 @@ class _Pipe:
         self._results.append(result)
         self._ready.set()
 
+    def _emit_fields(self, **fields: Any) -> None:
+        if self._direct:
+            self._pending.results.add(**fields)
+            self._results.append(None)  # a count: the results themselves are in self._pending
+            self._ready.set()
+        else:
+            self._emit(pb.PipeResult(**fields))
+
+    def _take_batch(self) -> Any:
+        if self._direct:
+            response, self._pending = self._pending, pb.PipeResponse()
+            self._results = []
+            return response
+        batch, self._results = self._results, []
+        return pb.PipeResponse(results=batch)
+
     async def _flush(self) -> None:
         async with self._write_lock:
             if self._results:
-                batch, self._results = self._results, []
-                await self._context.write(pb.PipeResponse(results=batch))
+                await self._context.write(self._take_batch())
 
     async def _write_loop(self) -> None:
         while True:
@@ -389,8 +424,7 @@ class _Pipe:
                     await asyncio.sleep(0)
                     await self._flush()
                 else:
-                    batch, self._results = self._results, []
-                    await self._context.write(pb.PipeResponse(results=batch))
+                    await self._context.write(self._take_batch())
             elif not self._reading:
                 return
 
@@ -401,14 +435,14 @@ class _Pipe:
         try:
             handler = self._lookup(call.method, metadata)
             if handler is None or handler.request_streaming or handler.response_streaming:
-                self._emit(pb.PipeResult(call_id=call_id, code=grpc.StatusCode.UNIMPLEMENTED.value[0],
-                                         details=f"Method not found: {call.method}"))
+                self._emit_fields(call_id=call_id, code=grpc.StatusCode.UNIMPLEMENTED.value[0],
+                                         details=f"Method not found: {call.method}")
                 return
             try:
                 message = handler.request_deserializer(call.payload) if handler.request_deserializer else call.payload
             except Exception as exc:
-                self._emit(pb.PipeResult(call_id=call_id, code=grpc.StatusCode.INTERNAL.value[0],
-                                         details=f"Exception deserializing request: {exc}"))
+                self._emit_fields(call_id=call_id, code=grpc.StatusCode.INTERNAL.value[0],
+                                         details=f"Exception deserializing request: {exc}")
                 return
             timeout = call.timeout_us / 1e6
             ctx = PipeContext(metadata, time.monotonic() + timeout if timeout else None)
@@ -421,25 +455,25 @@ class _Pipe:
             try:
                 response = await handler.unary_unary(message, ctx)
             except grpc.aio.AbortError:
-                self._emit(ctx.status_result(call_id))
+                self._emit_fields(**ctx.status_fields(call_id))
                 return
             except asyncio.CancelledError:
                 if not state.expired:
                     raise
-                self._emit(pb.PipeResult(call_id=call_id, code=grpc.StatusCode.DEADLINE_EXCEEDED.value[0],
-                                         details="Deadline Exceeded"))
+                self._emit_fields(call_id=call_id, code=grpc.StatusCode.DEADLINE_EXCEEDED.value[0],
+                                         details="Deadline Exceeded")
                 return
             finally:
                 if timer is not None:
                     timer.cancel()
             payload = handler.response_serializer(response) if (handler.response_serializer and response is not None) else (response or b"")
-            self._emit(ctx.result(call_id, payload))
+            self._emit_fields(**ctx.result_fields(call_id, payload))
         except asyncio.CancelledError:
             pass  # The client cancelled: it expects no answer.
         except Exception as exc:  # A fault in procgrpc itself: still answer the call.
             _log.error("pipeline call failed", method=call.method, exc_info=True)
-            self._emit(pb.PipeResult(call_id=call_id, code=grpc.StatusCode.UNKNOWN.value[0],
-                                     details=f"Unexpected {type(exc).__name__}: {exc}"))
+            self._emit_fields(call_id=call_id, code=grpc.StatusCode.UNKNOWN.value[0],
+                                     details=f"Unexpected {type(exc).__name__}: {exc}")
         finally:
             if not self._inline and self._deadlines is None:
                 self._tasks.pop(call_id, None)
