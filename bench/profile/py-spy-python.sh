@@ -3,6 +3,7 @@
 # profile to $PGPROF_OUT. py-spy cannot attach to a running process here (it fails to read the
 # version of pyenv's python), so it starts the worker as its child; this script stands between
 # the pool and py-spy so that the pool's SIGTERM reaches the worker and py-spy can write its file.
+# py-spy is not a project dependency: install it into the venv first (.venv/bin/pip install py-spy).
 here=$(dirname "$0")
 py=${PGPROF_PYTHON:-$here/../../.venv/bin/python}
 spy=${PGPROF_PYSPY:-$here/../../.venv/bin/py-spy}
