@@ -1,11 +1,13 @@
 // Renders bench/run.ts results as docs/benchmarks.md: machine, versions, method, tables, and
 // every target of the performance issue as met or missed, with its figure.
+import type { LargeRow } from "./large";
 import type { BenchResult, Row } from "./run";
 
 const size = (b: number): string => (b >= 1 << 20 ? `${b >> 20} MiB` : b >= 1024 ? `${b >> 10} KiB` : `${b} B`);
 const us = (v: number): string => (v >= 1000 ? `${(v / 1000).toFixed(2)} ms` : `${Math.round(v)} µs`);
 const num = (v: number): string => Math.round(v).toLocaleString("en-US");
 const ratio = (v: number): string => `${v.toFixed(2)}×`;
+const signed = (v: number): string => `${v >= 0 ? "+" : "−"}${Math.abs(v).toFixed(0)}`;
 
 function find(rows: Row[], path: string, payload: number, concurrency = 1, workers = 1): Row | undefined {
   return rows.find((r) => r.path === path && r.payload === payload && r.concurrency === concurrency && r.workers === workers);
@@ -43,6 +45,29 @@ function targets(r: BenchResult): Target[] {
   const floor = lat("socket floor (binary)", big);
   const best = Math.min(lat("procgrpc pipelined", big) ?? Infinity, lat("procgrpc unary", big) ?? Infinity);
   add(`${size(big)} round trip vs the binary socket floor ≤ 1.5×`, floor ? best / floor : undefined, 1.5, true);
+  // Issue 15's targets, against the floors measured in this run.
+  const bareP50 = lat("bare gRPC stream, 1 message per call", small);
+  add(`pipelined vs bare gRPC stream (1 message per call), ${size(small)} p50 ≤ 1.10×`, bareP50 && lat("procgrpc pipelined", small) ? (lat("procgrpc pipelined", small) as number) / bareP50 : undefined, 1.1, true);
+  const jsonT = tput("pyproc-style JSON", small, maxC);
+  add(`pipelined vs pyproc-style JSON, ${size(small)} throughput at concurrency ${maxC} ≥ 0.6× (stretch ≥ 1×)`, jsonT && tput("procgrpc pipelined", small, maxC) ? (tput("procgrpc pipelined", small, maxC) as number) / jsonT : undefined, 0.6, false);
+  const large = r.large ?? [];
+  const largeP50 = (path: string, p: number): number | undefined => large.find((x) => x.path === path && x.payload === p)?.p50us;
+  for (const p of [1 << 20, 16 << 20]) {
+    const f = largeP50("socket floor (binary)", p);
+    const v = largeP50("procgrpc (default transport)", p);
+    add(`${size(p)} round trip vs the binary socket floor ≤ 1.0×`, f && v ? v / f : undefined, 1.0, true);
+    const lane = largeP50("shared-memory lane (prototype)", p);
+    add(`(prototype) shared-memory lane, ${size(p)} round trip vs the binary socket floor ≤ 1.0×`, f && lane ? lane / f : undefined, 1.0, true);
+  }
+  for (const path of ["procgrpc (default transport)", "shared-memory lane (prototype)"]) {
+    const row = large.find((x) => x.path === path && x.payload === 64 << 20);
+    const grew = row ? Math.max(row.clientRssGrowthMiB, row.serverRssGrowthMiB) : undefined;
+    out.push({
+      name: `${path === "shared-memory lane (prototype)" ? "(prototype) shared-memory lane" : "procgrpc"}, 64 MiB: flat RSS on both sides (growth over the measured calls < 64 MiB)`,
+      figure: row ? `Node ${signed(row.clientRssGrowthMiB)} MiB (peak ${signed(row.clientRssPeakOverMiB)}), worker ${signed(row.serverRssGrowthMiB)} MiB (peak ${signed(row.serverRssPeakOverMiB)})` : "not measured",
+      met: grew === undefined ? undefined : grew < 64,
+    });
+  }
   add("cold start (spawn → first call) vs `python -c \"import grpc\"` ≤ 1.3×", r.startup.coldStartMs / r.startup.importGrpcMs, 1.3, true);
   add("restart after kill -9 (→ serving again) vs cold start ≤ 2×", r.startup.restartMs / r.startup.coldStartMs, 2, true);
   return out;
@@ -72,6 +97,22 @@ function featureTable(rows: Row[]): string {
   return ["| configuration | p50, sequential (vs bare) | client CPU/call (vs bare) | calls/s at concurrency 64 (vs bare) |", "|---|---|---|---|", ...lines].join("\n");
 }
 
+function largeTable(rows: LargeRow[]): string {
+  const floor = (p: number): number | undefined => rows.find((x) => x.path === "socket floor (binary)" && x.payload === p)?.p50us;
+  const mib = (v: number): string => `${v >= 0 ? "+" : ""}${v.toFixed(0)} MiB`;
+  const lines = rows.map((r) => {
+    const f = floor(r.payload);
+    return `| ${r.path} | ${size(r.payload)} | ${r.calls} | ${us(r.p50us)} | ${us(r.minUs)}–${us(r.maxUs)} | ${f ? ratio(r.p50us / f) : "–"} | ${us(r.clientCpuUsPerCall)} | ${us(r.serverCpuUsPerCall)} | ${mib(r.clientRssGrowthMiB)} (peak ${mib(r.clientRssPeakOverMiB)}) | ${mib(r.serverRssGrowthMiB)} (peak ${mib(r.serverRssPeakOverMiB)}) |`;
+  });
+  return [
+    "Echo of the payload; every path at one size runs back to back. \"vs floor\" is p50 over the binary socket floor's p50 at that size. RSS: growth over the measured calls, and the peak over the RSS before them (Node: sampled after each call; server: VmHWM). The shared-memory lane is the prototype of bench/lib/lane-prototype.ts (docs/shared-memory-lane.md), not yet procgrpc's transport.",
+    "",
+    "| path | payload | calls | p50 | min–max | vs floor | client CPU/call | server CPU/call | Node RSS | server RSS |",
+    "|---|---|---|---|---|---|---|---|---|---|",
+    ...lines,
+  ].join("\n");
+}
+
 /** The whole docs/benchmarks.md. */
 export function renderMarkdown(r: BenchResult): string {
   const t = targets(r);
@@ -93,7 +134,10 @@ numbers, across runs (this 2-core machine is noisy).
   (\`transport: "pipelined"\`), **raw grpc-js** (\`Client.makeUnaryRequest\` straight to the same
   worker sockets: the gRPC floor), **pyproc-style JSON** (4-byte length + JSON with a base64
   payload, one connection per server: pyproc's design), **socket floor (binary)** (4-byte length +
-  raw bytes echoed: the cheapest possible round trip over the socket).
+  raw bytes echoed: the cheapest possible round trip over the socket), **bare gRPC stream, 1 message
+  per call** (\`bench/bare_stream_server.py\`: one grpc-js bidi stream per server to a bare grpc.aio
+  handler, \`async for\` + \`yield\`, each call one message of an 8-byte id + raw payload matched by id:
+  the floor the pipelined transport is built on).
 - Latency: sequential calls on one worker after a warm-up (5,000 calls for small payloads), measured
   twice per path (the second round after every other path ran), keeping the better p50.
   Throughput: N callers in a loop for ${r.quick ? "0.3" : "2"} s, with 1 and 2 workers (calls spread round-robin
@@ -121,7 +165,11 @@ ${table(r.latency, false)}
 
 ${table(r.load, true)}
 
-## Cost of each feature on the call path (16 B, 1 worker)
+${r.large && r.large.length > 0 ? `## Large payloads (sequential round trips, 1 server each)
+
+${largeTable(r.large)}
+
+` : ""}## Cost of each feature on the call path (16 B, 1 worker)
 
 ${featureTable(r.features)}
 
@@ -134,6 +182,12 @@ ${featureTable(r.features)}
 | restart: kill -9 → replacement serving a call | ${r.startup.restartMs.toFixed(0)} ms |
 | resident memory of one idle worker | ${r.startup.rssMiB.toFixed(1)} MiB |
 `;
+}
+
+function laneVsFloor(r: BenchResult, p: number): string {
+  const f = r.large?.find((x) => x.path === "socket floor (binary)" && x.payload === p)?.p50us;
+  const l = r.large?.find((x) => x.path === "shared-memory lane (prototype)" && x.payload === p)?.p50us;
+  return f && l ? `${(l / f).toFixed(2)}×` : "–";
 }
 
 /** The conclusions a reader needs, with this run's figures. */
@@ -178,7 +232,14 @@ trip (HTTP/2 DATA frames of 16 KiB through node:http2, each way); procgrpc's lar
 same as raw grpc-js (they do not go through the pipeline), so the 1.5× target against a raw socket
 is out of reach while large payloads travel as gRPC messages. procgrpc opens a 4 MiB HTTP/2
 receive window on its local channels, which halved 64 KiB latency compared with HTTP/2's 64 KiB
-default; a non-gRPC side channel for very large payloads would be the next step (not built).
+default. The shared-memory lane prototype (payload in a /dev/shm file, only a reference on the
+stream; "Large payloads" below, design and crossover in docs/shared-memory-lane.md) is
+${laneVsFloor(r, 1 << 20)} the floor at 1 MiB and ${laneVsFloor(r, 16 << 20)} at 16 MiB in this run; it is not procgrpc's transport yet.
+
+**Small calls against the bare stream (issue 15).** Pipelined 16 B p50 is ${x(lat("procgrpc pipelined", small), lat("bare gRPC stream, 1 message per call", small))} the bare gRPC
+stream's (one message per call on a bare grpc.aio handler) and its throughput at concurrency ${maxC}
+${x(tput("procgrpc pipelined", small), tput("pyproc-style JSON", small))} pyproc-style JSON's; where the time goes on each side, and which changes were measured
+to help, is in docs/pipelined-call-costs.md.
 
 **Cold start.** Spawn → first answered call is ${(r.startup.coldStartMs / r.startup.importGrpcMs).toFixed(2)}× \`python -c "import grpc"\`: besides grpc the
 worker imports grpc_health, grpc_reflection and the service's generated modules and starts an

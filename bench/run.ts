@@ -15,11 +15,14 @@ import { median, rssMiB, sequential, throughput, type Call, type RunFigures } fr
 import { binaryPeerCall, jsonPeerCall, startPeerServer, type PeerServer } from "./lib/peer-clients";
 import { featureVariants } from "./features";
 import "./dlq-replay";
+import { measureLarge, type LargeRow } from "./large";
+import { bareStreamCall, startBareStreamServer } from "./lib/bare-stream";
 
 const root = join(__dirname, "..");
 const python = process.env.PROCGRPC_PYTHON ?? join(root, ".venv", "bin", "python");
 const benchWorker = join(__dirname, "bench_worker.py");
 const peerScript = join(__dirname, "peer_servers.py");
+const bareStreamScript = join(__dirname, "bare_stream_server.py");
 
 const { values: args } = parseArgs({
   options: {
@@ -38,8 +41,8 @@ const THROUGHPUT_SECONDS = quick ? 0.2 : 2;
 const warmupFor = (size: number): number => (quick ? 20 : size >= 1 << 20 ? 200 : size >= 65536 ? 1000 : 5000);
 const samplesFor = (size: number): number => (quick ? 30 : size >= 1 << 20 ? 300 : size >= 65536 ? 1500 : 4000);
 
-type Path = "procgrpc unary" | "procgrpc pipelined" | "raw grpc-js" | "pyproc-style JSON" | "socket floor (binary)";
-const PATHS: Path[] = ["procgrpc unary", "procgrpc pipelined", "raw grpc-js", "pyproc-style JSON", "socket floor (binary)"];
+type Path = "procgrpc unary" | "procgrpc pipelined" | "raw grpc-js" | "pyproc-style JSON" | "socket floor (binary)" | "bare gRPC stream, 1 message per call";
+const PATHS: Path[] = ["procgrpc unary", "procgrpc pipelined", "raw grpc-js", "pyproc-style JSON", "socket floor (binary)", "bare gRPC stream, 1 message per call"];
 
 interface Row extends RunFigures {
   path: Path | string;
@@ -74,20 +77,22 @@ function rawGrpcCall(sockets: readonly string[], payload: Buffer): { call: Call;
 }
 
 /** Everything one worker count needs: two pools (unary, pipelined), two peer servers of each kind. */
-async function startTargets(workers: number): Promise<{ unary: WorkerPool; pipelined: WorkerPool; json: PeerServer[]; binary: PeerServer[]; stop: () => Promise<void> }> {
+async function startTargets(workers: number): Promise<{ unary: WorkerPool; pipelined: WorkerPool; json: PeerServer[]; binary: PeerServer[]; bare: PeerServer[]; stop: () => Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), "pgbench-"));
   const unary = new WorkerPool(poolOptions(workers, { transport: "unary" }));
   const pipelined = new WorkerPool(poolOptions(workers, { transport: "pipelined" }));
   await Promise.all([unary.start(), pipelined.start()]);
   const json = await Promise.all(Array.from({ length: workers }, (_, i) => startPeerServer(python, peerScript, "json", join(dir, `json${i}.sock`))));
   const binary = await Promise.all(Array.from({ length: workers }, (_, i) => startPeerServer(python, peerScript, "binary", join(dir, `bin${i}.sock`))));
+  const bare = await Promise.all(Array.from({ length: workers }, (_, i) => startBareStreamServer(python, bareStreamScript, join(dir, `bare${i}.sock`))));
   return {
     unary,
     pipelined,
     json,
     binary,
+    bare,
     stop: async () => {
-      [...json, ...binary].forEach((s) => s.stop());
+      [...json, ...binary, ...bare].forEach((s) => s.stop());
       await Promise.all([unary.shutdown(), pipelined.shutdown()]);
       rmSync(dir, { recursive: true, force: true });
     },
@@ -111,6 +116,8 @@ async function callFor(path: Path, t: Awaited<ReturnType<typeof startTargets>>, 
       return { ...(await jsonPeerCall(t.json.map((s) => s.socket), payload)), pids: t.json.map((s) => s.pid) };
     case "socket floor (binary)":
       return { ...(await binaryPeerCall(t.binary.map((s) => s.socket), payload)), pids: t.binary.map((s) => s.pid) };
+    case "bare gRPC stream, 1 message per call":
+      return { ...(await bareStreamCall(t.bare.map((s) => s.socket), payload)), pids: t.bare.map((s) => s.pid) };
   }
 }
 
@@ -235,6 +242,7 @@ async function main(): Promise<void> {
   }
   const started = new Date();
   const matrix = await measureMatrix();
+  const large = await measureLarge({ python, benchWorker, quick, log });
   const features = await measureFeatures();
   const startup = await measureStartup();
   const result = {
@@ -243,6 +251,7 @@ async function main(): Promise<void> {
     versions: versions(),
     quick,
     ...matrix,
+    large,
     features,
     startup,
   };
@@ -265,6 +274,8 @@ export type BenchResult = {
   quick: boolean;
   latency: Row[];
   load: Row[];
+  /** Sequential round trips 64 KiB … 64 MiB with RSS (bench/large.ts); absent in results saved before it existed. */
+  large?: LargeRow[];
   features: Row[];
   startup: { importGrpcMs: number; coldStartMs: number; restartMs: number; rssMiB: number };
 };

@@ -26,14 +26,18 @@ test("npm run bench --quick measures every path and writes the report; a broken 
     const json = join(dir, "latest.json");
     const ok = spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "bench", "run.ts"), "--quick", "--out", out, "--json", json], { cwd: ROOT, encoding: "utf8" });
     expect(ok.status).toBe(0);
-    const result = JSON.parse(readFileSync(json, "utf8")) as { latency: { path: string; calls: number }[]; load: { path: string }[]; startup: { coldStartMs: number } };
-    const paths = ["procgrpc unary", "procgrpc pipelined", "raw grpc-js", "pyproc-style JSON", "socket floor (binary)"];
+    const result = JSON.parse(readFileSync(json, "utf8")) as { latency: { path: string; calls: number }[]; load: { path: string }[]; large: { path: string; payload: number; calls: number }[]; startup: { coldStartMs: number } };
+    const paths = ["procgrpc unary", "procgrpc pipelined", "raw grpc-js", "pyproc-style JSON", "socket floor (binary)", "bare gRPC stream, 1 message per call"];
     expect([...new Set(result.latency.map((r) => r.path))].sort()).toEqual([...paths].sort());
     expect([...new Set(result.load.map((r) => r.path))].sort()).toEqual([...paths].sort());
     expect(result.latency.every((r) => r.calls === 30)).toBe(true);
+    // Large payloads: every path, the shared-memory lane prototype among them, at 1 MiB too.
+    const largePaths = ["procgrpc (default transport)", "bare gRPC stream, 1 message per call", "shared-memory lane (prototype)", "socket floor (binary)", "pyproc-style JSON"];
+    expect([...new Set(result.large.filter((r) => r.payload === 1 << 20).map((r) => r.path))].sort()).toEqual([...largePaths].sort());
+    expect(result.large.every((r) => r.calls > 0)).toBe(true);
     expect(result.startup.coldStartMs).toBeGreaterThan(0);
     const md = readFileSync(out, "utf8");
-    for (const heading of ["## Targets", "## Latency", "## Throughput", "## Cost of each feature", "## Start-up"]) expect(md).toContain(heading);
+    for (const heading of ["## Targets", "## Latency", "## Throughput", "## Large payloads", "## Cost of each feature", "## Start-up"]) expect(md).toContain(heading);
 
     const broken = spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "bench", "run.ts"), "--quick", "--out", join(dir, "x.md"), "--json", join(dir, "x.json")], {
       cwd: ROOT,

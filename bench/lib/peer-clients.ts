@@ -55,12 +55,12 @@ class FramedConnection {
     this.bufferedBytes += chunk.length;
     for (;;) {
       if (this.bufferedBytes < 4) return;
-      const all = this.buffered.length === 1 ? this.buffered[0] : Buffer.concat(this.buffered);
-      const length = all.readUInt32BE(0);
-      if (all.length < 4 + length) {
-        this.buffered = [all];
-        return;
-      }
+      if (this.buffered[0].length < 4) this.buffered = [Buffer.concat(this.buffered)];
+      const length = this.buffered[0].readUInt32BE(0);
+      // Join the chunks only once the whole frame is here: joining on every chunk would copy a
+      // 64 MiB reply ~1,000 times (quadratic), and the floor would measure this client.
+      if (this.bufferedBytes < 4 + length) return;
+      const all = this.buffered.length === 1 ? this.buffered[0] : Buffer.concat(this.buffered, this.bufferedBytes);
       const body = all.subarray(4, 4 + length);
       const rest = all.subarray(4 + length);
       this.buffered = rest.length > 0 ? [rest] : [];

@@ -1,0 +1,257 @@
+"""The shared-memory lane's file primitives, worker side (issue 15 §1; Node side:
+``src/transport/shared-memory-lane.ts``).
+
+A large serialized message travels as a file in the pool's private memory-backed directory
+(``/dev/shm/procgrpc-lane-<pid>-<random>``, 0700, created by the pool), and the message on the
+pipeline stream carries only a :class:`LaneReference`. Pure file logic, no gRPC. File layout,
+identical on both sides::
+
+    offset 0   8 bytes  magic b"pglane01"
+    offset 8   8 bytes  nonce, u64 little-endian (random per file; also in the reference)
+    offset 16  8 bytes  payload length, u64 little-endian
+    offset 24  ...      payload
+
+The reader opens the file, unlinks it at once (the descriptor keeps it readable, so a reader that
+dies mid-read leaks nothing), checks size and header against the reference and reads the
+payload. Files are created 0600 with ``O_EXCL | O_NOFOLLOW``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import stat
+import struct
+import zlib
+from typing import Iterable, NamedTuple, Optional, Sequence, Union
+
+__all__ = ["HEADER_BYTES", "LaneError", "LaneReference", "Lane"]
+
+#: Bytes before the payload in every lane file.
+HEADER_BYTES = 24
+_MAGIC = b"pglane01"
+_HEADER = struct.Struct("<8sQQ")
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_TMPFS_MAGIC = 0x01021994
+
+Buffer = Union[bytes, bytearray, memoryview]
+
+
+class LaneError(Exception):
+    """A lane file could not be written or read.
+
+    ``kind`` is one of ``missing``, ``truncated``, ``mismatch`` (protocol errors of the call),
+    ``invalid-reference``, ``no-space`` (the writer falls back to the socket) or ``io``.
+    """
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class LaneReference(NamedTuple):
+    """What the message on the pipe carries instead of the payload."""
+
+    name: str
+    length: int
+    nonce: int
+    crc32: Optional[int] = None
+
+
+def _no_space(exc: OSError) -> bool:
+    import errno
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+class Lane:
+    """One side's view of a lane directory: write payloads as files, read (and remove) referenced
+    files. The worker attaches to the directory the pool created; it never removes it while the
+    pool lives."""
+
+    def __init__(self, directory: str, writer_prefix: str) -> None:
+        if not _NAME.fullmatch(writer_prefix):
+            raise ValueError(f"lane writer prefix must match {_NAME.pattern}, got {writer_prefix!r}")
+        st = os.stat(directory)
+        if not stat.S_ISDIR(st.st_mode):
+            raise LaneError("io", f"lane directory {directory} is not a directory")
+        if st.st_mode & 0o077:
+            raise LaneError("io", f"lane directory {directory} is accessible to others "
+                                  f"(mode {stat.S_IMODE(st.st_mode):o}); expected 0700")
+        self.directory = directory
+        self.writer_prefix = writer_prefix
+        self._seq = itertools.count()
+
+    @property
+    def memory_backed(self) -> bool:
+        """True when the directory is on tmpfs (read with ``statfs`` where Python exposes it)."""
+        # os.statvfs has no f_type; /proc/self/mounts tells the filesystem of the mount point.
+        try:
+            best, fstype = "", ""
+            real = os.path.realpath(self.directory)
+            with open("/proc/self/mounts", encoding="utf-8") as mounts:
+                for line in mounts:
+                    parts = line.split()
+                    if len(parts) >= 3 and (real == parts[1] or real.startswith(parts[1].rstrip("/") + "/")) \
+                            and len(parts[1]) > len(best):
+                        best, fstype = parts[1], parts[2]
+            return fstype == "tmpfs"
+        except OSError:
+            return False
+
+    def free_bytes(self) -> int:
+        """Bytes the directory's filesystem can still take."""
+        st = os.statvfs(self.directory)
+        return st.f_bavail * st.f_frsize
+
+    def placement(self, size: int, threshold: int, reserve: int) -> Optional[str]:
+        """None when a payload of ``size`` bytes should take the lane; else why not (below the
+        threshold, or too little room left: a full tmpfs falls back to the socket)."""
+        if size < threshold:
+            return f"below the lane threshold ({size} < {threshold} bytes)"
+        free = self.free_bytes()
+        if free - size - HEADER_BYTES < reserve:
+            return f"{self.directory} has {free} bytes free; {size} would leave less than the {reserve}-byte reserve"
+        return None
+
+    def write(self, payload: Union[Buffer, Sequence[Buffer]], crc32: bool = False) -> LaneReference:
+        """Write ``payload`` (one buffer, or parts written back to back) as a new 0600 file.
+
+        A failed write removes the partial file and raises :class:`LaneError` (``no-space`` on
+        a full filesystem)."""
+        parts: Sequence[Buffer] = (payload,) if isinstance(payload, (bytes, bytearray, memoryview)) else payload
+        length = sum(memoryview(p).nbytes for p in parts)
+        nonce = int.from_bytes(os.urandom(8), "little")
+        name = f"{self.writer_prefix}-{next(self._seq):x}-{os.urandom(6).hex()}"
+        path = os.path.join(self.directory, name)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise LaneError("no-space" if _no_space(exc) else "io", f"could not create lane file {path}: {exc}") from exc
+        try:
+            _write_all(fd, [_HEADER.pack(_MAGIC, nonce, length), *parts])
+        except OSError as exc:
+            os.close(fd)
+            _unlink_quietly(path)
+            raise LaneError("no-space" if _no_space(exc) else "io",
+                            f"could not write {length} bytes to lane file {path}: {exc}") from exc
+        os.close(fd)
+        crc: Optional[int] = None
+        if crc32:
+            crc = 0
+            for p in parts:
+                crc = zlib.crc32(p, crc)
+        return LaneReference(name, length, nonce, crc)
+
+    def read(self, ref: LaneReference) -> bytes:
+        """Read the referenced payload and remove its file.
+
+        Raises :class:`LaneError`: ``invalid-reference`` for a name that is not a plain file
+        name, ``missing`` when there is no such file, ``truncated`` when it is shorter than the
+        reference says, ``mismatch`` when it is longer or its header or checksum disagree."""
+        path = self._path_of(ref)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError as exc:
+            raise LaneError("missing", f"lane file {ref.name} is missing ({ref.length} bytes referenced)") from exc
+        except OSError as exc:
+            raise LaneError("io", f"could not open lane file {ref.name}: {exc}") from exc
+        try:
+            _unlink_quietly(path)
+            size = os.fstat(fd).st_size
+            expected = HEADER_BYTES + ref.length
+            if size < expected:
+                raise LaneError("truncated", f"lane file {ref.name} is truncated: {size} bytes, expected {expected}")
+            if size > expected:
+                raise LaneError("mismatch", f"lane file {ref.name} is {size} bytes, expected {expected}")
+            header = os.pread(fd, HEADER_BYTES, 0)
+            if len(header) < HEADER_BYTES:
+                raise LaneError("truncated", f"lane file {ref.name} ended inside its header")
+            magic, nonce, length = _HEADER.unpack(header)
+            if magic != _MAGIC:
+                raise LaneError("mismatch", f"lane file {ref.name} has no lane header")
+            if nonce != ref.nonce:
+                raise LaneError("mismatch", f"lane file {ref.name} belongs to another message (nonce differs)")
+            if length != ref.length:
+                raise LaneError("mismatch", f"lane file {ref.name} header says {length} bytes, reference {ref.length}")
+            # A single bytes object read straight from the file: what a protobuf parser takes
+            # without another copy.
+            payload = _pread_exactly(fd, ref.length, HEADER_BYTES)
+            if ref.crc32 is not None and zlib.crc32(payload) != ref.crc32:
+                raise LaneError("mismatch", f"lane file {ref.name} fails its checksum")
+            return payload
+        finally:
+            os.close(fd)
+
+    def discard(self, ref: LaneReference) -> None:
+        """Remove a referenced file without reading it (a cancelled call)."""
+        _unlink_quietly(self._path_of(ref))
+
+    def sweep(self, writer_prefix: Optional[str] = None) -> int:
+        """Remove the files in the directory, or only one writer's; returns how many."""
+        try:
+            names = os.listdir(self.directory)
+        except OSError:
+            return 0
+        n = 0
+        for name in names:
+            if writer_prefix is not None and not name.startswith(writer_prefix + "-"):
+                continue
+            if _unlink_quietly(os.path.join(self.directory, name)):
+                n += 1
+        return n
+
+    def close(self) -> None:
+        """Remove the files this side wrote (a worker exiting); the directory is the pool's."""
+        self.sweep(self.writer_prefix)
+
+    def remove_directory(self) -> None:
+        """Remove every file and the directory: only when the pool is gone (parent death)."""
+        self.sweep()
+        try:
+            os.rmdir(self.directory)
+        except OSError:
+            pass
+
+    def _path_of(self, ref: LaneReference) -> str:
+        if not isinstance(ref.name, str) or not _NAME.fullmatch(ref.name):
+            raise LaneError("invalid-reference", f"lane reference names {ref.name!r}, not a lane file name")
+        if not isinstance(ref.length, int) or ref.length < 0:
+            raise LaneError("invalid-reference", f"lane reference length {ref.length!r} is not a byte count")
+        return os.path.join(self.directory, ref.name)
+
+
+def _write_all(fd: int, parts: Iterable[Buffer]) -> None:
+    pending = [memoryview(p).cast("B") for p in parts if memoryview(p).nbytes]
+    while pending:
+        n = os.writev(fd, pending)
+        if n <= 0:
+            raise OSError("write made no progress")
+        while pending and n >= pending[0].nbytes:
+            n -= pending[0].nbytes
+            pending.pop(0)
+        if n:
+            pending[0] = pending[0][n:]
+
+
+def _pread_exactly(fd: int, size: int, offset: int) -> bytes:
+    data = os.pread(fd, size, offset)
+    if len(data) == size:
+        return data
+    chunks = [data]
+    got = len(data)
+    while got < size:
+        chunk = os.pread(fd, size - got, offset + got)
+        if not chunk:
+            raise LaneError("truncated", f"lane file ended after {offset + got} bytes, expected {offset + size}")
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def _unlink_quietly(path: str) -> bool:
+    try:
+        os.unlink(path)
+        return True
+    except OSError:
+        return False

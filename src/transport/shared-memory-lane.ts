@@ -1,0 +1,361 @@
+import { randomBytes } from "node:crypto";
+import { closeSync, constants, fstatSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, statfsSync, statSync, unlinkSync, writevSync } from "node:fs";
+import { join } from "node:path";
+import * as zlib from "node:zlib";
+
+/**
+ * The shared-memory lane's file primitives (issue 15 §1): a large serialized message travels as a
+ * file in a private memory-backed directory, and the gRPC message on the pipe carries only a
+ * {@link LaneReference}. Pure file logic: no gRPC here. The Python side is
+ * `python-worker/procgrpc/_shm.py`; both write and read the same file layout:
+ *
+ * ```
+ * offset 0   8 bytes  magic "pglane01"
+ * offset 8   8 bytes  nonce, u64 little-endian (random per file; also in the reference)
+ * offset 16  8 bytes  payload length, u64 little-endian
+ * offset 24  …        payload
+ * ```
+ *
+ * The reader opens the file, unlinks it at once (the open descriptor keeps it readable, so a
+ * reader that dies mid-read leaks nothing), checks size and header against the reference, and
+ * reads the payload. Files are created 0600 with O_EXCL|O_NOFOLLOW in a 0700 directory.
+ */
+
+/** Bytes before the payload in every lane file. */
+export const LANE_HEADER_BYTES = 24;
+const MAGIC = Buffer.from("pglane01", "latin1");
+/** Names a peer may reference: no separators, no dots, bounded length (a reference never escapes the directory). */
+const NAME_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+/** Lane directories are `procgrpc-lane-<pid>-<random>`: the pid lets a later start sweep a crashed pool's directory. */
+const DIR_PREFIX = "procgrpc-lane-";
+const DIR_PATTERN = /^procgrpc-lane-(\d+)-[A-Za-z0-9]+$/;
+/** statfs f_type of tmpfs (linux/magic.h). */
+const TMPFS_MAGIC = 0x01021994;
+
+/** What the message on the pipe carries instead of the payload. */
+export interface LaneReference {
+  /** The file's name inside the lane directory. */
+  readonly name: string;
+  /** Payload length in bytes (the file is `LANE_HEADER_BYTES` longer). */
+  readonly length: number;
+  /** Random per file, also in the file's header: a reference can never read another message's file. */
+  readonly nonce: bigint;
+  /** CRC-32 of the payload when the writer computed one (see docs/shared-memory-lane.md: off by default). */
+  readonly crc32?: number;
+}
+
+/** Why a lane operation failed; `missing`, `truncated` and `mismatch` are protocol errors of the call. */
+export type LaneErrorKind = "missing" | "truncated" | "mismatch" | "invalid-reference" | "no-space" | "io";
+
+/** A lane file could not be written or read. Never a hang: every failure is one of these, at once. */
+export class LaneError extends Error {
+  override readonly name = "LaneError";
+  constructor(
+    readonly kind: LaneErrorKind,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Options of {@link SharedMemoryLane.open}. */
+export interface LaneOptions {
+  /** Where the lane directory is created: `/dev/shm` when it is a usable directory, else `fallbackDir`. */
+  baseDir?: string;
+  /** Used when `baseDir` is missing or not writable (the pool's socket directory, typically). */
+  fallbackDir: string;
+  /** Prefix of the names this side writes (e.g. "n" for Node, "w1" for worker 1), so a sweep can target one writer. */
+  writerPrefix?: string;
+}
+
+/** Where {@link SharedMemoryLane.placement} decided a message goes. */
+export type Placement = { lane: true } | { lane: false; reason: string };
+
+/** CRC-32 (zlib's polynomial) without a native addon: `zlib.crc32` where Node has it (≥ 20.15, ≥ 22.2). */
+export function laneCrc32(data: Uint8Array): number | undefined {
+  const fn = (zlib as unknown as { crc32?: (d: Uint8Array, v?: number) => number }).crc32;
+  return fn ? fn(data) >>> 0 : undefined;
+}
+
+function isUsableDir(path: string): boolean {
+  try {
+    // Creating the private directory is the real test (a read-only mount fails there).
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** One side's view of a lane directory: write payloads as files, read (and remove) referenced files. */
+export class SharedMemoryLane {
+  private seq = 0;
+
+  private constructor(
+    /** The private 0700 directory holding this lane's files. */
+    readonly dir: string,
+    /** True when the directory is on tmpfs (memory speed); false on a disk-backed fallback. */
+    readonly memoryBacked: boolean,
+    private readonly writerPrefix: string,
+    /** True when this object created the directory (and `close` removes it). */
+    private readonly owned: boolean,
+  ) {
+    if (!NAME_PATTERN.test(writerPrefix)) throw new TypeError(`lane writerPrefix must match ${NAME_PATTERN}, got ${JSON.stringify(writerPrefix)}`);
+  }
+
+  /**
+   * Creates a private 0700 directory `procgrpc-lane-<pid>-<random>` under `baseDir` (default
+   * `/dev/shm`) or, when that is not usable, under `fallbackDir`.
+   */
+  static open(options: LaneOptions): SharedMemoryLane {
+    const candidates = [options.baseDir ?? "/dev/shm", options.fallbackDir];
+    const errors: string[] = [];
+    for (const base of candidates) {
+      if (!isUsableDir(base)) {
+        errors.push(`${base}: not a directory`);
+        continue;
+      }
+      try {
+        const dir = mkdtempSync(join(base, `${DIR_PREFIX}${process.pid}-`)); // mkdtemp creates it 0700
+        return new SharedMemoryLane(dir, isTmpfs(dir), options.writerPrefix ?? "n", true);
+      } catch (err) {
+        errors.push(`${base}: ${(err as Error).message}`);
+      }
+    }
+    throw new LaneError("io", `could not create a lane directory (${errors.join("; ")})`);
+  }
+
+  /** Uses a directory another side created (the worker's view; the directory is not removed by `close`). */
+  static attach(dir: string, writerPrefix: string): SharedMemoryLane {
+    const st = statSync(dir);
+    if (!st.isDirectory()) throw new LaneError("io", `lane directory ${dir} is not a directory`);
+    if ((st.mode & 0o077) !== 0) throw new LaneError("io", `lane directory ${dir} is accessible to others (mode ${(st.mode & 0o777).toString(8)}); expected 0700`);
+    return new SharedMemoryLane(dir, isTmpfs(dir), writerPrefix, false);
+  }
+
+  /** Bytes the directory's filesystem can still take (for an unprivileged writer). */
+  freeBytes(): number {
+    const s = statfsSync(this.dir);
+    return Number(s.bavail) * Number(s.bsize);
+  }
+
+  /**
+   * Whether a payload of `bytes` should take the lane: only on a memory-backed directory, only
+   * above `thresholdBytes`, and only while `reserveBytes` would remain free afterwards (a full
+   * tmpfs sends the message over the socket instead of failing the call).
+   */
+  placement(bytes: number, thresholdBytes: number, reserveBytes: number): Placement {
+    if (bytes < thresholdBytes) return { lane: false, reason: `below the lane threshold (${bytes} < ${thresholdBytes} bytes)` };
+    if (!this.memoryBacked) return { lane: false, reason: `${this.dir} is not memory-backed` };
+    const free = this.freeBytes();
+    if (free - bytes - LANE_HEADER_BYTES < reserveBytes) return { lane: false, reason: `${this.dir} has ${free} bytes free; ${bytes} would leave less than the ${reserveBytes}-byte reserve` };
+    return { lane: true };
+  }
+
+  /**
+   * Writes `payload` (one buffer, or several written back to back without concatenation) as a
+   * new 0600 file and returns its reference. A failed write (e.g. ENOSPC on a full tmpfs) removes
+   * the partial file and throws a {@link LaneError} of kind `no-space` or `io`.
+   */
+  write(payload: Uint8Array | readonly Uint8Array[], options: { crc32?: boolean } = {}): LaneReference {
+    const parts = payload instanceof Uint8Array ? [payload] : payload;
+    let length = 0;
+    for (const p of parts) length += p.byteLength;
+    const nonce = randomBytes(8).readBigUInt64LE(0);
+    const name = `${this.writerPrefix}-${(this.seq++).toString(36)}-${randomBytes(6).toString("hex")}`;
+    const header = Buffer.allocUnsafe(LANE_HEADER_BYTES);
+    MAGIC.copy(header, 0);
+    header.writeBigUInt64LE(nonce, 8);
+    header.writeBigUInt64LE(BigInt(length), 16);
+    const path = join(this.dir, name);
+    let fd: number;
+    try {
+      fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    } catch (err) {
+      throw new LaneError(laneErrorKind(err), `could not create lane file ${path}: ${(err as Error).message}`, { cause: err });
+    }
+    try {
+      writeAll(fd, [header, ...parts], LANE_HEADER_BYTES + length);
+    } catch (err) {
+      closeSync(fd);
+      unlinkQuietly(path);
+      throw new LaneError(laneErrorKind(err), `could not write ${length} bytes to lane file ${path}: ${(err as Error).message}`, { cause: err });
+    }
+    closeSync(fd);
+    let crc: number | undefined;
+    if (options.crc32) {
+      crc = 0;
+      const fn = (zlib as unknown as { crc32?: (d: Uint8Array, v?: number) => number }).crc32;
+      if (!fn) throw new LaneError("io", "crc32 requested but this Node has no zlib.crc32 (needs Node ≥ 20.15)");
+      for (const p of parts) crc = fn(p, crc);
+      crc >>>= 0;
+    }
+    return crc === undefined ? { name, length, nonce } : { name, length, nonce, crc32: crc };
+  }
+
+  /**
+   * Reads the referenced payload and removes the file (it is unlinked as soon as it is open).
+   * Throws a {@link LaneError}: `invalid-reference` for a name that is not a plain file name,
+   * `missing` when there is no such file, `truncated` when it is shorter than the reference says,
+   * `mismatch` when it is longer or its header or checksum disagree with the reference.
+   */
+  read(ref: LaneReference): Buffer {
+    const path = this.pathOf(ref);
+    let fd: number;
+    try {
+      fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new LaneError("missing", `lane file ${ref.name} is missing (${ref.length} bytes referenced)`, { cause: err });
+      throw new LaneError("io", `could not open lane file ${ref.name}: ${(err as Error).message}`, { cause: err });
+    }
+    try {
+      unlinkQuietly(path);
+      const size = fstatSync(fd).size;
+      const expected = LANE_HEADER_BYTES + ref.length;
+      if (size < expected) throw new LaneError("truncated", `lane file ${ref.name} is truncated: ${size} bytes, expected ${expected}`);
+      if (size > expected) throw new LaneError("mismatch", `lane file ${ref.name} is ${size} bytes, expected ${expected}`);
+      const header = Buffer.allocUnsafe(LANE_HEADER_BYTES);
+      readAll(fd, header, 0);
+      if (!header.subarray(0, 8).equals(MAGIC)) throw new LaneError("mismatch", `lane file ${ref.name} has no lane header`);
+      if (header.readBigUInt64LE(8) !== ref.nonce) throw new LaneError("mismatch", `lane file ${ref.name} belongs to another message (nonce differs)`);
+      if (header.readBigUInt64LE(16) !== BigInt(ref.length)) throw new LaneError("mismatch", `lane file ${ref.name} header says ${header.readBigUInt64LE(16)} bytes, reference ${ref.length}`);
+      const payload = Buffer.allocUnsafe(ref.length);
+      readAll(fd, payload, LANE_HEADER_BYTES);
+      if (ref.crc32 !== undefined) {
+        const crc = laneCrc32(payload);
+        if (crc !== undefined && crc !== ref.crc32) throw new LaneError("mismatch", `lane file ${ref.name} fails its checksum`);
+      }
+      return payload;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** Removes a referenced file without reading it (a cancelled call, a message nobody will read). */
+  discard(ref: LaneReference): void {
+    unlinkQuietly(this.pathOf(ref));
+  }
+
+  /** Removes the files in the directory, or only those one writer wrote; returns how many. */
+  sweep(writerPrefix?: string): number {
+    let n = 0;
+    let names: string[];
+    try {
+      names = readdirSync(this.dir);
+    } catch {
+      return 0;
+    }
+    for (const name of names) {
+      if (writerPrefix !== undefined && !name.startsWith(`${writerPrefix}-`)) continue;
+      if (unlinkQuietly(join(this.dir, name))) n++;
+    }
+    return n;
+  }
+
+  /** Removes the directory and everything in it when this object created it; otherwise sweeps its own files. */
+  close(): void {
+    if (this.owned) rmSync(this.dir, { recursive: true, force: true });
+    else this.sweep(this.writerPrefix);
+  }
+
+  private pathOf(ref: LaneReference): string {
+    if (!NAME_PATTERN.test(ref.name)) throw new LaneError("invalid-reference", `lane reference names ${JSON.stringify(ref.name)}, not a lane file name`);
+    if (!Number.isSafeInteger(ref.length) || ref.length < 0) throw new LaneError("invalid-reference", `lane reference length ${ref.length} is not a byte count`);
+    return join(this.dir, ref.name);
+  }
+}
+
+/**
+ * Removes lane directories under `baseDir` left by pools whose Node process is gone (a crash:
+ * nothing ran its shutdown). Directories of live processes, and anything not named like a lane
+ * directory, are left alone. Returns the directories removed.
+ */
+export function sweepStaleLaneDirs(baseDir = "/dev/shm", isAlive: (pid: number) => boolean = processAlive): string[] {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(baseDir);
+  } catch {
+    return removed;
+  }
+  const uid = process.getuid?.();
+  for (const name of names) {
+    const m = DIR_PATTERN.exec(name);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    if (pid === process.pid || isAlive(pid)) continue;
+    const path = join(baseDir, name);
+    try {
+      const st = statSync(path);
+      if (!st.isDirectory() || (uid !== undefined && st.uid !== uid)) continue;
+      rmSync(path, { recursive: true, force: true });
+      removed.push(path);
+    } catch {
+      // Raced with another sweeper: gone already.
+    }
+  }
+  return removed;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+function isTmpfs(dir: string): boolean {
+  try {
+    return Number(statfsSync(dir).type) === TMPFS_MAGIC;
+  } catch {
+    return false;
+  }
+}
+
+/** The kind of a failed write: a full filesystem is `no-space` (the caller then uses the socket path). */
+export function laneErrorKind(err: unknown): LaneErrorKind {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === "ENOSPC" || code === "EDQUOT" ? "no-space" : "io";
+}
+
+function unlinkQuietly(path: string): boolean {
+  try {
+    unlinkSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function writeAll(fd: number, parts: readonly Uint8Array[], total: number): void {
+  let written = 0;
+  let pending = parts.filter((p) => p.byteLength > 0);
+  while (written < total) {
+    const n = writevSync(fd, pending as NodeJS.ArrayBufferView[]);
+    if (n <= 0) throw new Error("write made no progress");
+    written += n;
+    // Drop what was written; keep the rest of a partly written part.
+    let skip = n;
+    const rest: Uint8Array[] = [];
+    for (const p of pending) {
+      if (skip >= p.byteLength) {
+        skip -= p.byteLength;
+        continue;
+      }
+      rest.push(skip > 0 ? p.subarray(skip) : p);
+      skip = 0;
+    }
+    pending = rest;
+  }
+}
+
+function readAll(fd: number, into: Buffer, position: number): void {
+  let off = 0;
+  while (off < into.length) {
+    const n = readSync(fd, into, off, into.length - off, position + off);
+    if (n === 0) throw new LaneError("truncated", `lane file ended after ${position + off} bytes`);
+    off += n;
+  }
+}

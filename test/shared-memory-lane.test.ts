@@ -1,0 +1,255 @@
+// Unit tests of the shared-memory lane's file primitives (pure file logic, real files).
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync, appendFileSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { LANE_HEADER_BYTES, LaneError, SharedMemoryLane, laneCrc32, laneErrorKind, sweepStaleLaneDirs, type LaneReference } from "../src/transport/shared-memory-lane";
+
+const scratch = mkdtempSync(join(tmpdir(), "lane-test-"));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+function laneIn(base: string = scratch): SharedMemoryLane {
+  return SharedMemoryLane.open({ baseDir: base, fallbackDir: scratch });
+}
+
+function errorOf(fn: () => unknown): LaneError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof LaneError) return err;
+    throw err;
+  }
+  throw new Error("expected a LaneError");
+}
+
+describe("SharedMemoryLane", () => {
+  it("creates a private 0700 directory and 0600 files, and round-trips payloads of every size", () => {
+    const lane = laneIn();
+    try {
+      expect(statSync(lane.dir).mode & 0o777).toBe(0o700);
+      for (const size of [0, 1, 4095, 65536, 1 << 20]) {
+        const payload = Buffer.alloc(size);
+        for (let i = 0; i < size; i += 997) payload[i] = i & 0xff;
+        const ref = lane.write(payload);
+        expect(ref.length).toBe(size);
+        const file = join(lane.dir, ref.name);
+        expect(statSync(file).mode & 0o777).toBe(0o600);
+        expect(statSync(file).size).toBe(LANE_HEADER_BYTES + size);
+        expect(lane.read(ref).equals(payload)).toBe(true);
+        expect(existsSync(file)).toBe(false); // the reader removed it
+      }
+    } finally {
+      lane.close();
+    }
+    expect(existsSync(lane.dir)).toBe(false);
+  });
+
+  it("writes several parts back to back without concatenating them", () => {
+    const lane = laneIn();
+    try {
+      const ref = lane.write([Buffer.from("abc"), Buffer.alloc(0), Buffer.from("defg")]);
+      expect(ref.length).toBe(7);
+      expect(lane.read(ref).toString()).toBe("abcdefg");
+    } finally {
+      lane.close();
+    }
+  });
+
+  it("gives every file a distinct name and nonce", () => {
+    const lane = laneIn();
+    try {
+      const refs = Array.from({ length: 50 }, () => lane.write(Buffer.from("x")));
+      expect(new Set(refs.map((r) => r.name)).size).toBe(50);
+      expect(new Set(refs.map((r) => r.nonce)).size).toBe(50);
+      expect(lane.sweep()).toBe(50);
+    } finally {
+      lane.close();
+    }
+  });
+
+  it("reports a missing file as `missing`, never a hang", () => {
+    const lane = laneIn();
+    try {
+      const ref = lane.write(Buffer.from("hello"));
+      lane.discard(ref);
+      const err = errorOf(() => lane.read(ref));
+      expect(err.kind).toBe("missing");
+      expect(err.message).toContain(ref.name);
+      // Read twice: the second read finds nothing (the first removed it).
+      const again = lane.write(Buffer.from("hello"));
+      lane.read(again);
+      expect(errorOf(() => lane.read(again)).kind).toBe("missing");
+    } finally {
+      lane.close();
+    }
+  });
+
+  it("reports a truncated file as `truncated` and removes it", () => {
+    const lane = laneIn();
+    try {
+      const ref = lane.write(Buffer.alloc(1000, 1));
+      truncateSync(join(lane.dir, ref.name), LANE_HEADER_BYTES + 10);
+      expect(errorOf(() => lane.read(ref)).kind).toBe("truncated");
+      expect(readdirSync(lane.dir)).toEqual([]);
+      const headerOnly = lane.write(Buffer.alloc(10));
+      truncateSync(join(lane.dir, headerOnly.name), 5);
+      expect(errorOf(() => lane.read(headerOnly)).kind).toBe("truncated");
+    } finally {
+      lane.close();
+    }
+  });
+
+  it("reports a longer file, another message's file or a wrong header as `mismatch`", () => {
+    const lane = laneIn();
+    try {
+      const longer = lane.write(Buffer.from("abc"));
+      appendFileSync(join(lane.dir, longer.name), "more");
+      expect(errorOf(() => lane.read(longer)).kind).toBe("mismatch");
+
+      const ref = lane.write(Buffer.from("abc"));
+      const stale: LaneReference = { ...ref, nonce: ref.nonce ^ 1n };
+      const err = errorOf(() => lane.read(stale));
+      expect(err.kind).toBe("mismatch");
+      expect(err.message).toContain("nonce");
+
+      const wrongLength = lane.write(Buffer.from("abcd"));
+      expect(errorOf(() => lane.read({ ...wrongLength, length: 3 })).kind).toBe("mismatch");
+
+      writeFileSync(join(lane.dir, "n-forged"), Buffer.alloc(LANE_HEADER_BYTES + 3));
+      expect(errorOf(() => lane.read({ name: "n-forged", length: 3, nonce: 0n })).message).toContain("no lane header");
+      expect(readdirSync(lane.dir)).toEqual([]);
+    } finally {
+      lane.close();
+    }
+  });
+
+  it("refuses references that would leave the directory or are not byte counts", () => {
+    const lane = laneIn();
+    try {
+      for (const name of ["../etc/passwd", "a/b", ".", "..", "", "x".repeat(65)]) {
+        expect(errorOf(() => lane.read({ name, length: 1, nonce: 0n })).kind).toBe("invalid-reference");
+      }
+      expect(errorOf(() => lane.read({ name: "ok", length: -1, nonce: 0n })).kind).toBe("invalid-reference");
+      expect(errorOf(() => lane.read({ name: "ok", length: 1.5, nonce: 0n })).kind).toBe("invalid-reference");
+    } finally {
+      lane.close();
+    }
+  });
+
+  it("does not follow a symlink planted under a referenced name", () => {
+    const lane = laneIn();
+    try {
+      const target = join(scratch, "secret");
+      writeFileSync(target, "secret");
+      symlinkSync(target, join(lane.dir, "n-link"));
+      expect(errorOf(() => lane.read({ name: "n-link", length: 6, nonce: 0n })).kind).toBe("io");
+      expect(existsSync(target)).toBe(true);
+    } finally {
+      lane.close();
+    }
+  });
+
+  it("verifies a CRC-32 when the writer computed one", () => {
+    if (laneCrc32(Buffer.from("x")) === undefined) return; // Node without zlib.crc32
+    expect(laneCrc32(Buffer.from("123456789"))).toBe(0xcbf43926); // the standard check value
+    const lane = laneIn();
+    try {
+      const ref = lane.write([Buffer.from("1234"), Buffer.from("56789")], { crc32: true });
+      expect(ref.crc32).toBe(0xcbf43926);
+      expect(lane.read(ref).toString()).toBe("123456789");
+      const bad = lane.write(Buffer.from("123456789"), { crc32: true });
+      expect(errorOf(() => lane.read({ ...bad, crc32: 1 })).kind).toBe("mismatch");
+    } finally {
+      lane.close();
+    }
+  });
+
+  it("sweeps all files, or one writer's", () => {
+    const lane = laneIn();
+    try {
+      const worker = SharedMemoryLane.attach(lane.dir, "w1");
+      lane.write(Buffer.from("a"));
+      worker.write(Buffer.from("b"));
+      worker.write(Buffer.from("c"));
+      expect(lane.sweep("w1")).toBe(2);
+      expect(readdirSync(lane.dir)).toHaveLength(1);
+      worker.write(Buffer.from("d"));
+      worker.close(); // an attached side removes only its own files, never the directory
+      expect(readdirSync(lane.dir)).toHaveLength(1);
+      expect(lane.sweep()).toBe(1);
+    } finally {
+      lane.close();
+    }
+  });
+
+  it("attach refuses a directory others can enter", () => {
+    const dir = join(scratch, "open-dir");
+    mkdirSync(dir, { mode: 0o755 });
+    chmodSync(dir, 0o755);
+    expect(errorOf(() => SharedMemoryLane.attach(dir, "w1")).message).toContain("0700");
+  });
+
+  it("falls back when the preferred base directory is unusable", () => {
+    const lane = SharedMemoryLane.open({ baseDir: join(scratch, "does-not-exist"), fallbackDir: scratch });
+    try {
+      expect(lane.dir.startsWith(scratch)).toBe(true);
+    } finally {
+      lane.close();
+    }
+    expect(() => SharedMemoryLane.open({ baseDir: join(scratch, "nope"), fallbackDir: join(scratch, "nope2") })).toThrow(LaneError);
+  });
+
+  it("places a message on the lane only above the threshold, on tmpfs, with room to spare", () => {
+    const lane = laneIn();
+    try {
+      const free = lane.freeBytes();
+      expect(free).toBeGreaterThan(0);
+      expect(lane.placement(10, 1024, 0)).toEqual({ lane: false, reason: expect.stringContaining("below the lane threshold") });
+      const big = lane.placement(2048, 1024, 0);
+      if (lane.memoryBacked) expect(big).toEqual({ lane: true });
+      else expect(big).toEqual({ lane: false, reason: expect.stringContaining("not memory-backed") });
+      // A reserve larger than what is free: the socket path, with the reason.
+      const full = lane.placement(2048, 1024, free + 1);
+      expect(full.lane).toBe(false);
+    } finally {
+      lane.close();
+    }
+  });
+
+  it("on /dev/shm (when present) the directory is memory-backed", () => {
+    if (!existsSync("/dev/shm")) return;
+    const lane = SharedMemoryLane.open({ fallbackDir: scratch });
+    try {
+      expect(lane.dir.startsWith("/dev/shm/procgrpc-lane-")).toBe(true);
+      expect(lane.memoryBacked).toBe(true);
+    } finally {
+      lane.close();
+    }
+  });
+
+  it("maps ENOSPC and EDQUOT to `no-space` (the caller falls back to the socket), anything else to `io`", () => {
+    const errno = (code: string): NodeJS.ErrnoException => Object.assign(new Error(code), { code });
+    expect(laneErrorKind(errno("ENOSPC"))).toBe("no-space");
+    expect(laneErrorKind(errno("EDQUOT"))).toBe("no-space");
+    expect(laneErrorKind(errno("EACCES"))).toBe("io");
+    expect(laneErrorKind(new Error("plain"))).toBe("io");
+  });
+});
+
+describe("sweepStaleLaneDirs", () => {
+  it("removes the directories of dead pools only", () => {
+    const base = mkdtempSync(join(scratch, "base-"));
+    const dead = join(base, "procgrpc-lane-999999-abc123");
+    const alive = join(base, `procgrpc-lane-${process.ppid}-def456`);
+    const mine = join(base, `procgrpc-lane-${process.pid}-ghi789`);
+    const other = join(base, "something-else");
+    for (const d of [dead, alive, mine, other]) mkdirSync(d, { mode: 0o700 });
+    writeFileSync(join(dead, "n-0-aaaa"), "left behind");
+    const removed = sweepStaleLaneDirs(base, (pid) => pid !== 999999);
+    expect(removed).toEqual([dead]);
+    expect(readdirSync(base).sort()).toEqual([alive, mine, other].map((d) => d.slice(base.length + 1)).sort());
+  });
+
+  it("tolerates a missing base directory", () => {
+    expect(sweepStaleLaneDirs(join(scratch, "missing"))).toEqual([]);
+  });
+});
