@@ -20,6 +20,8 @@ export { routedClient } from "./client/routed-client";
 export type { ClientSource, Routes } from "./client/routed-client";
 
 export type { Client, ClientOptions, MethodCall, RequestStream } from "./client/typed-client";
+export { pushable } from "./call/pushable";
+export type { Pushable, PushableOptions } from "./call/pushable";
 export type { CallOptions, Middleware, UnaryCall, UnaryMiddleware, NextUnary } from "./client/call-options";
 export { composeInterceptors, composeInterceptors as composeMiddleware, respondsWithStream } from "./call/interceptor";
 export type { Call, Interceptor, Next } from "./call/interceptor";

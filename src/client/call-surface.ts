@@ -3,7 +3,8 @@ import { EventEmitter } from "node:events";
 import type { BaseCallOptions } from "../call/call-options";
 import type { ServiceDefinition } from "../call/definition";
 import { composeInterceptors, type Call, type Interceptor, type Next } from "../call/interceptor";
-import type { AnyMethod, CallKind, UnaryMethod } from "../call/method";
+import type { AnyMethod, CallKind, StreamMethod, UnaryMethod } from "../call/method";
+import { closeRequests } from "../call/pushable";
 import { errorFromAbort } from "../core/cancellation";
 import { checkDeadlineOptions, effectiveDeadline } from "../core/deadline";
 import type { Logger } from "../core/logger";
@@ -20,7 +21,7 @@ import { bidiStreamCall, clientStreamCall, serverStreamCall, type RequestSource 
 import { runUnaryCall } from "../transport/unary-call";
 import type { CallOptions } from "./call-options";
 import { createDynamicClient, type DynamicClient, type DynamicClientOptions } from "./dynamic-client";
-import { clientInterceptors, createTypedClient, unaryMethodOfCall, type CallInvoker, type Client, type ClientOptions } from "./typed-client";
+import { clientInterceptors, createTypedClient, methodCaller, unaryMethodOfCall, type CallInvoker, type Client, type ClientOptions } from "./typed-client";
 
 /** Where a pool is in its life. */
 export type PoolState = "new" | "starting" | "running" | "stopping" | "stopped";
@@ -104,6 +105,18 @@ export abstract class CallSurface<Events extends Record<keyof Events, unknown[]>
   /** Runs one unary call through the pool's interceptors, for a hand-built `UnaryMethod` (e.g. `rawUnaryMethod`). */
   unary<Res>(method: UnaryMethod<unknown, Res>, request: unknown, options?: CallOptions): Promise<Res> {
     return this.defaultInvoker.invoke("unary", method, request, options) as Promise<Res>;
+  }
+
+  /**
+   * Calls a hand-built method descriptor of any kind (e.g. one made at run time from server
+   * reflection) through the pool's interceptors, as a typed client's method would: unary and
+   * client-streaming calls return the promise of the response; server-streaming and
+   * bidirectional calls an `AsyncIterable` of responses (a bidirectional call starts at once).
+   * `request` is the message, or for client-streaming and bidirectional calls an (async)
+   * iterable of messages, such as a `pushable()`.
+   */
+  callMethod<Res>(method: UnaryMethod<unknown, Res> | StreamMethod<unknown, Res>, request: unknown, options?: CallOptions): Promise<Res> | AsyncIterable<Res> {
+    return methodCaller(this.defaultInvoker, method as AnyMethod, undefined)(request, options) as Promise<Res> | AsyncIterable<Res>;
   }
 
   /**
@@ -202,7 +215,10 @@ export abstract class CallSurface<Events extends Record<keyof Events, unknown[]>
     }
     const requestId = options?.requestId ?? requestIdIn(options?.metadata) ?? randomUUID();
     const call: Call = { kind, method, request, options: { ...options, requestId } };
-    return send(call);
+    const sent = send(call);
+    // A call that failed (for a bidirectional one: before it started) tells a pushable of requests, so writes waiting on it reject.
+    if (kind === "client-stream" || kind === "bidi-stream") sent.catch((err: unknown) => closeRequests(request, err));
+    return sent;
   }
 
   /** The end of every interceptor chain. */
