@@ -1,8 +1,10 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { isAlive, PYTHON, ROOT, WORKERS } from "./helpers/env";
+import { WorkerPool } from "../src";
+import { eventually, isAlive, PYTHON, ROOT, testingPool, WORKERS } from "./helpers/env";
 import { scrape, valueOf } from "./helpers/scrape";
 
 // The CLI bundled the way tsup bundles dist/cli.cjs (esbuild, dependencies external), so each
@@ -19,8 +21,49 @@ beforeAll(() => {
 });
 
 function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", timeout: 45000 });
+  return cliWith({}, ...args);
+}
+
+/** Runs the CLI to its end with `input` on stdin and extra environment. */
+function cliWith(opts: { input?: string; env?: Record<string, string> }, ...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", timeout: 45000, input: opts.input ?? "", env: { ...process.env, ...opts.env } });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A CLI process still running: its stdout lines as they come, stdin open, its exit awaitable. */
+interface RunningCli {
+  child: ChildProcess;
+  lines: string[];
+  stderr: () => string;
+  exit: Promise<number | null>;
+  /** Resolves when stdout has at least `n` lines. */
+  linesAtLeast(n: number): Promise<string[]>;
+}
+
+/** Pids of the direct children of `pid`. */
+function childPids(pid: number): number[] {
+  const r = spawnSync("ps", ["-o", "pid=", "--ppid", String(pid)], { encoding: "utf8" });
+  return r.stdout.split("\n").map((l) => Number(l.trim())).filter((n) => n > 0);
+}
+
+function startCli(env: Record<string, string>, ...args: string[]): RunningCli {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, ...env } });
+  const lines: string[] = [];
+  let stderr = "";
+  createInterface({ input: child.stdout! }).on("line", (line) => lines.push(line));
+  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  return {
+    child,
+    lines,
+    stderr: () => stderr,
+    exit,
+    async linesAtLeast(n) {
+      if (!(await eventually(() => lines.length >= n || child.exitCode !== null, 30_000))) throw new Error(`no ${n} lines; stderr: ${stderr}`);
+      if (lines.length < n) throw new Error(`exited with ${child.exitCode} after ${lines.length} lines; stderr: ${stderr}`);
+      return lines;
+    },
+  };
 }
 
 describe("usage", () => {
@@ -47,6 +90,8 @@ describe("usage", () => {
     [["call", "a.B/C"], "say where to call: --socket <path>, or --script/--module"],
     [["call", "a.B/C", "--socket", "/tmp/x.sock", "--script", "w.py"], "give --socket or pool options"],
     [["call", "a.B/C", "--socket", "/tmp/x.sock", "--metadata", "novalue"], "--metadata expects key=value"],
+    [["call", "a.B/C", "--socket", "/tmp/x.sock", "--data", "{}", "--data-file", "r.ndjson"], "give --data or --data-file, not both"],
+    [["call", "a.B/C", "--socket", "/tmp/x.sock", "--data-file", "/nonexistent/r.ndjson"], "--data-file /nonexistent/r.ndjson: no such file"],
     [["frobnicate"], "unknown command 'frobnicate'"],
   ])("bad usage %j exits 2 naming the problem", (args, message) => {
     const r = cli(...args);
@@ -94,6 +139,136 @@ describe("procgrpc call with its own pool", () => {
     const r = cli("call", "nope.v1.Missing/Do", ...POOL);
     expect(r.status).toBe(2);
     expect(r.stderr).toContain("testing.v1.TestService");
+  });
+});
+
+describe("procgrpc call: every kind of call", () => {
+  const RECORDING = ["--python", PYTHON, "--script", join(WORKERS, "recording_worker.py")];
+  const stateDir = mkdtempSync(join(tmpdir(), "procgrpc-cli-"));
+  const env = { PROCGRPC_TEST_STATE_DIR: stateDir };
+  const S = "testing.v1.StreamingTestService";
+  afterAll(() => rmSync(stateDir, { recursive: true, force: true }));
+
+  test("a server stream prints one JSON object a line (--emit-defaults shows index 0)", () => {
+    const r = cliWith({ env }, "call", `${S}/Count`, "--data", '{"n":3}', "--emit-defaults", ...RECORDING);
+    expect(r.status).toBe(0);
+    const lines = r.stdout.trim().split("\n");
+    expect(lines.map((l) => (JSON.parse(l) as { index: number }).index)).toEqual([0, 1, 2]);
+  });
+
+  test("one request from a file (any JSON layout) or stdin for a unary or server-streaming call", () => {
+    const file = join(stateDir, "count.json");
+    writeFileSync(file, JSON.stringify({ n: 2 }, null, 2));
+    const r = cliWith({ env }, "call", `${S}/Count`, "--data-file", file, ...RECORDING);
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim().split("\n")).toHaveLength(2);
+    const unary = cliWith({ env, input: '{"text":"from stdin"}' }, "call", "testing.v1.TestService/Echo", "--data", "@", ...RECORDING);
+    expect(JSON.parse(unary.stdout)).toMatchObject({ text: "from stdin" });
+  });
+
+  test("stdout closed by its reader (| head): the call ends quietly with exit 0 and its workers are gone", async () => {
+    const run = startCli(env, "call", `${S}/AsyncCount`, "--data", '{"n":100000,"intervalMs":1}', ...RECORDING);
+    await run.linesAtLeast(1);
+    const workers = childPids(run.child.pid as number);
+    run.child.stdout!.destroy();
+    expect(await run.exit).toBe(0);
+    expect(run.stderr()).toBe("");
+    expect(await eventually(() => !isAlive(workers[0]), 10_000)).toBe(true);
+  });
+
+  test("a server stream failing mid-stream: the responses before it, then the error; exit 1 (text and --json)", () => {
+    const data = JSON.stringify({ n: 5, failAfter: 2, failCode: 9 });
+    const text = cliWith({ env }, "call", `${S}/Count`, "--data", data, ...RECORDING);
+    expect(text.status).toBe(1);
+    expect(text.stdout.trim().split("\n")).toHaveLength(2);
+    expect(text.stderr).toContain("ERROR FAILED_PRECONDITION (9): failed after 2 messages");
+    expect(text.stderr).toContain("failed-at: 2");
+
+    const json = cliWith({ env }, "call", `${S}/Count`, "--json", "--request-id", "ndjson-1", "--data", data, ...RECORDING);
+    expect(json.status).toBe(1);
+    const envelopes = json.stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(envelopes).toEqual([
+      { ok: true, method: `/${S}/Count`, requestId: "ndjson-1", index: 0, response: { workerPid: expect.any(Number) } },
+      { ok: true, method: `/${S}/Count`, requestId: "ndjson-1", index: 1, response: { index: 1, workerPid: expect.any(Number) } },
+      { ok: false, method: `/${S}/Count`, error: expect.objectContaining({ code: 9, codeName: "FAILED_PRECONDITION", details: "failed after 2 messages", requestId: "ndjson-1", trailers: { "failed-at": ["2"] } }) },
+    ]);
+  });
+
+  test("a client stream reads NDJSON from stdin (blank lines skipped), from --data-file, or one request from --data", () => {
+    const fromStdin = cliWith({ env, input: '{"data":"YWJj"}\n\n{"data":"ZGVmZw=="}\n' }, "call", `${S}/Upload`, ...RECORDING);
+    expect(fromStdin.status).toBe(0);
+    expect(JSON.parse(fromStdin.stdout)).toEqual({ bytes: "7", chunks: 2 });
+
+    const file = join(stateDir, "upload.ndjson");
+    writeFileSync(file, Array.from({ length: 10 }, () => '{"data":"eHh4"}').join("\n"));
+    const fromFile = cliWith({ env }, "call", `${S}/Upload`, "--data-file", file, "--json", ...RECORDING);
+    expect(fromFile.status).toBe(0);
+    expect(JSON.parse(fromFile.stdout)).toMatchObject({ ok: true, response: { bytes: "30", chunks: 10 } });
+
+    const one = cliWith({ env }, "call", `${S}/Upload`, "--data", '{"data":"eHh4"}', ...RECORDING);
+    expect(JSON.parse(one.stdout)).toEqual({ bytes: "3", chunks: 1 });
+  });
+
+  test("a bidirectional stream reads NDJSON from stdin (grpcurl's --data @) and prints each answer; an error mid-stream exits 1", () => {
+    const ok = cliWith({ env, input: '{"text":"ab"}\n{"text":"cd"}\n' }, "call", `${S}/Chat`, "--data", "@", ...RECORDING);
+    expect(ok.status).toBe(0);
+    expect(ok.stdout).toBe('{"text":"AB"}\n{"text":"CD"}\n');
+
+    const failing = cliWith({ env, input: '{"text":"ab"}\n{"text":"fail"}\n{"text":"never"}\n' }, "call", `${S}/AsyncChat`, "--data-file", "-", ...RECORDING);
+    expect(failing.status).toBe(1);
+    expect(failing.stderr).toContain("ERROR FAILED_PRECONDITION (9): told to fail");
+    expect(failing.stdout).not.toContain("reven");
+  });
+
+  test("a request line that is not JSON, or not the method's message, is bad input: exit 2 naming the line", () => {
+    const notJson = cliWith({ env, input: '{"text":"a"}\n{oops\n' }, "call", `${S}/Chat`, ...RECORDING);
+    expect(notJson.status).toBe(2);
+    expect(notJson.stderr).toContain("procgrpc call: stdin line 2 is not valid JSON");
+    const unknownField = cliWith({ env, input: '{"txt":"a"}\n' }, "call", `${S}/Upload`, ...RECORDING);
+    expect(unknownField.status).toBe(2);
+    expect(unknownField.stderr).toMatch(/stdin line 1: .*key "txt" is unknown/);
+  });
+
+  test("Ctrl-C (SIGINT) cancels a server stream; the worker sees the cancellation; exit 130", async () => {
+    const run = startCli(env, "call", `${S}/AsyncCount`, "--request-id", "sigint-server", "--data", '{"n":100000,"intervalMs":20}', ...RECORDING);
+    await run.linesAtLeast(2);
+    const workers = childPids(run.child.pid as number);
+    expect(workers).toHaveLength(1);
+    run.child.kill("SIGINT");
+    expect(await run.exit).toBe(130);
+    expect(run.stderr()).toContain("ERROR CANCELLED (1): call cancelled by the caller: interrupted (SIGINT)");
+    expect(await eventually(() => existsSync(join(stateDir, "cancelled-sigint-server")), 20_000)).toBe(true);
+    expect(isAlive(workers[0])).toBe(false); // the call's pool was shut down
+  });
+
+  test("Ctrl-C cancels a bidirectional call driven line by line on stdin", async () => {
+    const run = startCli(env, "call", `${S}/AsyncChat`, "--request-id", "sigint-bidi", ...RECORDING);
+    run.child.stdin!.write('{"text":"hello"}\n');
+    expect(await run.linesAtLeast(1)).toEqual(['{"text":"olleh"}']); // answered while stdin is still open
+    run.child.stdin!.write('{"text":"hold"}\n');
+    expect(await eventually(() => existsSync(join(stateDir, "holding-sigint-bidi")), 20_000)).toBe(true);
+    run.child.kill("SIGINT");
+    expect(await run.exit).toBe(130);
+    expect(await eventually(() => existsSync(join(stateDir, "cancelled-sigint-bidi")), 20_000)).toBe(true);
+  });
+
+  test("--socket: Ctrl-C cancels a client stream on a running worker, which sees it and keeps serving", async () => {
+    const pool = new WorkerPool(testingPool({ workers: 1, script: join(WORKERS, "recording_worker.py"), env }));
+    await pool.start();
+    try {
+      const socket = pool.health().workers[0].socket;
+      const run = startCli({}, "call", `${S}/AsyncUpload`, "--request-id", "sigint-client", "--socket", socket);
+      run.child.stdin!.write(`{"data":"${Buffer.from("hold").toString("base64")}"}\n`);
+      expect(await eventually(() => existsSync(join(stateDir, "holding-sigint-client")), 20_000)).toBe(true);
+      run.child.kill("SIGINT");
+      expect(await run.exit).toBe(130);
+      expect(run.stderr()).toContain("ERROR CANCELLED (1)");
+      expect(await eventually(() => existsSync(join(stateDir, "cancelled-sigint-client")), 20_000)).toBe(true);
+      const after = cliWith({ input: '{"data":"eHk="}\n' }, "call", `${S}/AsyncUpload`, "--socket", socket);
+      expect(JSON.parse(after.stdout)).toEqual({ bytes: "2", chunks: 1 });
+    } finally {
+      await pool.shutdown();
+    }
   });
 });
 

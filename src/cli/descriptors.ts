@@ -2,8 +2,8 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, relative, resolve } from "node:path";
 import { create, createFileRegistry, fromBinary, fromJson, toBinary, toJson, type DescMethod, type FileRegistry, type JsonValue } from "@bufbuild/protobuf";
-import { FileDescriptorProtoSchema, FileDescriptorSetSchema, type DescriptorProto, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
-import type { UnaryMethod } from "../call/method";
+import { FileDescriptorProtoSchema, FileDescriptorSetSchema, MethodOptions_IdempotencyLevel, type DescriptorProto, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
+import type { CallKind, StreamMethod } from "../call/method";
 import type { ReflectionClient } from "./reflection-client";
 
 /**
@@ -75,17 +75,36 @@ export function findMethod(registry: FileRegistry, service: string, method: stri
   }
   const found = svc.methods.find((m) => m.name === method || m.localName === method);
   if (!found) throw new Error(`${service} has no method ${method}; it has: ${svc.methods.map((m) => m.name).join(", ")}`);
-  if (found.methodKind !== "unary") throw new Error(`${service}/${found.name} is a ${found.methodKind} method; procgrpc call makes unary calls only`);
   return found;
 }
 
-/** A `UnaryMethod` whose request is proto3 JSON and whose response comes back as proto3 JSON. */
-export function jsonUnaryMethod(registry: FileRegistry, desc: DescMethod): UnaryMethod<unknown, JsonValue> {
+/** The call kind of a method, in procgrpc's terms. */
+export function callKindOfDesc(desc: DescMethod): CallKind {
+  return KIND_OF[desc.methodKind];
+}
+
+const KIND_OF: Record<DescMethod["methodKind"], CallKind> = {
+  unary: "unary",
+  server_streaming: "server-stream",
+  client_streaming: "client-stream",
+  bidi_streaming: "bidi-stream",
+};
+
+/**
+ * A method of any kind whose requests are proto3 JSON and whose responses come back as proto3
+ * JSON; `emitDefaults` prints fields that hold their default value too (grpcurl's `-emit-defaults`).
+ */
+export function jsonMethod(registry: FileRegistry, desc: DescMethod, emitDefaults = false): StreamMethod<unknown, JsonValue> {
+  const kind = callKindOfDesc(desc);
+  const level = desc.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS ? "NO_SIDE_EFFECTS" : desc.idempotency === MethodOptions_IdempotencyLevel.IDEMPOTENT ? "IDEMPOTENT" : "IDEMPOTENCY_UNKNOWN";
   return {
     path: `/${desc.parent.typeName}/${desc.name}`,
     serialize: (json) => Buffer.from(toBinary(desc.input, fromJson(desc.input, json as JsonValue, { registry }))),
-    deserialize: (bytes) => toJson(desc.output, fromBinary(desc.output, bytes), { registry }),
-    idempotent: desc.idempotency !== undefined && desc.idempotency !== 0,
+    deserialize: (bytes) => toJson(desc.output, fromBinary(desc.output, bytes), { registry, alwaysEmitImplicit: emitDefaults }),
+    idempotent: level !== "IDEMPOTENCY_UNKNOWN",
+    idempotencyLevel: level,
+    requestStream: kind === "client-stream" || kind === "bidi-stream",
+    responseStream: kind === "server-stream" || kind === "bidi-stream",
   };
 }
 

@@ -10,17 +10,18 @@ const USAGE = `procgrpc — call Python from Node.js over gRPC
 Usage:
   procgrpc codegen --proto <dir> [--ts-out <dir>] [--py-out <dir>] [--python <python>] [--ts-opt key=value]...
   procgrpc serve (--script <file> | --module <name>) [--workers <n>] [--metrics-port <p>] [--json]
-  procgrpc call <package.Service/Method> [--data '<json>'] (--socket <path> | --script <file> | --module <name>) [--json]
+  procgrpc call <package.Service/Method> [--data '<json>' | --data-file <file>] (--socket <path> | --script <file> | --module <name>) [--json]
   procgrpc dlq (list | show <id> | replay | purge | migrate) --store <path> [...]
   procgrpc <command> --help | procgrpc --help | --version
 
 Commands:
   codegen   Generate TypeScript (ts-proto) and Python (grpcio-tools) stubs from a directory of .proto files.
   serve     Run a pool of Python workers in the foreground; print sockets and state changes; serve metrics.
-  call      Make one unary call (types from server reflection or a .proto file); print the response or the error.
+  call      Make one call of any kind (types from server reflection or a .proto file); print the responses
+            (streams: one JSON object a line; requests of client/bidi streams: NDJSON on stdin) or the error.
   dlq       Inspect, replay (through a pool) or purge a dead-letter store written by pool.batch.
 
-Exit codes: 0 ok, 1 failure, 2 bad usage.
+Exit codes: 0 ok, 1 failure, 2 bad usage, 130 interrupted (Ctrl-C).
 `;
 
 const CODEGEN_USAGE = `Usage: procgrpc codegen --proto <dir> [--ts-out <dir>] [--py-out <dir>] [--python <python>] [--ts-opt key=value]...
@@ -34,7 +35,17 @@ Generates stubs for every .proto file under --proto (the import root):
 `;
 
 /** Runs the `procgrpc` command line; returns (or resolves with) the exit code. */
-export function main(argv: readonly string[], out: (s: string) => void = (s) => process.stdout.write(s), err: (s: string) => void = (s) => process.stderr.write(s)): number | Promise<number> {
+export function main(argv: readonly string[], out?: (s: string) => unknown, err: (s: string) => unknown = (s) => process.stderr.write(s)): number | Promise<number> {
+  if (!out) {
+    out = (s) => process.stdout.write(s);
+    // stdout closed by its reader (`procgrpc call … | head`): stop quietly; the pools' exit hook stops their workers.
+    if (process.stdout.listenerCount("error") === 0) {
+      process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+        if (e.code !== "EPIPE") throw e;
+        process.exit(0);
+      });
+    }
+  }
   const [command, ...rest] = argv;
   if (!command || command === "--help" || command === "-h" || command === "help") {
     out(USAGE);
@@ -63,12 +74,12 @@ export function main(argv: readonly string[], out: (s: string) => void = (s) => 
   }
 }
 
-function reportError(command: string, e: unknown, err: (s: string) => void): number {
+function reportError(command: string, e: unknown, err: (s: string) => unknown): number {
   err(`procgrpc ${command}: ${(e as Error).message}\n`);
   return (e as { exitCode?: number }).exitCode ?? 1;
 }
 
-function codegenCommand(args: readonly string[], out: (s: string) => void): number {
+function codegenCommand(args: readonly string[], out: (s: string) => unknown): number {
   let values;
   try {
     ({ values } = parseArgs({
