@@ -3,6 +3,7 @@ import { MAX_TIMER_MS } from "../core/deadline";
 import { integerOption, numberOption } from "../core/option-checks";
 import type { PoolResilienceOptions, ResilienceCallOptions } from "../resilience/pool-resilience";
 import type { Logger } from "../core/logger";
+import { resolveWatchOptions, type ResolvedWatchOptions, type WatchOptions } from "./reload-watcher";
 
 /** How to start and run a pool of Python workers. */
 export interface WorkerPoolOptions extends PoolResilienceOptions {
@@ -79,6 +80,13 @@ export interface WorkerPoolOptions extends PoolResilienceOptions {
   recycleJitter?: number;
   /** Shut the pool down gracefully on SIGINT/SIGTERM of the Node process, then re-raise the signal. Default false. */
   handleSignals?: boolean;
+  /**
+   * Development: when the worker's Python files change, replace the workers one at a time (each
+   * new one SERVING before the old one drains; a new one that fails to start leaves the old ones
+   * serving). `true` watches `.py` files under the directory of `script` or of the module's
+   * source. Default false. See docs/supervision.md.
+   */
+  watch?: boolean | WatchOptions;
 }
 
 /** Respawn policy (docs/supervision.md): exponential backoff with jitter, and crash-loop detection. */
@@ -127,6 +135,7 @@ export interface ResolvedPoolOptions {
   maxMemoryMb: number;
   recycleJitter: number;
   handleSignals: boolean;
+  watch: ResolvedWatchOptions | undefined;
 }
 
 const OWNER = "WorkerPool";
@@ -183,6 +192,7 @@ export function resolvePoolOptions(options: WorkerPoolOptions): ResolvedPoolOpti
     maxMemoryMb: numberOption(OWNER, "maxMemoryMb", options.maxMemoryMb, 0),
     recycleJitter: numberOption(OWNER, "recycleJitter", options.recycleJitter, 0.1, { max: 0.9 }),
     handleSignals: options.handleSignals === true,
+    watch: resolveWatchOptions(options.watch),
   };
 }
 

@@ -13,6 +13,7 @@ import { Admission } from "./admission";
 import { HangWatchdog } from "./hang-watchdog";
 import { resolvePoolOptions, type ResolvedPoolOptions, type WorkerPoolOptions } from "./options";
 import type { WorkerPoolEvents } from "./pool-events";
+import { ReloadWatcher } from "./reload-watcher";
 import { installSignalHandlers } from "./signal-handler";
 import { prepareSocketDir, removeStaleSockets, type SocketDir } from "./socket-dir";
 import { WorkerProcess } from "./worker-process";
@@ -85,6 +86,7 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
   private socketDir: SocketDir | undefined;
   private shutdownPromise: Promise<void> | undefined;
   private startPromise: Promise<void> | undefined;
+  private reloadWatcher: ReloadWatcher | undefined;
 
   /** Validates options at once: a bad option or a socket path over the Unix limit throws here. */
   constructor(options: WorkerPoolOptions) {
@@ -179,6 +181,13 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
       );
     }
     for (const slot of this.slots) slot.activate();
+    if (this.options.watch) {
+      this.reloadWatcher = new ReloadWatcher(this.options.watch, this.options, this.logger, {
+        workers: () => this.slots.filter((s) => !s.leaving).map((s) => s.id),
+        recycle: (workerId) => this.slotOf(workerId).recycle("reload"),
+      });
+      await this.reloadWatcher.start();
+    }
   }
 
   /** Admission: a lease on the least-loaded ready worker, waiting in the queue when all are full. */
@@ -327,6 +336,7 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
     }
     this.stateValue = "stopping";
     this.removeSignalHandlers?.();
+    await this.reloadWatcher?.stop();
     this.admission.failWaiting(this.lifecycleError());
     await this.waitForIdle(graceMs);
     this.watchdog.stop();
