@@ -1,5 +1,5 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -92,6 +92,7 @@ describe("usage", () => {
     [["call", "a.B/C", "--socket", "/tmp/x.sock", "--metadata", "novalue"], "--metadata expects key=value"],
     [["call", "a.B/C", "--socket", "/tmp/x.sock", "--data", "{}", "--data-file", "r.ndjson"], "give --data or --data-file, not both"],
     [["call", "a.B/C", "--socket", "/tmp/x.sock", "--data-file", "/nonexistent/r.ndjson"], "--data-file /nonexistent/r.ndjson: no such file"],
+    [["serve", "--script", "a.py", "--watch-path", "/nonexistent/src"], "--watch-path /nonexistent/src: no such file or directory"],
     [["frobnicate"], "unknown command 'frobnicate'"],
   ])("bad usage %j exits 2 naming the problem", (args, message) => {
     const r = cli(...args);
@@ -335,5 +336,39 @@ describe("procgrpc serve", () => {
     for (const w of ready.workers) expect(existsSync(w.socket)).toBe(false);
     expect(isAlive(ready.workers[1].pid)).toBe(false);
     expect(isAlive(back.pid as number)).toBe(false);
+  });
+});
+
+describe("procgrpc serve --watch", () => {
+  test("editing the servicer replaces each worker (reason reload) and the new code answers on the new sockets", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "procgrpc-serve-watch-"));
+    const servicer = join(dir, "servicer.py");
+    copyFileSync(join(WORKERS, "reloadable_worker.py"), servicer);
+    const serve = spawn(process.execPath, [CLI, "serve", "--workers", "2", "--python", PYTHON, "--script", servicer, "--watch", "--json"], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, PROCGRPC_TEST_WORKERS: WORKERS },
+    });
+    const events: Record<string, unknown>[] = [];
+    let stderr = "";
+    createInterface({ input: serve.stdout! }).on("line", (line) => events.push(JSON.parse(line) as Record<string, unknown>));
+    serve.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => serve.once("exit", (code) => resolve(code)));
+    try {
+      expect(await eventually(() => events.some((e) => e.event === "ready") && stderr.includes("watching for changes"), 30_000)).toBe(true);
+      expect(events.find((e) => e.event === "ready")?.watch).toBe(true);
+      writeFileSync(servicer, readFileSync(servicer, "utf8").replace('VERSION = "v1"', 'VERSION = "v2"'));
+      const reloads = (): Record<string, unknown>[] => events.filter((e) => e.event === "workerRecycled" && e.reason === "reload");
+      expect(await eventually(() => reloads().length === 2, 60_000)).toBe(true);
+      const newPid = reloads()[1].newPid;
+      const socket = events.find((e) => e.event === "workerReady" && e.pid === newPid)?.socket as string;
+      const r = cli("call", "testing.v1.TestService/Echo", "--data", '{"text":"hi"}', "--socket", socket);
+      expect(r.status).toBe(0);
+      expect(JSON.parse(r.stdout)).toMatchObject({ text: "v2:hi", workerPid: newPid });
+      serve.kill("SIGTERM");
+      expect(await exited).toBe(0);
+    } finally {
+      if (serve.exitCode === null) serve.kill("SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

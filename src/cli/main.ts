@@ -9,14 +9,15 @@ const USAGE = `procgrpc — call Python from Node.js over gRPC
 
 Usage:
   procgrpc codegen --proto <dir> [--ts-out <dir>] [--py-out <dir>] [--python <python>] [--ts-opt key=value]...
-  procgrpc serve (--script <file> | --module <name>) [--workers <n>] [--metrics-port <p>] [--json]
+  procgrpc serve (--script <file> | --module <name>) [--workers <n>] [--watch] [--metrics-port <p>] [--json]
   procgrpc call <package.Service/Method> [--data '<json>' | --data-file <file>] (--socket <path> | --script <file> | --module <name>) [--json]
   procgrpc dlq (list | show <id> | replay | purge | migrate) --store <path> [...]
   procgrpc <command> --help | procgrpc --help | --version
 
 Commands:
   codegen   Generate TypeScript (ts-proto) and Python (grpcio-tools) stubs from a directory of .proto files.
-  serve     Run a pool of Python workers in the foreground; print sockets and state changes; serve metrics.
+  serve     Run a pool of Python workers in the foreground; print sockets and state changes; serve metrics;
+            --watch reloads the workers when their Python files change.
   call      Make one call of any kind (types from server reflection or a .proto file); print the responses
             (streams: one JSON object a line; requests of client/bidi streams: NDJSON on stdin) or the error.
   dlq       Inspect, replay (through a pool) or purge a dead-letter store written by pool.batch.

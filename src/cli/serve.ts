@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { jsonLogger } from "../core/logger";
 import { WorkerPool } from "../pool/worker-pool";
@@ -14,6 +15,11 @@ grpcurl or procgrpc call --socket) and every state change. Ctrl-C or SIGTERM shu
 gracefully (in-flight calls finish, workers drain, sockets are removed).
 
 ${POOL_FLAGS_USAGE}
+  --watch             Reload while developing: when the worker's .py files change (under the
+                      script's or the module's directory), replace the workers one at a time,
+                      each new one SERVING before the old one drains; a broken edit leaves the
+                      old workers serving and logs why on stderr
+  --watch-path <p>    Watch this file or directory instead (repeatable; implies --watch)
   --metrics-port <p>  Serve Prometheus metrics on http://<host>:<p>/metrics (0: any free port)
   --metrics-host <h>  Address for the metrics endpoint (default 127.0.0.1)
   --json              JSON lines on stdout instead of text (worker logs stay on stderr)
@@ -31,7 +37,15 @@ export async function serveCommand(args: readonly string[], out: Out, err: Out):
     ({ values } = parseArgs({
       args: [...args],
       strict: true,
-      options: { ...POOL_FLAGS, "metrics-port": { type: "string" }, "metrics-host": { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } },
+      options: {
+        ...POOL_FLAGS,
+        watch: { type: "boolean" },
+        "watch-path": { type: "string", multiple: true },
+        "metrics-port": { type: "string" },
+        "metrics-host": { type: "string" },
+        json: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
     }));
   } catch (e) {
     throw usageError((e as Error).message, SERVE_USAGE);
@@ -41,13 +55,16 @@ export async function serveCommand(args: readonly string[], out: Out, err: Out):
     return 0;
   }
   const options = poolOptionsFromFlags(values, SERVE_USAGE);
+  const watchPaths = values["watch-path"];
+  for (const p of watchPaths ?? []) if (!existsSync(p)) throw usageError(`--watch-path ${p}: no such file or directory`, SERVE_USAGE);
+  const watch = watchPaths ? { paths: watchPaths } : values.watch === true;
   const metricsPort = intFlag("metrics-port", values["metrics-port"], SERVE_USAGE, 0);
   const json = values.json === true;
   const emit = (event: string, fields: Record<string, unknown>, text: string): void => {
     out(json ? `${JSON.stringify({ event, time: new Date().toISOString(), ...fields })}\n` : `${text}\n`);
   };
 
-  const pool = new WorkerPool({ ...options, logger: jsonLogger("info", err) });
+  const pool = new WorkerPool({ ...options, watch, logger: jsonLogger("info", err) });
   let metrics: PrometheusEndpoint | undefined;
   if (metricsPort !== undefined) {
     metrics = await startPrometheusEndpoint({ port: metricsPort, host: values["metrics-host"] });
@@ -66,6 +83,7 @@ export async function serveCommand(args: readonly string[], out: Out, err: Out):
   pool.on("workerRestart", (e) => {
     if (started) emit("workerRestart", e, `${e.workerId} restarting in ${e.delayMs} ms (attempt ${e.attempt}, ${e.reason})`);
   });
+  pool.on("workerRecycled", (e) => emit("workerRecycled", e, `${e.workerId} replaced (${e.reason}): pid ${e.oldPid} -> ${e.newPid}`));
   pool.on("degraded", (e) => emit("degraded", e, `DEGRADED: ${e.workerId} is crash-looping; ${e.ready}/${e.total} ready`));
   pool.on("recovered", (e) => emit("recovered", e, `recovered: ${e.workerId}; ${e.ready}/${e.total} ready`));
 
@@ -84,11 +102,12 @@ export async function serveCommand(args: readonly string[], out: Out, err: Out):
   const workers = pool.health().workers.map((w) => ({ workerId: w.id, pid: w.pid, socket: w.socket, state: w.state }));
   emit(
     "ready",
-    { workers, metrics: metrics?.url },
+    { workers, metrics: metrics?.url, watch: watch !== false },
     [
       `procgrpc serve: ${workers.length} worker(s) ready`,
       ...workers.map((w) => `  ${w.workerId}  pid ${w.pid}  ${w.socket}`),
       ...(metrics ? [`metrics: ${metrics.url}`] : []),
+      ...(watch ? ["watching for changes: workers reload when their files change"] : []),
       "Ctrl-C to stop.",
     ].join("\n"),
   );
