@@ -111,6 +111,7 @@ export async function callCommand(args: readonly string[], out: Out, err: Out, s
   const onInterrupt = (): void => {
     interrupt.abort(new Error("interrupted (SIGINT)"));
     lines?.close();
+    if (source.from === "stdin") stdin.destroy(); // a single request still being read
   };
   process.once("SIGINT", onInterrupt);
 
@@ -138,6 +139,10 @@ export async function callCommand(args: readonly string[], out: Out, err: Out, s
       if (kind === "unary" || kind === "server-stream") request = await singleRequest(source, stdin, check);
       else request = (lines = requestLines(source, stdin, check)).requests;
     } catch (e) {
+      if (interrupt.signal.aborted) {
+        err("procgrpc call: interrupted before the request was read\n");
+        return INTERRUPTED;
+      }
       if (e instanceof RequestInputError) throw usageError(e.message, CALL_USAGE);
       throw e;
     }
