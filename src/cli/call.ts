@@ -22,7 +22,8 @@ method's types come from the worker's server reflection. On a failed call it pri
 code, details, procgrpc's category, the decoded google.rpc details and the trailers, and exits 1.
 
   --data <json>         The request message as JSON (default {})
-  --proto <file>        Take the types from this .proto file instead of reflection
+  --proto <file>        Take the types from this .proto file instead of reflection (compiled by the
+                        protoc of grpcio-tools, procgrpc[codegen], in --python, $PROCGRPC_PYTHON or python3)
   --include <dir>       Import root for --proto (default: the file's directory)
   --socket <path>       Call a running worker's socket (e.g. one printed by procgrpc serve)
 ${POOL_FLAGS_USAGE}
@@ -93,7 +94,7 @@ export async function callCommand(args: readonly string[], out: Out, err: Out): 
   try {
     if (pool) await pool.start();
     const socket = values.socket ?? (pool as WorkerPool).health().workers[0].socket;
-    const registry = await loadRegistry(values.proto, values.include, socket, name.service);
+    const registry = await loadRegistry(values.proto, values.include, values.python, socket, name.service);
     let desc;
     try {
       desc = findMethod(registry, name.service, name.method);
@@ -118,8 +119,8 @@ export async function callCommand(args: readonly string[], out: Out, err: Out): 
   }
 }
 
-async function loadRegistry(proto: string | undefined, include: string | undefined, socket: string, service: string): Promise<FileRegistry> {
-  if (proto) return registryFromProto(proto, include);
+async function loadRegistry(proto: string | undefined, include: string | undefined, python: string | undefined, socket: string, service: string): Promise<FileRegistry> {
+  if (proto) return registryFromProto(proto, include, python);
   const reflection = new ReflectionClient(socket);
   try {
     return await registryFromReflection(reflection, service);
