@@ -14,6 +14,7 @@ import { BenchServiceDefinition, EchoRequest, EchoResponse } from "../src/gen/be
 import { median, rssMiB, sequential, throughput, type Call, type RunFigures } from "./lib/measure";
 import { binaryPeerCall, jsonPeerCall, startPeerServer, type PeerServer } from "./lib/peer-clients";
 import { featureVariants } from "./features";
+import "./dlq-replay";
 
 const root = join(__dirname, "..");
 const python = process.env.PROCGRPC_PYTHON ?? join(root, ".venv", "bin", "python");

@@ -9,31 +9,36 @@ export type { WorkerPoolOptions, RestartOptions } from "./pool/options";
 export type { HangReason } from "./pool/pool-events";
 export type { RecycleReason } from "./pool/recycle-policy";
 export type { WorkerState } from "./pool/worker-state";
-export { jsonLogger, silentLogger } from "./pool/logger";
-export type { Logger, LogLevel } from "./pool/logger";
+export { jsonLogger, silentLogger } from "./core/logger";
+export type { Logger, LogLevel } from "./core/logger";
 export { MAX_SOCKET_PATH_BYTES } from "./pool/socket-dir";
 export { RemotePool, RemoteStartError } from "./remote/remote-pool";
-export type { RemotePoolHealth, RemoteTargetHealth } from "./remote/remote-pool";
+export type { RemotePoolHealth, RemoteTargetHealth, RemotePoolEvents } from "./remote/remote-pool";
 export type { RemotePoolOptions, RemoteTlsOptions } from "./remote/remote-options";
 export type { TargetState } from "./remote/remote-target";
 export { routedClient } from "./client/routed-client";
 export type { ClientSource, Routes } from "./client/routed-client";
 
 export type { Client, ClientOptions, MethodCall, RequestStream } from "./client/typed-client";
-export type { StreamMethod } from "./client/stream-method";
-export { composeMiddleware } from "./client/middleware";
-export type { UnaryCall, UnaryMiddleware, NextUnary } from "./client/middleware";
-export type { CallOptions, MetadataInit } from "./client/call-options";
-export type { MessageType, MethodDefinition, ServiceDefinition, RequestOf, ResponseOf } from "./client/definition";
-export type { UnaryMethod } from "./client/unary-method";
-export type { DynamicClient, DynamicClientOptions } from "./client/dynamic-client";
+export type { CallOptions, Middleware, UnaryCall, UnaryMiddleware, NextUnary } from "./client/call-options";
+export { composeInterceptors, composeInterceptors as composeMiddleware, respondsWithStream } from "./call/interceptor";
+export type { Call, Interceptor, Next } from "./call/interceptor";
+export { observeCall } from "./call/observe-call";
+export type { CallObserver } from "./call/observe-call";
+export type { BaseCallOptions, NoExtraOptions } from "./call/call-options";
+export type { MetadataInit } from "./core/metadata";
+export { REQUEST_ID_KEY, CALL_ID_KEY, MAX_REQUEST_METADATA_BYTES, withMetadata } from "./core/metadata";
+export type { MessageType, MethodDefinition, ServiceDefinition, RequestOf, ResponseOf } from "./call/definition";
+export { methodOf } from "./call/method";
+export type { AnyMethod, CallKind, StreamMethod, UnaryMethod } from "./call/method";
+export type { DynamicClient, DynamicClientOptions, PlainMessage } from "./client/dynamic-client";
 
-export { Status, statusName } from "./errors/status";
-export type { ErrorCategory, TimeoutKind } from "./errors/categories";
-export { RpcError, isRpcError, isTimeout, isConnectionError, isProtocolError, isWorkerError, isLifecycleError } from "./errors/rpc-error";
-export type { RpcErrorInit } from "./errors/rpc-error";
-export { WorkerStartError } from "./errors/worker-start-error";
-export { decodeStatusDetails, STATUS_DETAILS_KEY } from "./errors/status-details";
+export { Status, statusName } from "./core/status";
+export type { ErrorCategory, TimeoutKind } from "./core/categories";
+export { RpcError, isRpcError, isTimeout, isConnectionError, isProtocolError, isWorkerError, isLifecycleError } from "./core/rpc-error";
+export type { RpcErrorInit } from "./core/rpc-error";
+export { WorkerStartError } from "./pool/worker-start-error";
+export { decodeStatusDetails, STATUS_DETAILS_KEY } from "./core/status-details";
 export type {
   StatusDetail,
   StatusDetailKind,
@@ -50,7 +55,7 @@ export type {
   RequestInfo,
   ResourceInfo,
   RetryInfo,
-} from "./errors/status-details";
+} from "./core/status-details";
 
 export { Metadata } from "@grpc/grpc-js";
 
@@ -66,9 +71,9 @@ export { callLogMiddleware } from "./observability/call-log-middleware";
 export type { CallLogOptions } from "./observability/call-log-middleware";
 export type { SemconvMode } from "./observability/semconv";
 
-export type { CallDefaults } from "./client/call-defaults";
-export type { FallbackFunction } from "./client/call-options";
-export type { WorkerFilter } from "./client/middleware";
+export type { CallDefaults } from "./call/call-defaults";
+
+export type { WorkerFilter } from "./call/interceptor";
 export { ExponentialBackoff, DEFAULT_BACKOFF } from "./resilience/backoff";
 export type { BackoffOptions } from "./resilience/backoff";
 export { RetryBudget } from "./resilience/retry-budget";
@@ -105,10 +110,13 @@ export type {
 } from "./resilience/events";
 export type { PoolResilienceOptions, PoolRetryOptions } from "./resilience/pool-resilience";
 export { runBatch } from "./resilience/batch";
-export type { BatchOptions, BatchProgress, BatchResult } from "./resilience/batch";
-export { MemoryDeadLetterStore } from "./resilience/dead-letter-store";
-export type { DeadLetter, DeadLetterFailure, DeadLetterStore } from "./resilience/dead-letter-store";
+export type { BatchFailure, BatchOptions, BatchProgress, BatchResult, DeadLetterWriteFailure } from "./resilience/batch";
+export { MemoryDeadLetterStore, supportsClaims } from "./resilience/dead-letter-store";
+export type { ClaimingDeadLetterStore, DeadLetter, DeadLetterClaim, DeadLetterFailure, DeadLetterStore } from "./resilience/dead-letter-store";
+export { DirectoryDeadLetterStore } from "./resilience/directory-dead-letter-store";
+export type { ClaimInfo } from "./resilience/directory-dead-letter-store";
+export type { ClaimOwner } from "./resilience/claim-owner";
 export { JsonlDeadLetterStore } from "./resilience/jsonl-dead-letter-store";
 export { replayDeadLetters } from "./resilience/replay";
-export type { ReplayOptions, ReplayResult, UnaryRunner } from "./resilience/replay";
-export { rawUnaryMethod } from "./resilience/raw-method";
+export type { ReplayOptions, ReplayProgress, ReplayResult, UnaryRunner } from "./resilience/replay";
+export { rawUnaryMethod } from "./call/raw-method";

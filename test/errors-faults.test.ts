@@ -8,8 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RpcError, Status, WorkerPool, isConnectionError, isLifecycleError, isProtocolError } from "../src";
 import { TestServiceDefinition } from "../src/gen/testing/v1/testing";
-import { unaryMethodOf } from "../src/client/unary-method";
-import type { UnaryMethod } from "../src/client/unary-method";
+import { unaryMethodOf } from "../src/call/method";
+import type { UnaryMethod } from "../src/call/method";
 import { WORKERS, testingPool, rejection } from "./helpers/env";
 import { brokenHttp2Peer, callOverFreshConnection, garbagePeer, refusingSocket } from "./helpers/fake-peers";
 

@@ -67,9 +67,11 @@ test("the pool's requestTimeoutMs passing (no shorter limit set): kind transport
   expect(await observedInPython("transport")).toBe(true);
 });
 
-test("the earliest limit wins and names the kind", async () => {
-  // timeoutMs longer than the pool default: the pool default fires.
-  expect((await rejection(client.sleep({ ms: 10000 }, { timeoutMs: 60000 }))).timeoutKind).toBe("transport");
+test("a call's own limit replaces the pool default; of its own limits the earliest wins and names the kind", async () => {
+  // timeoutMs longer than the pool default: the call's own limit applies, so it may run longer.
+  expect((await client.sleep({ ms: REQUEST_TIMEOUT_MS + 500 }, { timeoutMs: 60000 })).completed).toBe(true);
+  const longer = await rejection(client.sleep({ ms: 10000 }, { timeoutMs: REQUEST_TIMEOUT_MS + 300 }));
+  expect(longer.timeoutKind).toBe("per-call");
   // A deadline later than timeoutMs: timeoutMs fires.
   expect((await rejection(client.sleep({ ms: 10000 }, { timeoutMs: 100, deadline: Date.now() + 1000 }))).timeoutKind).toBe("per-call");
   // timeoutMs later than the deadline: the deadline fires.

@@ -5,7 +5,7 @@ import { dirname, join } from "node:path";
 import { credentials, Client } from "@grpc/grpc-js";
 import { RpcError, Status, WorkerPool, WorkerStartError, isLifecycleError } from "../src";
 import { TestServiceDefinition } from "../src/gen/testing/v1/testing";
-import { checkHealth } from "../src/pool/health-check";
+import { checkHealth } from "../src/transport/health-check";
 import { ROOT, WORKERS, eventually, isAlive, pidsMatching, testingPool } from "./helpers/env";
 
 // Each test gets its own TMPDIR so that "no socket directory left behind" is checkable.

@@ -1,4 +1,4 @@
-import { metricsMiddleware, observePoolMetrics, startPrometheusEndpoint, Status, WorkerPool, type PrometheusEndpoint } from "../src";
+import { metricsMiddleware, observePoolMetrics, RemotePool, silentLogger, startPrometheusEndpoint, Status, WorkerPool, type PrometheusEndpoint } from "../src";
 import { TestServiceDefinition } from "../src/gen/testing/v1/testing";
 import { eventually, testingPool } from "./helpers/env";
 import { scrape, valueOf } from "./helpers/scrape";
@@ -35,7 +35,7 @@ test("after a scripted mix of successes and failures the scrape shows each count
   expect(current("Sleep", "DEADLINE_EXCEEDED")).toBe(1);
   expect(current("Sleep", "OK")).toBe(6);
   expect(valueOf(s, "rpc_client_call_duration_count", { rpc_response_status_code: "NOT_FOUND" })).toBe(3);
-  expect(s.find((x) => x.labels.rpc_response_status_code === "NOT_FOUND")?.labels.error_type).toBe("NOT_FOUND");
+  expect(s.find((x) => x.name === "rpc_client_call_duration_count" && x.labels.rpc_response_status_code === "NOT_FOUND")?.labels.error_type).toBe("NOT_FOUND");
   // Every OK Echo took more than 0 s and is in the +Inf bucket.
   expect(valueOf(s, "rpc_client_call_duration_sum", { rpc_method: "testing.v1.TestService/Echo", rpc_response_status_code: "OK" })).toBeGreaterThan(0);
   expect(valueOf(s, "rpc_client_call_duration_bucket", { rpc_method: "testing.v1.TestService/Echo", rpc_response_status_code: "OK", le: "+Inf" })).toBe(5);
@@ -72,4 +72,31 @@ test("in-flight calls and queue depth are observed live; a killed worker shows u
   expect(await eventually(() => pool.health().ready === 2, 15000)).toBe(true);
   s = await scrape(endpoint.url);
   expect(valueOf(s, "procgrpc_pool_workers", { procgrpc_worker_state: "ready" })).toBe(2);
+});
+
+test("a RemotePool's metrics: targets by channel state, calls in flight, its calls by method and status", async () => {
+  const remoteEndpoint = await startPrometheusEndpoint({ port: 0 });
+  const { meterProvider } = remoteEndpoint;
+  const socket = pool.health().workers[0].socket;
+  const remote = new RemotePool({ targets: [`unix:${socket}`], healthCheckIntervalMs: 0, logger: silentLogger, middleware: [metricsMiddleware({ meterProvider })] });
+  const handle = observePoolMetrics(remote, { meterProvider });
+  await remote.start();
+  try {
+    const testing = remote.client(TestServiceDefinition);
+    await testing.echo({ text: "remote" });
+    const slow = testing.sleep({ ms: 800 });
+    expect(await eventually(() => remote.health().targets[0].inFlight === 1, 5000)).toBe(true);
+    let s = await scrape(remoteEndpoint.url);
+    expect(valueOf(s, "procgrpc_pool_calls_in_flight")).toBe(1);
+    expect(valueOf(s, "procgrpc_pool_workers", { procgrpc_worker_state: "READY" })).toBe(1);
+    expect(valueOf(s, "procgrpc_pool_queue_depth")).toBe(0);
+    await slow;
+    s = await scrape(remoteEndpoint.url);
+    expect(valueOf(s, "rpc_client_call_duration_count", { rpc_method: "testing.v1.TestService/Echo", rpc_response_status_code: "OK" })).toBe(1);
+    expect(valueOf(s, "procgrpc_pool_calls_in_flight")).toBe(0);
+  } finally {
+    handle.stop();
+    await remote.shutdown();
+    await remoteEndpoint.close();
+  }
 });

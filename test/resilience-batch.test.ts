@@ -1,11 +1,12 @@
 /**
- * Batches with partial success, dead letters in the durable JSON-lines store, and
- * `procgrpc dlq` (list, show, replay, purge) — including a replay killed with SIGKILL midway.
+ * Batches with partial success, dead letters in the durable directory store, and
+ * `procgrpc dlq` (list, show, replay, purge, migrate) — including a replay killed with SIGKILL
+ * midway. Concurrent replays and the legacy JSON-lines store: dlq-replay-processes.test.ts.
  */
 import { spawn } from "node:child_process";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { JsonlDeadLetterStore, Status, WorkerPool, type BatchProgress } from "../src";
+import { DirectoryDeadLetterStore, JsonlDeadLetterStore, Status, WorkerPool, type BatchProgress } from "../src";
 import { main } from "../src/cli/main";
 import { ResilienceTestServiceDefinition, ScoreRequest } from "../src/gen/testing/v1/resilience";
 import { PYTHON, ROOT, eventually } from "./helpers/env";
@@ -38,10 +39,10 @@ describe("batch of 1,000 with 5% permanent failures", () => {
   afterAll(() => pool.shutdown());
 
   test("exact succeeded and failed sets, exact dead letters; replay after fixing the servicer empties the store", async () => {
-    const storePath = join(dir, "batch.dlq.jsonl");
+    const storePath = join(dir, "batch.dlq");
     const fixed = join(dir, "batch-fixed");
     const scored = join(dir, "batch-ledger");
-    const store = new JsonlDeadLetterStore(storePath);
+    const store = new DirectoryDeadLetterStore(storePath);
     const requests = Array.from({ length: 1000 }, (_, id) => ({ id, failEvery: 20, fixedFlagPath: fixed, ledgerPath: scored }));
     const progress: BatchProgress[] = [];
     const result = await pool.batch(client.score, requests, { concurrency: 16, deadLetters: store, onProgress: (p) => progress.push(p) });
@@ -49,6 +50,7 @@ describe("batch of 1,000 with 5% permanent failures", () => {
     const failing = requests.filter((r) => r.id % 20 === 0).map((r) => r.id);
     expect(failing).toHaveLength(50);
     expect(result.failed.map((f) => f.index)).toEqual(failing);
+    expect(result.deadLetterErrors).toEqual([]);
     expect(result.succeeded.map((s) => s.index)).toEqual(requests.filter((r) => r.id % 20 !== 0).map((r) => r.id));
     for (const s of result.succeeded) expect(s.response).toEqual({ id: s.index, score: s.index * 2 });
     for (const f of result.failed) {
@@ -90,7 +92,7 @@ describe("batch of 1,000 with 5% permanent failures", () => {
     const replayed = await dlq("replay", "--store", storePath, ...POOL_FLAGS, "--json");
     expect(replayed.stderr).toBe("");
     expect(replayed.code).toBe(0);
-    expect(JSON.parse(replayed.stdout)).toEqual({ replayed: 50, failed: [], remaining: 0 });
+    expect(JSON.parse(replayed.stdout)).toEqual({ replayed: 50, failed: [], skipped: 0, remaining: 0 });
     expect(await store.list()).toEqual([]);
     const scoredCounts = counts(ledger(scored));
     for (const id of failing) expect(scoredCounts.get(id)).toBe(1);
@@ -98,8 +100,8 @@ describe("batch of 1,000 with 5% permanent failures", () => {
   });
 
   test("procgrpc dlq purge removes letters; bad usage names what is missing", async () => {
-    const storePath = join(dir, "purge.dlq.jsonl");
-    const store = new JsonlDeadLetterStore(storePath);
+    const storePath = join(dir, "purge.dlq");
+    const store = new DirectoryDeadLetterStore(storePath);
     await pool.batch(client.score, [{ id: 0, failEvery: 1 }, { id: 1, failEvery: 1 }, { id: 2, failEvery: 1 }], { deadLetters: store });
     const [first] = await store.list();
     expect(await dlq("purge", "--store", storePath, "--id", first.id)).toMatchObject({ code: 0, stdout: "removed 1 dead letter(s)\n" });
@@ -108,14 +110,31 @@ describe("batch of 1,000 with 5% permanent failures", () => {
     expect(await store.list()).toEqual([]);
     const usage = await dlq("list");
     expect(usage.code).toBe(2);
-    expect(usage.stderr).toMatch(/--store <file> is required/);
+    expect(usage.stderr).toMatch(/--store <path> is required/);
     const noEntry = await dlq("replay", "--store", storePath);
     expect(noEntry.code).toBe(2);
     expect(noEntry.stderr).toMatch(/give --script <file> or --module <name>/);
   });
 
+  test("procgrpc dlq migrate moves a JSON-lines file's letters (ids kept) into a directory store; list and show read both kinds", async () => {
+    const oldPath = join(dir, "legacy.dlq.jsonl");
+    const newPath = join(dir, "migrated.dlq");
+    const legacy = new JsonlDeadLetterStore(oldPath);
+    await pool.batch(client.score, [{ id: 0, failEvery: 1 }, { id: 1, failEvery: 1 }], { deadLetters: legacy });
+    const before = await legacy.list();
+    const listed = await dlq("list", "--store", oldPath, "--json");
+    expect((JSON.parse(listed.stdout) as { id: string }[]).map((l) => l.id).sort()).toEqual(before.map((l) => l.id).sort());
+    expect(await dlq("migrate", "--store", newPath)).toMatchObject({ code: 2 });
+    expect(await dlq("migrate", "--from", oldPath, "--store", newPath)).toMatchObject({ code: 0, stdout: `moved 2 dead letter(s) from ${oldPath} to ${newPath}\n` });
+    expect(await legacy.list()).toEqual([]);
+    const migrated = new DirectoryDeadLetterStore(newPath);
+    expect((await migrated.list()).sort((a, b) => a.id.localeCompare(b.id))).toEqual(before.sort((a, b) => a.id.localeCompare(b.id)));
+    const shown = await dlq("show", before[0].id, "--store", newPath);
+    expect(JSON.parse(shown.stdout)).toEqual(before[0]);
+  });
+
   test("a failing batch never aborts: a cancelled batch reports the items it did not run as CANCELLED, not dead letters", async () => {
-    const store = new JsonlDeadLetterStore(join(dir, "cancel.dlq.jsonl"));
+    const store = new DirectoryDeadLetterStore(join(dir, "cancel.dlq"));
     const controller = new AbortController();
     const requests = Array.from({ length: 40 }, (_, id) => ({ id, ms: 50 }));
     const result = await pool.batch(client.score, requests, {
@@ -141,10 +160,10 @@ describe("replay killed midway", () => {
   afterAll(() => pool.shutdown());
 
   test("SIGKILL during `procgrpc dlq replay` loses no record: each is still in the store or was replayed once and removed", async () => {
-    const storePath = join(dir, "crash.dlq.jsonl");
+    const storePath = join(dir, "crash.dlq");
     const fixed = join(dir, "crash-fixed");
     const scored = join(dir, "crash-ledger");
-    const store = new JsonlDeadLetterStore(storePath);
+    const store = new DirectoryDeadLetterStore(storePath);
     const requests = Array.from({ length: 40 }, (_, id) => ({ id, failEvery: 1, fixedFlagPath: fixed, ledgerPath: scored, ms: 100 }));
     // Every id is divisible by 1: all fail (quickly: the work happens after the check only when fixed).
     const result = await pool.batch(client.score, requests, { concurrency: 8, deadLetters: store });

@@ -7,15 +7,15 @@ import { Metadata, RpcError, Status, decodeStatusDetails, isConnectionError, isL
 import { Any } from "../src/gen/google/protobuf/any";
 import { ErrorInfo } from "../src/gen/google/rpc/error_details";
 import { Status as RpcStatus } from "../src/gen/google/rpc/status";
-import { retryPolicyFor } from "../src/errors/retryability";
+import { retryPolicyFor } from "../src/core/retryability";
 
-type RpcErrorModule = typeof import("../src/errors/rpc-error");
+type RpcErrorModule = typeof import("../src/core/rpc-error");
 
 /** A second, independent copy of the module, as when two versions of procgrpc are installed. */
 function duplicateCopy(): RpcErrorModule {
   let copy: RpcErrorModule | undefined;
   jest.isolateModules(() => {
-    copy = jest.requireActual<RpcErrorModule>("../src/errors/rpc-error");
+    copy = jest.requireActual<RpcErrorModule>("../src/core/rpc-error");
   });
   return copy as RpcErrorModule;
 }
@@ -24,9 +24,11 @@ describe("isRpcError across copies of the package", () => {
   const copy = duplicateCopy();
   const foreign = new copy.RpcError({ code: Status.UNAVAILABLE, details: "from the other copy", category: "connection", method: "/a.B/C" });
 
-  test("the copy really is another class", () => {
+  test("the copy really is another class, and instanceof recognises its errors both ways", () => {
     expect(copy.RpcError).not.toBe(RpcError);
-    expect(foreign instanceof RpcError).toBe(false);
+    expect(foreign instanceof RpcError).toBe(true);
+    expect(new RpcError({ code: Status.INTERNAL, details: "ours", category: "protocol" }) instanceof copy.RpcError).toBe(true);
+    expect(new Error("plain") instanceof RpcError).toBe(false);
   });
 
   test("isRpcError and the predicates recognise it both ways", () => {

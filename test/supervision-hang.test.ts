@@ -8,6 +8,7 @@ test("a handler that ignores cancellation is killed after cancelGraceMs and repl
   await pool.start();
   const events = recordEvents(pool);
   const client = pool.client(TestServiceDefinition);
+  let stop = false;
   try {
     const before = pool.health().workers;
     const runaway = (await client.sleep({ ms: 60000, ignoreCancel: true, tag: "runaway" }, { timeoutMs: 200, requestId: "runaway-1" }).catch((e: unknown) => e)) as RpcError;
@@ -17,7 +18,6 @@ test("a handler that ignores cancellation is killed after cancelGraceMs and repl
     const otherPid = before.find((w) => w.id !== hungId)?.pid;
     // Steady traffic while the watchdog decides: only calls on the hung worker may fail.
     const outcomes: { pid?: number; err?: RpcError }[] = [];
-    let stop = false;
     const traffic = (async () => {
       while (!stop) {
         await client.sleep({ ms: 30 }).then(
@@ -49,6 +49,7 @@ test("a handler that ignores cancellation is killed after cancelGraceMs and repl
     expect(names).toEqual(["workerHung", "workerExit", "workerRestart", "workerReady"]);
     expect(events.find((e) => e.name === "workerRestart")?.payload).toMatchObject({ delayMs: 0, reason: "hang" });
   } finally {
+    stop = true; // a failed assertion must not leave the traffic loop spinning on a shut pool
     await pool.shutdown({ graceMs: 0 });
   }
 });

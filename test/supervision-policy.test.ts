@@ -34,7 +34,7 @@ test("recycle: the request limit is lowered by up to the jitter; memory over the
 test("bad supervision options are refused with the option's name", () => {
   const base = { script: "w.py" };
   expect(() => resolvePoolOptions({ ...base, restart: { initialDelayMs: 500, maxDelayMs: 100 } })).toThrow(/restart.maxDelayMs \(100\) must be >= restart.initialDelayMs \(500\)/);
-  expect(() => resolvePoolOptions({ ...base, healthCheckIntervalMs: 0 })).toThrow(/healthCheckIntervalMs must be an integer >= 10/);
+  expect(() => resolvePoolOptions({ ...base, healthCheckIntervalMs: 0 })).toThrow(/healthCheckIntervalMs must be an integer between 10 and 2147483647, got 0/);
   expect(() => resolvePoolOptions({ ...base, recycleJitter: 2 })).toThrow(/recycleJitter must be a number between 0 and 0.9/);
   expect(resolvePoolOptions(base)).toMatchObject({ cancelGraceMs: 2000, hardTimeoutMs: 0, unhealthyAfterMisses: 3, restart: { initialDelayMs: 50, maxDelayMs: 5000, multiplier: 2, maxRestarts: 5, windowMs: 60000 } });
 });

@@ -1,13 +1,11 @@
 import { randomUUID } from "node:crypto";
 import { parseArgs } from "node:util";
-import { Client, credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import type { FileRegistry, JsonValue } from "@bufbuild/protobuf";
-import { rpcErrorFromServiceError } from "../errors/from-grpc";
-import { isRpcError, type RpcError } from "../errors/rpc-error";
-import { statusName } from "../errors/status";
-import { jsonLogger } from "../pool/logger";
-import { LOCAL_CHANNEL_OPTIONS } from "../pool/worker-process";
+import { isRpcError, type RpcError } from "../core/rpc-error";
+import { statusName } from "../core/status";
+import { jsonLogger } from "../core/logger";
 import { WorkerPool } from "../pool/worker-pool";
+import { RemotePool } from "../remote/remote-pool";
 import { findMethod, jsonUnaryMethod, parseMethodName, registryFromProto, registryFromReflection, validateRequest } from "./descriptors";
 import { hasPoolFlags, POOL_FLAGS, POOL_FLAGS_USAGE, poolOptionsFromFlags } from "./pool-flags";
 import { ReflectionClient } from "./reflection-client";
@@ -90,9 +88,12 @@ export async function callCommand(args: readonly string[], out: Out, err: Out): 
   const requestId = values["request-id"] ?? randomUUID();
   const poolOptions = values.socket ? undefined : poolOptionsFromFlags(values, CALL_USAGE);
 
-  const pool = poolOptions ? new WorkerPool({ ...poolOptions, logger: jsonLogger("error") }) : undefined;
+  // A socket is called through a one-target RemotePool: the same call path, errors and deadlines as a pool.
+  const pool = poolOptions
+    ? new WorkerPool({ ...poolOptions, logger: jsonLogger("error") })
+    : new RemotePool({ targets: [`unix:${values.socket as string}`], checkOnStart: false, healthCheckIntervalMs: 0, logger: jsonLogger("error") });
   try {
-    if (pool) await pool.start();
+    await pool.start();
     const socket = values.socket ?? (pool as WorkerPool).health().workers[0].socket;
     const registry = await loadRegistry(values.proto, values.include, values.python, socket, name.service);
     let desc;
@@ -105,7 +106,7 @@ export async function callCommand(args: readonly string[], out: Out, err: Out): 
     const method = jsonUnaryMethod(registry, desc);
     const options = { timeoutMs, metadata, requestId };
     try {
-      const response = pool ? await pool.unary(method, request, options) : await callSocket(socket, method, request, options);
+      const response = await pool.unary(method, request, options);
       out(values.json ? `${JSON.stringify({ ok: true, method: method.path, requestId, response })}\n` : `${JSON.stringify(response, null, 2)}\n`);
       return 0;
     } catch (e) {
@@ -115,7 +116,7 @@ export async function callCommand(args: readonly string[], out: Out, err: Out): 
       return 1;
     }
   } finally {
-    await pool?.shutdown();
+    await pool.shutdown();
   }
 }
 
@@ -131,22 +132,6 @@ async function loadRegistry(proto: string | undefined, include: string | undefin
   } finally {
     reflection.close();
   }
-}
-
-/** One unary call straight to a worker socket, failures classified like the pool's. */
-function callSocket(socket: string, method: ReturnType<typeof jsonUnaryMethod>, request: JsonValue, options: { timeoutMs: number; metadata: Record<string, string>; requestId: string }): Promise<JsonValue> {
-  const client = new Client(`unix:${socket}`, credentials.createInsecure(), LOCAL_CHANNEL_OPTIONS);
-  const md = new Metadata();
-  for (const [k, v] of Object.entries(options.metadata)) md.set(k, v);
-  md.set("x-request-id", options.requestId);
-  const deadlineAt = Date.now() + options.timeoutMs;
-  return new Promise<JsonValue>((resolve, reject) => {
-    client.makeUnaryRequest(method.path, method.serialize, method.deserialize, request, md, { deadline: new Date(deadlineAt) }, (e: ServiceError | null, value?: JsonValue) => {
-      client.close();
-      if (e) reject(rpcErrorFromServiceError(e, { method: method.path, requestId: options.requestId, idempotent: method.idempotent, deadlineAt, deadlineKind: "per-call" }));
-      else resolve(value as JsonValue);
-    });
-  });
 }
 
 function trailersOf(e: RpcError): Record<string, string[]> {

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { create, createFileRegistry, fromBinary, fromJson, toBinary, toJson, type DescMethod, type FileRegistry, type JsonValue } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, FileDescriptorSetSchema, type DescriptorProto, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
-import type { UnaryMethod } from "../client/unary-method";
+import type { UnaryMethod } from "../call/method";
 import { checkProtoc, protocPython, runProtoc } from "./protoc";
 import type { ReflectionClient } from "./reflection-client";
 

@@ -10,7 +10,7 @@ Usage:
   procgrpc codegen --proto <dir> [--ts-out <dir>] [--py-out <dir>] [--python <python>] [--ts-opt key=value]...
   procgrpc serve (--script <file> | --module <name>) [--workers <n>] [--metrics-port <p>] [--json]
   procgrpc call <package.Service/Method> [--data '<json>'] (--socket <path> | --script <file> | --module <name>) [--json]
-  procgrpc dlq (list | show <id> | replay | purge) --store <file> [...]
+  procgrpc dlq (list | show <id> | replay | purge | migrate) --store <path> [...]
   procgrpc wheel
   procgrpc <command> --help | procgrpc --help | --version
 

@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { jsonLogger } from "../pool/logger";
+import { jsonLogger } from "../core/logger";
 import { WorkerPool } from "../pool/worker-pool";
 import { observePoolMetrics } from "../observability/pool-metrics";
 import { startPrometheusEndpoint, type PrometheusEndpoint } from "../observability/prometheus-endpoint";

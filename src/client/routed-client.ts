@@ -1,9 +1,9 @@
-import type { ServiceDefinition } from "./definition";
+import type { ServiceDefinition } from "../call/definition";
 import type { Client, ClientOptions } from "./typed-client";
 
 /** Anything that hands out typed clients: a `WorkerPool`, a `RemotePool`. */
 export interface ClientSource {
-  client<D extends ServiceDefinition>(definition: D, options?: ClientOptions): Client<D>;
+  client<D extends ServiceDefinition>(definition: D, options?: ClientOptions<D>): Client<D>;
 }
 
 /** Which pool serves which method of a service: `methods` by the client's method name, `default` for the rest. */
@@ -18,7 +18,7 @@ export interface Routes<D extends ServiceDefinition> {
  * `routedClient(ScoringDefinition, { default: local, methods: { train: remote } })`. Each pool
  * applies its own middleware, resilience and deadlines; `options` is given to every pool's client.
  */
-export function routedClient<D extends ServiceDefinition>(definition: D, routes: Routes<D>, options?: ClientOptions): Client<D> {
+export function routedClient<D extends ServiceDefinition>(definition: D, routes: Routes<D>, options?: ClientOptions<D>): Client<D> {
   const methods = routes.methods ?? {};
   for (const key of Object.keys(methods)) {
     if (!(key in definition.methods)) {

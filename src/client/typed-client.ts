@@ -1,31 +1,34 @@
-import { mergeCallOptions, type CallDefaults } from "./call-defaults";
+import { mergeCallOptions, type CallDefaults } from "../call/call-defaults";
+import { checkDeadlineOptions } from "../core/deadline";
+import type { BaseCallOptions, NoExtraOptions } from "../call/call-options";
+import type { RequestOf, ResponseOf, ServiceDefinition } from "../call/definition";
+import type { Interceptor } from "../call/interceptor";
+import { callKindOf, methodOf, type AnyMethod, type CallKind, type UnaryMethod } from "../call/method";
 import type { CallOptions } from "./call-options";
-import type { RequestOf, ResponseOf, ServiceDefinition } from "./definition";
-import type { UnaryMiddleware } from "./middleware";
-import { streamMethodOf, type StreamMethod } from "./stream-method";
-import { unaryMethodOf, type UnaryMethod } from "./unary-method";
+import { responseStream } from "./response-stream";
 
-/** Runs one unary call; the pool provides it (with its middleware applied). */
-export type UnaryInvoker = <Res>(method: UnaryMethod<unknown, Res>, request: unknown, options?: CallOptions) => Promise<Res>;
-
-/** A stream of requests: any sync or async iterable (an array, a generator, a Readable in object mode). */
+/** A stream of requests: any sync or async iterable (an array, a generator, a `pushable()`, a Readable in object mode). */
 export type RequestStream<T> = AsyncIterable<T> | Iterable<T>;
 
-/** Runs streaming calls; the pool provides them. */
-export interface StreamInvoker {
-  serverStream<Res>(method: StreamMethod<unknown, Res>, request: unknown, options?: CallOptions): AsyncIterable<Res>;
-  clientStream<Res>(method: StreamMethod<unknown, Res>, requests: RequestStream<unknown>, options?: CallOptions): Promise<Res>;
-  bidiStream<Res>(method: StreamMethod<unknown, Res>, requests: RequestStream<unknown>, options?: CallOptions): AsyncIterable<Res>;
+/**
+ * Starts calls for clients (the pool provides it): for `unary` and `client-stream` calls it
+ * resolves with the response; for `server-stream` and `bidi-stream` calls with an async
+ * iterable of responses.
+ */
+export interface CallInvoker {
+  invoke(kind: CallKind, method: AnyMethod, request: unknown, options: BaseCallOptions | undefined): Promise<unknown>;
 }
 
 /** Options for `pool.client(definition, options)`. */
-export interface ClientOptions {
-  /** Middleware for this client's unary calls, inside the pool's own middleware. */
-  middleware?: readonly UnaryMiddleware[];
-  /** Options every unary call of this client starts from (e.g. `retry`, `timeoutMs`); the call's own options win. */
-  defaults?: CallDefaults;
-  /** Per-method defaults by the client's method name (e.g. `{ quote: { fallback, retry } }`), over `defaults`. */
-  methods?: Readonly<Record<string, CallDefaults>>;
+export interface ClientOptions<D extends ServiceDefinition = ServiceDefinition, Ext extends object = NoExtraOptions> {
+  /** Interceptors for this client's calls (every kind), inside the pool's own. Their declared options join the client's call options. */
+  interceptors?: readonly Interceptor<Ext>[];
+  /** The same as `interceptors` (the name before interceptors covered streams); both may be given, `middleware` first. */
+  middleware?: readonly Interceptor<Ext>[];
+  /** Options every call of this client starts from (e.g. `retry`, `timeoutMs`); the call's own options win. */
+  defaults?: CallDefaults<CallOptions & Ext>;
+  /** Per-method defaults by the client's method name (`{ quote: { fallback, retry } }`), over `defaults`; an unknown name is a type error. */
+  methods?: { readonly [K in keyof D["methods"]]?: CallDefaults<CallOptions & Ext> };
 }
 
 /** The key under which a client's unary method function carries its `UnaryMethod` (for `pool.batch`). */
@@ -36,53 +39,67 @@ export function unaryMethodOfCall(fn: unknown): UnaryMethod<unknown, unknown> | 
   return typeof fn === "function" ? ((fn as unknown as Record<symbol, unknown>)[UNARY_METHOD] as UnaryMethod<unknown, unknown> | undefined) : undefined;
 }
 
-/** The function a client exposes for one method, by streaming kind. */
-export type MethodCall<M> = M extends { requestStream: true }
+/** The function a client exposes for one method, by streaming kind, taking call options `O`. */
+export type MethodCall<M, O = CallOptions> = M extends { requestStream: true }
   ? M extends { responseStream: true }
-    ? (requests: RequestStream<RequestOf<M>>, options?: CallOptions) => AsyncIterable<ResponseOf<M>>
-    : (requests: RequestStream<RequestOf<M>>, options?: CallOptions) => Promise<ResponseOf<M>>
+    ? (requests: RequestStream<RequestOf<M>>, options?: O) => AsyncIterable<ResponseOf<M>>
+    : (requests: RequestStream<RequestOf<M>>, options?: O) => Promise<ResponseOf<M>>
   : M extends { responseStream: true }
-    ? (request: RequestOf<M>, options?: CallOptions) => AsyncIterable<ResponseOf<M>>
-    : (request: RequestOf<M>, options?: CallOptions) => Promise<ResponseOf<M>>;
+    ? (request: RequestOf<M>, options?: O) => AsyncIterable<ResponseOf<M>>
+    : (request: RequestOf<M>, options?: O) => Promise<ResponseOf<M>>;
 
 /**
  * A typed client for a generated service definition: unary methods return a Promise of the
  * response; server-streaming and bidirectional methods an AsyncIterable of responses;
- * client-streaming and bidirectional methods take an (async) iterable of requests.
- * Requests may give any subset of their fields.
+ * client-streaming and bidirectional methods take an (async) iterable of requests. Requests may
+ * give any subset of their fields. `O` is the call options type (the pool's, plus those of the
+ * client's interceptors).
  */
-export type Client<D extends ServiceDefinition> = {
-  [K in keyof D["methods"]]: MethodCall<D["methods"][K]>;
+export type Client<D extends ServiceDefinition, O = CallOptions> = {
+  [K in keyof D["methods"]]: MethodCall<D["methods"][K], O>;
 };
 
-/** Builds a typed client; method descriptions are built once, here. */
-export function createTypedClient<D extends ServiceDefinition>(definition: D, invoke: UnaryInvoker, streams: StreamInvoker, options: ClientOptions = {}): Client<D> {
+/**
+ * Builds the call function of one method of any kind: unary and client-stream calls return the
+ * promise of the response; server streams start at the first `next()`; bidirectional calls
+ * start at once (so a push-style writer can send before anyone reads).
+ */
+export function methodCaller(invoker: CallInvoker, method: AnyMethod, defaults: BaseCallOptions | undefined): (request: unknown, options?: BaseCallOptions) => unknown {
+  const kind = callKindOf(method);
+  const optionsOf = (options: BaseCallOptions | undefined): BaseCallOptions | undefined => (defaults ? mergeCallOptions(defaults, options) : options);
+  if (kind === "unary" || kind === "client-stream") {
+    return (request, options) => invoker.invoke(kind, method, request, optionsOf(options));
+  }
+  return (request, options) => {
+    const merged = optionsOf(options);
+    checkDeadlineOptions(merged); // a RangeError at the call site, not at the first next()
+    return responseStream((signal) => invoker.invoke(kind, method, request, { ...merged, signal }) as Promise<AsyncIterable<unknown>>, merged?.signal, kind === "bidi-stream");
+  };
+}
+
+/**
+ * Builds a typed client; method descriptors are built once, here. `invoker` already runs the
+ * client's interceptors (`clientInterceptors(options)`).
+ */
+export function createTypedClient<D extends ServiceDefinition, Ext extends object>(definition: D, invoker: CallInvoker, options: ClientOptions<D, Ext> = {}): Client<D, CallOptions & Ext> {
+  const perMethod = (options.methods ?? {}) as Readonly<Record<string, BaseCallOptions | undefined>>;
+  for (const key of Object.keys(perMethod)) {
+    if (!(key in definition.methods)) {
+      throw new TypeError(`client(${definition.fullName}): methods.${key} is not a method of the service; it has ${Object.keys(definition.methods).join(", ")}`);
+    }
+  }
   const client: Record<string, unknown> = {};
-  for (const key of Object.keys(options.methods ?? {})) {
-    const m = definition.methods[key];
-    if (!m || m.requestStream || m.responseStream) {
-      throw new TypeError(`client(${definition.fullName}): methods.${key} is not a unary method of the service; use one of ${Object.keys(definition.methods).filter((k) => !definition.methods[k].requestStream && !definition.methods[k].responseStream).join(", ")}`);
-    }
+  for (const [key, definitionOfMethod] of Object.entries(definition.methods)) {
+    const method = methodOf(definition.fullName, definitionOfMethod);
+    const defaults = options.defaults || perMethod[key] ? mergeCallOptions<BaseCallOptions>(options.defaults as BaseCallOptions | undefined, perMethod[key]) : undefined;
+    const fn = methodCaller(invoker, method, defaults);
+    if (callKindOf(method) === "unary") Object.defineProperty(fn, UNARY_METHOD, { value: method });
+    client[key] = fn;
   }
-  for (const [key, method] of Object.entries(definition.methods)) {
-    if (!method.requestStream && !method.responseStream) {
-      const unary = unaryMethodOf(definition.fullName, method);
-      const defaults = options.defaults || options.methods?.[key] ? mergeCallOptions(options.defaults, options.methods?.[key]) : undefined;
-      const fn = defaults
-        ? (request: unknown, callOptions?: CallOptions) => invoke(unary, request, mergeCallOptions(defaults, callOptions))
-        : (request: unknown, callOptions?: CallOptions) => invoke(unary, request, callOptions);
-      Object.defineProperty(fn, UNARY_METHOD, { value: unary });
-      client[key] = fn;
-      continue;
-    }
-    const stream = streamMethodOf(definition.fullName, method);
-    if (method.requestStream && method.responseStream) {
-      client[key] = (requests: RequestStream<unknown>, options?: CallOptions) => streams.bidiStream(stream, requests, options);
-    } else if (method.requestStream) {
-      client[key] = (requests: RequestStream<unknown>, options?: CallOptions) => streams.clientStream(stream, requests, options);
-    } else {
-      client[key] = (request: unknown, options?: CallOptions) => streams.serverStream(stream, request, options);
-    }
-  }
-  return client as Client<D>;
+  return client as Client<D, CallOptions & Ext>;
+}
+
+/** The interceptors a client adds inside the pool's: `middleware` first, then `interceptors`. */
+export function clientInterceptors(options: { interceptors?: readonly Interceptor<never>[]; middleware?: readonly Interceptor<never>[] } | undefined): readonly Interceptor<never>[] {
+  return [...(options?.middleware ?? []), ...(options?.interceptors ?? [])] as readonly Interceptor<never>[];
 }

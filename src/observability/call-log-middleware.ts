@@ -1,9 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { trace } from "@opentelemetry/api";
-import type { UnaryMiddleware } from "../client/middleware";
-import { isRpcError } from "../errors/rpc-error";
-import { statusName } from "../errors/status";
-import type { Logger } from "../pool/logger";
+import type { Interceptor } from "../call/interceptor";
+import { observeCall } from "../call/observe-call";
+import { isRpcError } from "../core/rpc-error";
+import { statusName } from "../core/status";
+import type { Logger } from "../core/logger";
 
 /** Options for `callLogMiddleware`. */
 export interface CallLogOptions {
@@ -16,33 +17,39 @@ export interface CallLogOptions {
 }
 
 /**
- * Client middleware that logs each failed call with its request id, method, code, category,
- * worker and trace id — the same request id the Python worker logs and the `RpcError` carries.
- * It fixes the call's `requestId` (generating one when the caller gave none) before the call
- * starts, so every attempt and every log line of one call share it.
+ * An interceptor that logs each failed call (of any kind; a stream when it ends) with its request
+ * id, method, code, category, worker and trace id — the same request id the Python worker logs
+ * and the `RpcError` carries — and, at `debug`, each successful one with its message counts.
  */
-export function callLogMiddleware(options: CallLogOptions): UnaryMiddleware {
+export function callLogMiddleware(options: CallLogOptions): Interceptor {
   const { logger } = options;
   const failureLevel = options.failureLevel ?? "warn";
   const logSuccess = options.logSuccess ?? true;
-  return async (call, next) => {
+  return (call, next) => {
     const requestId = call.options.requestId ?? randomUUID();
     const startedAt = performance.now();
     const traceId = trace.getActiveSpan()?.spanContext().traceId;
-    const base = { requestId, method: call.method.path, ...(traceId ? { traceId } : {}) };
-    try {
-      const response = await next({ ...call, options: { ...call.options, requestId } });
-      if (logSuccess) logger.debug({ ...base, ms: Math.round(performance.now() - startedAt) }, "call ok");
-      return response;
-    } catch (err) {
-      const fields: Record<string, unknown> = { ...base, ms: Math.round(performance.now() - startedAt) };
-      if (isRpcError(err)) {
-        Object.assign(fields, { code: statusName(err.code()), details: err.details(), category: err.category, workerId: err.workerId, retryable: err.retryable });
-      } else {
-        fields.err = err instanceof Error ? err.message : String(err);
-      }
-      logger[failureLevel](fields, "call failed");
-      throw err;
-    }
+    const base = { requestId, method: call.method.path, kind: call.kind, ...(traceId ? { traceId } : {}) };
+    let sent = 0;
+    let received = 0;
+    return observeCall({ ...call, options: { ...call.options, requestId } }, next, {
+      onRequest: () => void (sent += 1),
+      onResponse: () => void (received += 1),
+      onEnd: (err, abandoned) => {
+        const ms = Math.round(performance.now() - startedAt);
+        const counts = call.kind === "unary" ? {} : { sent, received };
+        if (err === undefined) {
+          if (logSuccess) logger.debug({ ...base, ...counts, ms, ...(abandoned ? { abandoned } : {}) }, "call ok");
+          return;
+        }
+        const fields: Record<string, unknown> = { ...base, ...counts, ms };
+        if (isRpcError(err)) {
+          Object.assign(fields, { code: statusName(err.code()), details: err.details(), category: err.category, workerId: err.workerId, retryable: err.retryable });
+        } else {
+          fields.err = err instanceof Error ? err.message : String(err);
+        }
+        logger[failureLevel](fields, "call failed");
+      },
+    });
   };
 }

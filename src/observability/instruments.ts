@@ -19,6 +19,7 @@ export function procgrpcMeter(provider?: MeterProvider): Meter {
 // Bucket boundaries suited to local-socket calls (sub-millisecond to tens of seconds).
 const SECONDS_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const MS_BUCKETS = SECONDS_BUCKETS.map((s) => s * 1000);
+const COUNT_BUCKETS = [0, 1, 2, 5, 10, 100, 1000, 10_000, 100_000];
 
 /** Instruments the call middleware records. */
 export interface CallInstruments {
@@ -26,11 +27,18 @@ export interface CallInstruments {
   callDuration?: Histogram;
   /** `rpc.client.duration` (ms), v1.37 conventions. */
   legacyCallDuration?: Histogram;
+  /** `rpc.client.requests_per_rpc`: request messages sent per call (1 for unary and server-stream calls). */
+  requestsPerCall: Histogram;
+  /** `rpc.client.responses_per_rpc`: response messages received per call. */
+  responsesPerCall: Histogram;
 }
 
 /** Creates the call-duration histogram(s) for `mode`. */
 export function callInstruments(meter: Meter, mode: SemconvMode): CallInstruments {
-  const out: CallInstruments = {};
+  const out: CallInstruments = {
+    requestsPerCall: meter.createHistogram("rpc.client.requests_per_rpc", { description: "Request messages sent per call.", unit: "{count}", advice: { explicitBucketBoundaries: COUNT_BUCKETS } }),
+    responsesPerCall: meter.createHistogram("rpc.client.responses_per_rpc", { description: "Response messages received per call.", unit: "{count}", advice: { explicitBucketBoundaries: COUNT_BUCKETS } }),
+  };
   if (mode !== "v1.37") {
     out.callDuration = meter.createHistogram(METRIC_RPC_CLIENT_CALL_DURATION, {
       description: "Duration of outgoing RPCs through the procgrpc pool (all attempts, queueing included).",

@@ -1,7 +1,8 @@
 import type { MeterProvider } from "@opentelemetry/api";
-import type { UnaryMiddleware } from "../client/middleware";
-import { isRpcError } from "../errors/rpc-error";
-import { Status, statusName } from "../errors/status";
+import type { Interceptor } from "../call/interceptor";
+import { observeCall } from "../call/observe-call";
+import { isRpcError } from "../core/rpc-error";
+import { Status, statusName } from "../core/status";
 import { callInstruments, procgrpcMeter } from "./instruments";
 import {
   ATTR_ERROR_TYPE,
@@ -24,17 +25,21 @@ export interface MetricsMiddlewareOptions {
 }
 
 /**
- * Client middleware recording each call's duration, by method and status, with the
- * OpenTelemetry metrics API. Place it first (outermost) so the duration covers queueing and,
- * once a retry middleware exists, every attempt.
+ * An interceptor recording each call's duration and its request and response message counts, by
+ * method and status, for every kind of call (a stream's duration runs until its end; a stream the
+ * consumer leaves early is CANCELLED), with the OpenTelemetry metrics API. Place it first
+ * (outermost) so the duration covers queueing and every attempt.
  */
-export function metricsMiddleware(options: MetricsMiddlewareOptions = {}): UnaryMiddleware {
-  const { callDuration, legacyCallDuration } = callInstruments(procgrpcMeter(options.meterProvider), options.semconv ?? "current");
-  const record = (path: string, startedAt: number, code: Status): void => {
+export function metricsMiddleware(options: MetricsMiddlewareOptions = {}): Interceptor {
+  const { callDuration, legacyCallDuration, requestsPerCall, responsesPerCall } = callInstruments(procgrpcMeter(options.meterProvider), options.semconv ?? "current");
+  const record = (path: string, startedAt: number, code: Status, requests: number, responses: number): void => {
     const seconds = (performance.now() - startedAt) / 1000;
     const { service, method, full } = splitMethodPath(path);
+    const name = statusName(code);
+    const counted = { [ATTR_RPC_SYSTEM_NAME]: "grpc", [ATTR_RPC_METHOD]: full, [ATTR_RPC_RESPONSE_STATUS_CODE]: name };
+    requestsPerCall.record(requests, counted);
+    responsesPerCall.record(responses, counted);
     if (callDuration) {
-      const name = statusName(code);
       callDuration.record(seconds, {
         [ATTR_RPC_SYSTEM_NAME]: "grpc",
         [ATTR_RPC_METHOD]: full,
@@ -49,15 +54,14 @@ export function metricsMiddleware(options: MetricsMiddlewareOptions = {}): Unary
       [ATTR_RPC_GRPC_STATUS_CODE]: code,
     });
   };
-  return async (call, next) => {
+  return (call, next) => {
     const startedAt = performance.now();
-    try {
-      const response = await next(call);
-      record(call.method.path, startedAt, Status.OK);
-      return response;
-    } catch (err) {
-      record(call.method.path, startedAt, isRpcError(err) ? err.code() : Status.UNKNOWN);
-      throw err;
-    }
+    let requests = 0;
+    let responses = 0;
+    return observeCall(call, next, {
+      onRequest: () => void (requests += 1),
+      onResponse: () => void (responses += 1),
+      onEnd: (error, abandoned) => record(call.method.path, startedAt, abandoned ? Status.CANCELLED : error === undefined ? Status.OK : isRpcError(error) ? error.code() : Status.UNKNOWN, requests, responses),
+    });
   };
 }

@@ -1,9 +1,10 @@
 import type { BatchObservableResult, MeterProvider } from "@opentelemetry/api";
 import type { WorkerPool } from "../pool/worker-pool";
+import type { RemotePool } from "../remote/remote-pool";
 import type { Meter, ObservableResult } from "@opentelemetry/api";
 import type { CircuitState, ResilienceEventMap, ResilienceEvents } from "../resilience/events";
 import { poolInstruments, procgrpcMeter, resilienceInstruments } from "./instruments";
-import { statusName } from "../errors/status";
+import { statusName } from "../core/status";
 import { ATTR_ERROR_TYPE, ATTR_RECYCLE_REASON, ATTR_RESTART_REASON, ATTR_RPC_METHOD, ATTR_WORKER_ID, ATTR_WORKER_STATE } from "./semconv";
 
 /** Options for `observePoolMetrics`. */
@@ -24,29 +25,42 @@ export interface PoolMetricsHandle {
  * calls refused by a full queue (`queueFull`), restarts (`workerRestart`) and recycles
  * (`workerRecycled`); and the resilience instruments from `pool.resilience`: retries and why
  * they stopped, circuit states, circuit rejections, hedges, fallbacks and dead letters.
+ * A `RemotePool` reports its targets by channel state (`procgrpc.pool.workers`, state
+ * `READY`, `CONNECTING`, …), its calls in flight and the resilience instruments; it has no
+ * queue, processes or memory of its own.
  */
-export function observePoolMetrics(pool: WorkerPool, options: PoolMetricsOptions = {}): PoolMetricsHandle {
+export function observePoolMetrics(pool: WorkerPool | RemotePool, options: PoolMetricsOptions = {}): PoolMetricsHandle {
   const meter = procgrpcMeter(options.meterProvider);
   const inst = poolInstruments(meter);
   // States seen once keep being reported (as 0) so a gauge drops to zero instead of vanishing.
-  const seenStates = new Set<string>(["ready"]);
+  const seenStates = new Set<string>();
   const observe = (result: BatchObservableResult): void => {
     const health = pool.health();
+    const members: { id: string; state: string; inFlight: number; rssMb?: number }[] = "targets" in health ? health.targets : health.workers;
+    if (seenStates.size === 0) seenStates.add("targets" in health ? "READY" : "ready");
     const byState = new Map<string, number>([...seenStates].map((s) => [s, 0]));
     let inFlight = 0;
-    for (const w of health.workers) {
+    for (const w of members) {
       seenStates.add(w.state);
       byState.set(w.state, (byState.get(w.state) ?? 0) + 1);
       inFlight += w.inFlight;
     }
     for (const [state, count] of byState) result.observe(inst.workers, count, { [ATTR_WORKER_STATE]: state });
     result.observe(inst.callsInFlight, inFlight);
-    result.observe(inst.queueDepth, health.queued);
-    for (const w of health.workers) if (w.rssMb !== undefined) result.observe(inst.workerMemory, w.rssMb * 1024 * 1024, { [ATTR_WORKER_ID]: w.id });
+    result.observe(inst.queueDepth, "queued" in health ? health.queued : 0);
+    for (const w of members) if (w.rssMb !== undefined) result.observe(inst.workerMemory, w.rssMb * 1024 * 1024, { [ATTR_WORKER_ID]: w.id });
   };
   const observables = [inst.workers, inst.callsInFlight, inst.queueDepth, inst.workerMemory];
   meter.addBatchObservableCallback(observe, observables);
-
+  const stopResilience = observeResilience(pool.resilience, meter);
+  if (!isWorkerPool(pool)) {
+    return {
+      stop() {
+        stopResilience();
+        meter.removeBatchObservableCallback(observe, observables);
+      },
+    };
+  }
   const onDequeued = (e: { waitedMs: number }): void => inst.queueWait.record(e.waitedMs / 1000);
   const onQueueFull = (): void => inst.queueRejected.add(1);
   const onRestart = (e: { workerId: string; reason: string }): void => inst.restarts.add(1, { [ATTR_WORKER_ID]: e.workerId, [ATTR_RESTART_REASON]: e.reason });
@@ -55,7 +69,6 @@ export function observePoolMetrics(pool: WorkerPool, options: PoolMetricsOptions
   pool.on("queueFull", onQueueFull);
   pool.on("workerRestart", onRestart);
   pool.on("workerRecycled", onRecycled);
-  const stopResilience = observeResilience(pool.resilience, meter);
   return {
     stop() {
       stopResilience();
@@ -66,6 +79,10 @@ export function observePoolMetrics(pool: WorkerPool, options: PoolMetricsOptions
       pool.off("workerRecycled", onRecycled);
     },
   };
+}
+
+function isWorkerPool(pool: WorkerPool | RemotePool): pool is WorkerPool {
+  return "recycle" in pool;
 }
 
 const CIRCUIT_STATES: readonly CircuitState[] = ["closed", "open", "half-open"];

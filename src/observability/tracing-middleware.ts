@@ -8,11 +8,12 @@ import {
   type Span,
   type TracerProvider,
 } from "@opentelemetry/api";
-import type { UnaryMiddleware } from "../client/middleware";
-import { isRpcError } from "../errors/rpc-error";
-import { Status, statusName } from "../errors/status";
+import type { Interceptor } from "../call/interceptor";
+import { observeCall } from "../call/observe-call";
+import { isRpcError } from "../core/rpc-error";
+import { Status, statusName } from "../core/status";
 import { INSTRUMENTATION_SCOPE } from "./instruments";
-import { withMetadata } from "./metadata";
+import { withMetadata } from "../core/metadata";
 import {
   ATTR_ERROR_CATEGORY,
   ATTR_ERROR_TYPE,
@@ -24,6 +25,10 @@ import {
   splitMethodPath,
 } from "./semconv";
 
+/** Span attributes counting a call's messages (1 each way for a unary call). */
+const ATTR_MESSAGES_SENT = "procgrpc.messages.sent";
+const ATTR_MESSAGES_RECEIVED = "procgrpc.messages.received";
+
 /** Options for `tracingMiddleware`. */
 export interface TracingOptions {
   /** Where spans go; the global OpenTelemetry provider by default (no-op until an SDK is registered). */
@@ -32,14 +37,14 @@ export interface TracingOptions {
 
 /** The two halves of procgrpc tracing; see `tracingMiddleware`. */
 export interface TracingMiddleware {
-  /** Opens the CLIENT span of the whole call. Place it outside any retry middleware. */
-  readonly call: UnaryMiddleware;
+  /** Opens the CLIENT span of the whole call (of any kind; a stream's span ends with the stream). Place it outside any retry interceptor. */
+  readonly call: Interceptor;
   /** Opens one child span per attempt and injects its context (W3C `traceparent`) into the metadata. Put it in the pool's `attemptMiddleware` (inside retries and hedging). */
-  readonly attempt: UnaryMiddleware;
+  readonly attempt: Interceptor;
 }
 
 /**
- * Tracing with the OpenTelemetry API only (bring your own SDK): a CLIENT span per call named
+ * Tracing with the OpenTelemetry API only (bring your own SDK), for every kind of call: a CLIENT span per call named
  * `package.Service/Method`, and a child span per attempt whose context is injected into the
  * call metadata with the global propagator (W3C `traceparent` with the SDK's defaults), so the
  * Python worker can continue the trace. Use `middleware: [tracing.call]` and
@@ -51,22 +56,15 @@ export function tracingMiddleware(options: TracingOptions = {}): TracingMiddlewa
   // finds its parent across retries and hedges even without an OpenTelemetry context manager.
   const PARENT = Symbol("procgrpc.tracing.callSpan");
 
-  const call: UnaryMiddleware = async (c, next) => {
+  const call: Interceptor = (c, next) => {
     const tracer = provider().getTracer(INSTRUMENTATION_SCOPE);
     const { full } = splitMethodPath(c.method.path);
     const span = tracer.startSpan(full, { kind: SpanKind.CLIENT, attributes: { [ATTR_RPC_SYSTEM_NAME]: "grpc", [ATTR_RPC_METHOD]: full } });
     const ctx = trace.setSpan(otelContext.active(), span);
-    try {
-      const response = await otelContext.with(ctx, () => next({ ...c, values: { ...c.values, [PARENT]: ctx } }));
-      endOk(span);
-      return response;
-    } catch (err) {
-      endWithError(span, err);
-      throw err;
-    }
+    return otelContext.with(ctx, () => observeCall({ ...c, values: { ...c.values, [PARENT]: ctx } }, next, endSpan(span)));
   };
 
-  const attempt: UnaryMiddleware = async (c, next) => {
+  const attempt: Interceptor = (c, next) => {
     const tracer = provider().getTracer(INSTRUMENTATION_SCOPE);
     const parent = (c.values?.[PARENT] as Context | undefined) ?? otelContext.active();
     const { full } = splitMethodPath(c.method.path);
@@ -74,21 +72,32 @@ export function tracingMiddleware(options: TracingOptions = {}): TracingMiddlewa
     const ctx = trace.setSpan(parent, span);
     const carrier: Record<string, string> = {};
     propagation.inject(ctx, carrier);
-    try {
-      const response = await otelContext.with(ctx, () => next({ ...c, options: withMetadata(c.options, carrier) }));
-      endOk(span);
-      return response;
-    } catch (err) {
-      endWithError(span, err);
-      throw err;
-    }
+    return otelContext.with(ctx, () => observeCall({ ...c, options: withMetadata(c.options, carrier) }, next, endSpan(span)));
   };
   return { call, attempt };
 }
 
-function endOk(span: Span): void {
-  span.setAttribute(ATTR_RPC_RESPONSE_STATUS_CODE, "OK");
-  span.end();
+/** Ends `span` with the call: OK, or the error's status; messages of streams counted as span attributes. */
+function endSpan(span: Span): { onRequest(): void; onResponse(): void; onEnd(error: unknown, abandoned: boolean): void } {
+  let sent = 0;
+  let received = 0;
+  return {
+    onRequest: () => void (sent += 1),
+    onResponse: () => void (received += 1),
+    onEnd: (error, abandoned) => {
+      span.setAttribute(ATTR_MESSAGES_SENT, sent);
+      span.setAttribute(ATTR_MESSAGES_RECEIVED, received);
+      if (abandoned) {
+        span.setAttribute(ATTR_RPC_RESPONSE_STATUS_CODE, "CANCELLED");
+        span.end();
+      } else if (error === undefined) {
+        span.setAttribute(ATTR_RPC_RESPONSE_STATUS_CODE, "OK");
+        span.end();
+      } else {
+        endWithError(span, error);
+      }
+    },
+  };
 }
 
 function endWithError(span: Span, err: unknown): void {

@@ -1,10 +1,17 @@
+import type { RunningHandler } from "../transport/worker-introspection";
 import type { HangReason } from "./pool-events";
-import type { WorkerProcess } from "./worker-process";
-import { runningHandlers } from "./worker-introspection";
+
+/** What the watchdog needs of a worker: whether it has exited. */
+export interface WatchedWorker {
+  readonly exit: unknown;
+}
 
 /** One unary call the watchdog follows, from admission to its handler's end on the worker. */
-export interface WatchedCall {
-  readonly worker: WorkerProcess;
+export interface WatchedCall<W extends WatchedWorker = WatchedWorker> {
+  readonly worker: W;
+  /** The pool's id of this attempt (`procgrpc-call-id`): what the worker's report is matched by. */
+  readonly callId: string;
+  /** The caller's request id, for the `workerHung` event and logs only (callers may reuse it). */
   readonly requestId: string;
   readonly method: string;
   readonly startedAt: number;
@@ -26,15 +33,20 @@ const MATCH_SLACK_MS = 100;
  * the call if its handler is among them. A call still running in Node past `hardTimeoutMs` is
  * reported without asking. Reported workers are killed and replaced by the pool.
  */
-export class HangWatchdog {
-  private readonly calls = new Map<WorkerProcess, Set<WatchedCall>>();
-  private readonly probing = new Set<WorkerProcess>();
+export class HangWatchdog<W extends WatchedWorker = WatchedWorker> {
+  private readonly calls = new Map<W, Set<WatchedCall<W>>>();
+  private readonly probing = new Set<W>();
   private timer: NodeJS.Timeout | undefined;
 
+  /**
+   * `ask(worker, deadline)` asks a worker which handlers are still executing
+   * (procgrpc.internal.v1.Worker/Running); `onHang` reports a call whose handler will not stop.
+   */
   constructor(
     private readonly cancelGraceMs: number,
     private readonly hardTimeoutMs: number,
-    private readonly onHang: (call: WatchedCall, reason: HangReason, runningMs: number) => void,
+    private readonly ask: (worker: W, deadline: Date) => Promise<RunningHandler[]>,
+    private readonly onHang: (call: WatchedCall<W>, reason: HangReason, runningMs: number) => void,
   ) {}
 
   /** Starts the periodic sweep (a fraction of the shortest limit, between 20 and 500 ms). */
@@ -52,8 +64,8 @@ export class HangWatchdog {
   }
 
   /** Follows a call admitted to `worker`. */
-  begin(worker: WorkerProcess, requestId: string, method: string): WatchedCall {
-    const call: WatchedCall = { worker, requestId, method, startedAt: Date.now(), cancelledAt: undefined };
+  begin(worker: W, callId: string, requestId: string, method: string): WatchedCall<W> {
+    const call: WatchedCall<W> = { worker, callId, requestId, method, startedAt: Date.now(), cancelledAt: undefined };
     let set = this.calls.get(worker);
     if (!set) this.calls.set(worker, (set = new Set()));
     set.add(call);
@@ -61,17 +73,17 @@ export class HangWatchdog {
   }
 
   /** The handler answered (any status): it has ended. */
-  end(call: WatchedCall): void {
+  end(call: WatchedCall<W>): void {
     this.calls.get(call.worker)?.delete(call);
   }
 
   /** Node ended the call without the handler's answer; it may still be running. */
-  cancelled(call: WatchedCall): void {
+  cancelled(call: WatchedCall<W>): void {
     call.cancelledAt = Date.now();
   }
 
   /** The worker is gone: nothing to watch there. */
-  forget(worker: WorkerProcess): void {
+  forget(worker: W): void {
     this.calls.delete(worker);
     this.probing.delete(worker);
   }
@@ -83,7 +95,7 @@ export class HangWatchdog {
         if (worker.exit || set.size === 0) this.calls.delete(worker);
         continue;
       }
-      const due: WatchedCall[] = [];
+      const due: WatchedCall<W>[] = [];
       let hung = false;
       for (const call of set) {
         const overHard = this.hardTimeoutMs > 0 && now - call.startedAt >= this.hardTimeoutMs;
@@ -105,16 +117,14 @@ export class HangWatchdog {
     }
   }
 
-  private async probe(worker: WorkerProcess, set: Set<WatchedCall>, due: WatchedCall[]): Promise<void> {
-    const channel = worker.channel;
-    if (!channel) return;
+  private async probe(worker: W, set: Set<WatchedCall<W>>, due: WatchedCall<W>[]): Promise<void> {
     this.probing.add(worker);
     try {
-      const running = await runningHandlers(channel, new Date(Date.now() + PROBE_TIMEOUT_MS));
+      const running = await this.ask(worker, new Date(Date.now() + PROBE_TIMEOUT_MS));
       const now = Date.now();
       for (const call of due) {
-        // Same request id, and running since before the cancellation (a retry that reused the id started after it).
-        const still = running.find((h) => h.requestId === call.requestId && h.seconds * 1000 + MATCH_SLACK_MS >= now - (call.cancelledAt as number));
+        // The same attempt (call ids are the pool's, unique per attempt), running since before the cancellation.
+        const still = running.find((h) => h.callId === call.callId && h.seconds * 1000 + MATCH_SLACK_MS >= now - (call.cancelledAt as number));
         if (still) {
           const overHard = this.hardTimeoutMs > 0 && now - call.startedAt >= this.hardTimeoutMs;
           this.onHang(call, overHard ? "hard-timeout" : "cancel-grace", now - call.startedAt);

@@ -1,4 +1,4 @@
-import { checkHealth, type ServingStatus } from "./health-check";
+import { checkHealth, type ServingStatus } from "../transport/health-check";
 import type { WorkerProcess } from "./worker-process";
 
 /** One health check's outcome: the status answered, or a miss (error or no answer within the deadline). */

@@ -1,7 +1,9 @@
 import { resolve } from "node:path";
-import type { UnaryMiddleware } from "../client/middleware";
-import type { PoolResilienceOptions } from "../resilience/pool-resilience";
-import type { Logger } from "./logger";
+import type { Interceptor } from "../call/interceptor";
+import { MAX_TIMER_MS } from "../core/deadline";
+import { integerOption, numberOption } from "../core/option-checks";
+import type { PoolResilienceOptions, ResilienceCallOptions } from "../resilience/pool-resilience";
+import type { Logger } from "../core/logger";
 
 /** How to start and run a pool of Python workers. */
 export interface WorkerPoolOptions extends PoolResilienceOptions {
@@ -46,13 +48,13 @@ export interface WorkerPoolOptions extends PoolResilienceOptions {
   killTimeoutMs?: number;
   /** Where the pool logs, and where worker log lines are re-emitted. Default: JSON lines on stderr at info. */
   logger?: Logger;
-  /** Middleware around every call of every client of this pool (outermost first). */
-  middleware?: readonly UnaryMiddleware[];
+  /** Interceptors around every call of every kind, of every client of this pool (outermost first). */
+  middleware?: readonly Interceptor<ResilienceCallOptions>[];
   /**
-   * Middleware around every attempt: inside the built-in retry, hedging and circuit breakers,
+   * Interceptors around every attempt: inside the built-in retry, hedging and circuit breakers,
    * right before the pool picks a worker (e.g. `tracing.attempt`, one span per attempt).
    */
-  attemptMiddleware?: readonly UnaryMiddleware[];
+  attemptMiddleware?: readonly Interceptor<ResilienceCallOptions>[];
   /**
    * How unary calls travel to a worker: `"unary"`, each call its own HTTP/2 stream (plain gRPC),
    * or `"pipelined"`, calls multiplexed in batches on one long-lived stream per worker (same
@@ -134,36 +136,23 @@ export interface ResolvedPoolOptions {
   handleSignals: boolean;
 }
 
-function positiveNumber(name: string, value: number | undefined, fallback: number, min = 0, max = Infinity): number {
-  const v = value ?? fallback;
-  if (typeof v !== "number" || !Number.isFinite(v) || v < min || v > max) {
-    throw new TypeError(`WorkerPool: ${name} must be a number between ${min} and ${max}, got ${String(value)}`);
-  }
-  return v;
-}
+const OWNER = "WorkerPool";
+const int = (name: string, value: number | undefined, fallback: number, min = 1, max = Infinity): number => integerOption(OWNER, name, value, fallback, { min, max });
 
 function resolveRestart(given: RestartOptions | undefined): ResolvedRestartOptions {
   const r = given ?? {};
-  const initialDelayMs = positiveInt("restart.initialDelayMs", r.initialDelayMs, 50, 0);
-  const maxDelayMs = positiveInt("restart.maxDelayMs", r.maxDelayMs, Math.max(5000, initialDelayMs), 0);
+  const initialDelayMs = int("restart.initialDelayMs", r.initialDelayMs, 50, 0, MAX_TIMER_MS);
+  const maxDelayMs = int("restart.maxDelayMs", r.maxDelayMs, Math.max(5000, initialDelayMs), 0, MAX_TIMER_MS);
   if (maxDelayMs < initialDelayMs) {
-    throw new TypeError(`WorkerPool: restart.maxDelayMs (${maxDelayMs}) must be >= restart.initialDelayMs (${initialDelayMs})`);
+    throw new RangeError(`WorkerPool: restart.maxDelayMs (${maxDelayMs}) must be >= restart.initialDelayMs (${initialDelayMs})`);
   }
   return {
     initialDelayMs,
     maxDelayMs,
-    multiplier: positiveNumber("restart.multiplier", r.multiplier, 2, 1),
-    maxRestarts: positiveInt("restart.maxRestarts", r.maxRestarts, 5, 0),
-    windowMs: positiveInt("restart.windowMs", r.windowMs, 60_000),
+    multiplier: numberOption(OWNER, "restart.multiplier", r.multiplier, 2, { min: 1 }),
+    maxRestarts: int("restart.maxRestarts", r.maxRestarts, 5, 0),
+    windowMs: int("restart.windowMs", r.windowMs, 60_000, 1),
   };
-}
-
-function positiveInt(name: string, value: number | undefined, fallback: number, min = 1): number {
-  const v = value ?? fallback;
-  if (!Number.isInteger(v) || v < min) {
-    throw new TypeError(`WorkerPool: ${name} must be an integer >= ${min}, got ${String(value)}`);
-  }
-  return v;
 }
 
 /** Validates options and fills in defaults; throws a TypeError naming the bad option. */
@@ -172,38 +161,38 @@ export function resolvePoolOptions(options: WorkerPoolOptions): ResolvedPoolOpti
   if (!options.script === !options.module) {
     throw new TypeError("WorkerPool: give exactly one of `script` (a path) or `module` (for python -m)");
   }
-  const healthCheckIntervalMs = positiveInt("healthCheckIntervalMs", options.healthCheckIntervalMs, 1000, 10);
+  const healthCheckIntervalMs = int("healthCheckIntervalMs", options.healthCheckIntervalMs, 1000, 10, MAX_TIMER_MS);
   // Paths are fixed now, like a shell in the workers' directory would resolve them, so errors
   // and `procgrpc serve` output name the file actually tried.
   const cwd = resolve(options.cwd ?? process.cwd());
   const python = options.python ?? process.env.PROCGRPC_PYTHON ?? "python3";
   return {
-    workers: positiveInt("workers", options.workers, 1),
+    workers: int("workers", options.workers, 1),
     python: python.includes("/") ? resolve(cwd, python) : python,
     entry: options.script ? { script: resolve(cwd, options.script) } : { module: options.module as string },
     args: options.args ?? [],
     env: options.env ?? {},
     cwd,
     socketDir: options.socketDir,
-    startTimeoutMs: positiveInt("startTimeoutMs", options.startTimeoutMs, 30_000),
-    maxInFlightPerWorker: positiveInt("maxInFlightPerWorker", options.maxInFlightPerWorker, 32),
-    maxQueue: positiveInt("maxQueue", options.maxQueue, 1000, 0),
-    waitForReadyMs: positiveInt("waitForReadyMs", options.waitForReadyMs, 1000, 0),
-    requestTimeoutMs: positiveInt("requestTimeoutMs", options.requestTimeoutMs, 30_000),
+    startTimeoutMs: int("startTimeoutMs", options.startTimeoutMs, 30_000, 1, MAX_TIMER_MS),
+    maxInFlightPerWorker: int("maxInFlightPerWorker", options.maxInFlightPerWorker, 32),
+    maxQueue: int("maxQueue", options.maxQueue, 1000, 0),
+    waitForReadyMs: int("waitForReadyMs", options.waitForReadyMs, 1000, 0, MAX_TIMER_MS),
+    requestTimeoutMs: int("requestTimeoutMs", options.requestTimeoutMs, 30_000, 1, MAX_TIMER_MS),
     transport: transportOf(options.transport),
-    pipelineMaxRequestBytes: positiveInt("pipelineMaxRequestBytes", options.pipelineMaxRequestBytes, 64 * 1024, 0),
-    shutdownGraceMs: positiveInt("shutdownGraceMs", options.shutdownGraceMs, 5000, 0),
-    killTimeoutMs: positiveInt("killTimeoutMs", options.killTimeoutMs, 3000),
+    pipelineMaxRequestBytes: int("pipelineMaxRequestBytes", options.pipelineMaxRequestBytes, 64 * 1024, 0),
+    shutdownGraceMs: int("shutdownGraceMs", options.shutdownGraceMs, 5000, 0, MAX_TIMER_MS),
+    killTimeoutMs: int("killTimeoutMs", options.killTimeoutMs, 3000, 1, MAX_TIMER_MS),
     healthCheckIntervalMs,
-    healthCheckTimeoutMs: positiveInt("healthCheckTimeoutMs", options.healthCheckTimeoutMs, Math.min(1000, healthCheckIntervalMs)),
-    unhealthyAfterMisses: positiveInt("unhealthyAfterMisses", options.unhealthyAfterMisses, 3),
-    replaceUnhealthyAfterMs: positiveInt("replaceUnhealthyAfterMs", options.replaceUnhealthyAfterMs, 10_000, 0),
+    healthCheckTimeoutMs: int("healthCheckTimeoutMs", options.healthCheckTimeoutMs, Math.min(1000, healthCheckIntervalMs), 1, MAX_TIMER_MS),
+    unhealthyAfterMisses: int("unhealthyAfterMisses", options.unhealthyAfterMisses, 3),
+    replaceUnhealthyAfterMs: int("replaceUnhealthyAfterMs", options.replaceUnhealthyAfterMs, 10_000, 0, MAX_TIMER_MS),
     restart: resolveRestart(options.restart),
-    cancelGraceMs: positiveInt("cancelGraceMs", options.cancelGraceMs, 2000, 0),
-    hardTimeoutMs: positiveInt("hardTimeoutMs", options.hardTimeoutMs, 0, 0),
-    maxRequestsPerWorker: positiveInt("maxRequestsPerWorker", options.maxRequestsPerWorker, 0, 0),
-    maxMemoryMb: positiveNumber("maxMemoryMb", options.maxMemoryMb, 0),
-    recycleJitter: positiveNumber("recycleJitter", options.recycleJitter, 0.1, 0, 0.9),
+    cancelGraceMs: int("cancelGraceMs", options.cancelGraceMs, 2000, 0, MAX_TIMER_MS),
+    hardTimeoutMs: int("hardTimeoutMs", options.hardTimeoutMs, 0, 0, MAX_TIMER_MS),
+    maxRequestsPerWorker: int("maxRequestsPerWorker", options.maxRequestsPerWorker, 0, 0),
+    maxMemoryMb: numberOption(OWNER, "maxMemoryMb", options.maxMemoryMb, 0),
+    recycleJitter: numberOption(OWNER, "recycleJitter", options.recycleJitter, 0.1, { max: 0.9 }),
     handleSignals: options.handleSignals === true,
   };
 }

@@ -29,6 +29,8 @@ export interface WorkerPoolEvents {
   workerHung: [{ workerId: string; pid: number | undefined; reason: HangReason; method: string; requestId: string; runningMs: number }];
   /** A worker was replaced gracefully: `newPid` is SERVING and takes calls; `oldPid` now drains and stops. */
   workerRecycled: [{ workerId: string; oldPid: number | undefined; newPid: number | undefined; reason: RecycleReason }];
+  /** `pool.drain(workerId)` finished: the worker has left the pool, which now has `remaining` workers. */
+  workerDrained: [{ workerId: string; pid: number | undefined; remaining: number }];
   /** A worker restarted more than `restart.maxRestarts` times within `restart.windowMs`: it is `failed` and retried at `restart.maxDelayMs`. */
   degraded: [{ workerId: string; restartsInWindow: number; ready: number; total: number }];
   /** A `failed` worker came back SERVING. */

@@ -1,5 +1,9 @@
-/** Why a worker is replaced gracefully (new one SERVING first, then the old one drains). */
-export type RecycleReason = "requests" | "memory" | "unhealthy";
+/**
+ * Why a worker is replaced gracefully (new one SERVING first, then the old one drains): its
+ * request limit, its memory, a long unhealthy spell, `pool.recycle()` (`manual`), or a change of
+ * the worker's files in watch mode (`reload`).
+ */
+export type RecycleReason = "requests" | "memory" | "unhealthy" | "manual" | "reload";
 
 /**
  * When one worker process should be recycled: after `limit` calls (`maxRequestsPerWorker` lowered

@@ -42,13 +42,6 @@ export class SlotQueue<T> {
     this.joinedAt.delete(waiter);
   }
 
-  /** The oldest waiter, removed from the queue. */
-  shift(): Waiter<T> | undefined {
-    const waiter = this.waiters.shift();
-    if (waiter) this.joinedAt.delete(waiter);
-    return waiter;
-  }
-
   /** The oldest waiter that accepts worker `workerId` (see `Waiter.excludes`), removed from the queue. */
   shiftFor(workerId: string): Waiter<T> | undefined {
     const i = this.waiters.findIndex((w) => !w.excludes?.has(workerId));

@@ -2,11 +2,12 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, unlinkSync } from "node:fs";
 import type { Readable } from "node:stream";
 import { Client, credentials, type ChannelOptions } from "@grpc/grpc-js";
-import { WorkerStartError } from "../errors/worker-start-error";
-import { checkHealth } from "./health-check";
+import { WorkerStartError } from "./worker-start-error";
+import { checkHealth } from "../transport/health-check";
 import { forEachLine } from "./line-splitter";
-import type { Logger } from "./logger";
+import type { Logger } from "../core/logger";
 import type { ResolvedPoolOptions } from "./options";
+import { describeExit, type WorkerCall } from "../transport/call-target";
 import type { WorkerExit, WorkerState } from "./worker-state";
 
 const STDERR_TAIL_LINES = 40;
@@ -30,10 +31,7 @@ export const LOCAL_CHANNEL_OPTIONS: ChannelOptions = {
   "grpc-node.flow_control_window": 4 * 1024 * 1024,
 };
 
-/** Something in flight on a worker that must be failed at once if the worker dies. */
-export interface WorkerCall {
-  failWorkerGone(exit: WorkerExit): void;
-}
+export type { WorkerCall } from "../transport/call-target";
 
 /** One Python worker process: its spawn, readiness, channel, in-flight calls and exit. */
 export class WorkerProcess {
@@ -76,6 +74,11 @@ export class WorkerProcess {
     if (from === to) return;
     this.stateValue = to;
     this.stateListener?.(from, to);
+  }
+
+  /** True once the pool is stopping this process or it is gone: a call it cuts off lost its connection. */
+  get stopping(): boolean {
+    return this.exit !== undefined || this.stateValue === "draining" || this.stateValue === "stopped";
   }
 
   /** Registers the one listener told of every state change. */
@@ -210,11 +213,6 @@ export class WorkerProcess {
     if (this.child && !this.exit && this.child.exitCode === null) this.child.kill("SIGKILL");
   }
 
-  /** Resolves when the process has exited (immediately if never spawned). */
-  waitForExit(): Promise<WorkerExit> {
-    return this.child ? this.exited : Promise.resolve({ code: null, signal: null });
-  }
-
   private handleExit(exit: WorkerExit): void {
     this.exit = exit;
     this.closeChannel();
@@ -276,9 +274,4 @@ function levelOf(level: unknown): "debug" | "info" | "warn" | "error" {
     default:
       return "info";
   }
-}
-
-/** "exit code 1" / "signal SIGKILL", for messages. */
-export function describeExit(exit: WorkerExit): string {
-  return exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`;
 }

@@ -1,12 +1,13 @@
 import { HealthMonitor, type HealthCheckResult } from "./health-monitor";
-import type { Logger } from "./logger";
+import type { Logger } from "../core/logger";
 import type { ResolvedPoolOptions } from "./options";
 import type { HangReason, WorkerPoolEvents } from "./pool-events";
 import { RecyclePolicy, type RecycleReason } from "./recycle-policy";
 import { residentMemoryMb } from "./resident-memory";
 import { RestartPolicy } from "./restart-policy";
-import { describeExit, type WorkerProcess } from "./worker-process";
-import type { WorkerExit } from "./worker-state";
+import { describeExit } from "../transport/call-target";
+import type { WorkerProcess } from "./worker-process";
+import type { WorkerExit, WorkerState } from "./worker-state";
 
 /** What a slot needs from its pool. */
 export interface SlotHost {
@@ -17,6 +18,8 @@ export interface SlotHost {
   /** Creates (does not start) the process for `generation` of slot `id`. */
   createProcess(id: string, generation: number): WorkerProcess;
   emit<K extends keyof WorkerPoolEvents>(name: K, ...args: WorkerPoolEvents[K]): void;
+  /** A process of this pool changed state (before listeners hear of it): the pool's own reactions. */
+  stateChanged(worker: WorkerProcess, to: WorkerState): void;
   /** `worker` is ready (again) and can take queued calls. */
   workerAvailable(worker: WorkerProcess): void;
   /** `worker` is gone: stop watching its calls. */
@@ -24,9 +27,6 @@ export interface SlotHost {
   /** Ready and total workers, for event payloads. */
   counts(): { ready: number; total: number };
 }
-
-/** How often a draining worker's in-flight count is looked at. */
-const DRAIN_POLL_MS = 20;
 
 /**
  * One logical worker of the pool (`w0`, `w1`, …) and its supervision: the current process, its
@@ -53,6 +53,14 @@ export class WorkerSlot {
   private readonly monitors = new Map<WorkerProcess, HealthMonitor>();
   private readonly recyclePolicies = new WeakMap<WorkerProcess, RecyclePolicy>();
   private readonly rss = new WeakMap<WorkerProcess, number>();
+  /** Retiring processes waiting for their last call to end. */
+  private readonly drained = new Map<WorkerProcess, () => void>();
+  /** Processes draining before they stop, and when each will have stopped. */
+  private readonly retirements = new Map<WorkerProcess, Promise<void>>();
+  /** The recycle under way, if any. */
+  private recycling: Promise<void> | undefined;
+  /** The slot is draining out of the pool: no restarts, no recycles. */
+  private retired = false;
   private readonly restartPolicy: RestartPolicy;
 
   constructor(
@@ -87,10 +95,11 @@ export class WorkerSlot {
     this.host.workerAvailable(proc);
   }
 
-  /** A call on `proc` finished: recycle once it reached its request limit. */
+  /** A call on `proc` finished: a retiring process may now stop; the current one recycles at its request limit. */
   onServed(proc: WorkerProcess): void {
+    if (proc.inFlight === 0) this.drained.get(proc)?.();
     if (proc !== this.process) return;
-    if (this.recyclePolicies.get(proc)?.check(proc.served, undefined) === "requests") this.recycle("requests");
+    if (this.recyclePolicies.get(proc)?.check(proc.served, undefined) === "requests") this.recycleQuietly("requests");
   }
 
   /** Kills `proc` because a handler will not stop; it is replaced at once (no backoff). */
@@ -104,20 +113,26 @@ export class WorkerSlot {
 
   /**
    * Graceful replacement: a new process is started and SERVING before the current one stops
-   * taking calls; the old one then drains its in-flight calls and is stopped.
+   * taking calls; the old one then drains its in-flight calls and is stopped. Resolves when the
+   * old process has exited; rejects when the replacement could not start (the old one keeps
+   * serving) or there is nothing to replace. A recycle already under way is joined.
    */
-  recycle(reason: RecycleReason): void {
-    if (this.replacement || !this.host.running() || this.process.exit) return;
+  recycle(reason: RecycleReason): Promise<void> {
+    if (this.recycling) return this.recycling;
+    if (this.retired) return Promise.reject(new Error(`worker ${this.id} is draining out of the pool; it cannot be recycled`));
+    if (!this.host.running() || this.process.exit || this.process.state === "starting") {
+      return Promise.reject(new Error(`worker ${this.id} is ${this.process.state}; only a running worker can be recycled`));
+    }
     const old = this.process;
     const next = this.spawn();
     this.replacement = next;
     this.host.logger.info({ workerId: this.id, pid: old.pid, reason, served: old.served, rssMb: this.rss.get(old) }, "recycling worker");
-    next.start().then(
-      () => {
+    const done = next.start().then(
+      async () => {
         this.replacement = undefined;
-        if (!this.host.running()) {
+        if (!this.host.running() || this.retired) {
           this.stopping.add(next);
-          void next.stop();
+          await next.stop();
           return;
         }
         this.process = next;
@@ -125,7 +140,7 @@ export class WorkerSlot {
         this.activate(next);
         if (!old.exit) {
           this.host.emit("workerRecycled", { workerId: this.id, oldPid: old.pid, newPid: next.pid, reason });
-          void this.retire(old);
+          await this.retire(old);
         }
       },
       (err: unknown) => {
@@ -133,8 +148,35 @@ export class WorkerSlot {
         this.host.logger.error({ workerId: this.id, reason, err: (err as Error).message }, "replacement worker failed to start");
         // The old process died while its replacement was starting: restart the usual way.
         if (old.exit && this.process === old && this.host.running()) this.scheduleRestart(old);
+        throw err;
       },
     );
+    this.recycling = done.finally(() => {
+      this.recycling = undefined;
+    });
+    return this.recycling;
+  }
+
+  /** `recycle` for the pool's own policies (requests, memory, health): failures are logged there, never thrown. */
+  private recycleQuietly(reason: RecycleReason): void {
+    this.recycle(reason).catch(() => undefined);
+  }
+
+  /**
+   * Takes this slot out of the pool: its process takes no new calls, its in-flight calls finish,
+   * then it stops and is not restarted. Resolves when every process of the slot has exited.
+   */
+  async drain(): Promise<void> {
+    this.retired = true;
+    clearTimeout(this.restartTimer);
+    await this.recycling?.catch(() => undefined);
+    const procs = [this.process, ...this.retiring].filter((p) => !p.exit);
+    await Promise.all(procs.map((p) => (this.retiring.has(p) ? this.drainedOf(p) : this.retire(p))));
+  }
+
+  /** True once `drain()` began: the slot is leaving the pool. */
+  get leaving(): boolean {
+    return this.retired;
   }
 
   /** Stops every process of this slot (SIGTERM, SIGKILL after `killTimeoutMs`). */
@@ -164,29 +206,47 @@ export class WorkerSlot {
     const proc = this.host.createProcess(this.id, this.generation++);
     const { maxRequestsPerWorker, maxMemoryMb, recycleJitter } = this.host.options;
     this.recyclePolicies.set(proc, new RecyclePolicy(maxRequestsPerWorker, maxMemoryMb, recycleJitter));
-    proc.onStateChange((from, to) => this.host.emit("workerState", { workerId: this.id, pid: proc.pid, from, to }));
+    proc.onStateChange((from, to) => {
+      this.host.stateChanged(proc, to);
+      this.host.emit("workerState", { workerId: this.id, pid: proc.pid, from, to });
+    });
     proc.onExit((exit) => this.handleExit(proc, exit));
     return proc;
   }
 
-  private async retire(old: WorkerProcess): Promise<void> {
+  /** Resolves when a retiring process has exited. */
+  private drainedOf(proc: WorkerProcess): Promise<void> {
+    return this.retirements.get(proc) ?? Promise.resolve();
+  }
+
+  private retire(old: WorkerProcess): Promise<void> {
+    const running = this.retirements.get(old) ?? this.doRetire(old).finally(() => this.retirements.delete(old));
+    this.retirements.set(old, running);
+    return running;
+  }
+
+  private async doRetire(old: WorkerProcess): Promise<void> {
     this.stopping.add(old);
     this.monitors.get(old)?.stop();
     this.monitors.delete(old);
     old.state = "draining";
     this.retiring.add(old);
     // Every call has a deadline and the hang watchdog bounds what runs past it, so this ends.
-    while (old.inFlight > 0 && !old.exit) await new Promise((r) => setTimeout(r, DRAIN_POLL_MS));
+    if (old.inFlight > 0 && !old.exit) {
+      await new Promise<void>((resolve) => this.drained.set(old, resolve));
+      this.drained.delete(old);
+    }
     await old.stop();
     old.state = "stopped";
     this.retiring.delete(old);
   }
 
   private handleExit(proc: WorkerProcess, exit: WorkerExit): void {
+    this.drained.get(proc)?.();
     this.monitors.get(proc)?.stop();
     this.monitors.delete(proc);
     this.host.workerGone(proc);
-    const expected = !this.host.running() || this.stopping.has(proc);
+    const expected = !this.host.running() || this.stopping.has(proc) || this.retired;
     this.host.emit("workerExit", { workerId: this.id, pid: proc.pid, code: exit.code, signal: exit.signal, stderrTail: proc.stderr, expected });
     if (expected || proc !== this.process) {
       proc.state = "stopped";
@@ -267,12 +327,12 @@ export class WorkerSlot {
       }
     }
     if (proc.state === "unhealthy" && this.unhealthySince !== undefined && Date.now() - this.unhealthySince >= replaceUnhealthyAfterMs) {
-      this.recycle("unhealthy");
+      this.recycleQuietly("unhealthy");
     }
     if (this.host.options.maxMemoryMb > 0) {
       const rss = residentMemoryMb(proc.pid);
       if (rss !== undefined) this.rss.set(proc, rss);
-      if (proc.state === "ready" && this.recyclePolicies.get(proc)?.check(0, rss) === "memory") this.recycle("memory");
+      if (proc.state === "ready" && this.recyclePolicies.get(proc)?.check(0, rss) === "memory") this.recycleQuietly("memory");
     }
   }
 }

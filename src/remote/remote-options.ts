@@ -1,6 +1,9 @@
 import type { ChannelOptions } from "@grpc/grpc-js";
-import type { UnaryMiddleware } from "../client/middleware";
-import type { Logger } from "../pool/logger";
+import type { Interceptor } from "../call/interceptor";
+import type { ResilienceCallOptions } from "../resilience/pool-resilience";
+import { MAX_TIMER_MS } from "../core/deadline";
+import type { Logger } from "../core/logger";
+import { integerOption } from "../core/option-checks";
 import type { PoolResilienceOptions } from "../resilience/pool-resilience";
 
 /** TLS to remote workers. PEM contents (read the files yourself: `readFileSync("ca.pem")`). */
@@ -57,9 +60,9 @@ export interface RemotePoolOptions extends PoolResilienceOptions {
   /** Extra grpc-js channel options (override procgrpc's). */
   channelOptions?: ChannelOptions;
   /** Middleware around every call of every client of this pool (outermost first). */
-  middleware?: readonly UnaryMiddleware[];
+  middleware?: readonly Interceptor<ResilienceCallOptions>[];
   /** Middleware around every attempt, inside the built-in retry, hedging and breakers (e.g. `tracing.attempt`). */
-  attemptMiddleware?: readonly UnaryMiddleware[];
+  attemptMiddleware?: readonly Interceptor<ResilienceCallOptions>[];
   /** Where the pool logs. Default: JSON lines on stderr at info. */
   logger?: Logger;
 }
@@ -83,9 +86,7 @@ export interface ResolvedRemoteOptions {
 }
 
 function positiveInt(name: string, value: number | undefined, fallback: number, min = 1): number {
-  if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || value < min) throw new RangeError(`RemotePool: ${name} must be an integer >= ${min}, got ${String(value)}`);
-  return value;
+  return integerOption("RemotePool", name, value, fallback, { min, max: MAX_TIMER_MS });
 }
 
 /** The host part of a target string, for the loopback rule ("" when it cannot be told). */

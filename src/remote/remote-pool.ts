@@ -1,27 +1,18 @@
 import { Metadata, type ServiceError } from "@grpc/grpc-js";
-import type { CallOptions, MetadataInit } from "../client/call-options";
-import { batchOn, dynamicClientOn, typedClientOn, unaryOn, type CallSurface } from "../client/client-surface";
-import { effectiveDeadline, type EffectiveDeadline } from "../client/deadline";
-import type { ServiceDefinition } from "../client/definition";
-import type { DynamicClient, DynamicClientOptions } from "../client/dynamic-client";
-import { composeMiddleware, type NextUnary, type UnaryCall, type UnaryMiddleware, type WorkerFilter } from "../client/middleware";
-import type { StreamMethod } from "../client/stream-method";
-import type { Client, ClientOptions, StreamInvoker } from "../client/typed-client";
-import type { UnaryMethod } from "../client/unary-method";
-import { rpcErrorFromServiceError } from "../errors/from-grpc";
-import { RpcError } from "../errors/rpc-error";
-import { Status } from "../errors/status";
-import { checkHealth } from "../pool/health-check";
-import { jsonLogger, type Logger } from "../pool/logger";
-import { bidiStreamCall, clientStreamCall, serverStreamCall, type Admit } from "../pool/stream-call";
-import { errorFromAbort, runUnaryCall } from "../pool/unary-call";
-import type { BatchOptions, BatchResult } from "../resilience/batch";
-import { ResilienceEvents } from "../resilience/events";
-import { poolResilience } from "../resilience/pool-resilience";
-import { retryingServerStream } from "../resilience/stream-retry";
+import type { Call, Interceptor } from "../call/interceptor";
+import { jsonLogger } from "../core/logger";
+import type { MetadataInit } from "../core/metadata";
+import { RpcError } from "../core/rpc-error";
+import { Status } from "../core/status";
+import { CallSurface, type PoolState } from "../client/call-surface";
+import type { CircuitsHealth } from "../resilience/pool-resilience";
+import type { Lease } from "../transport/call-target";
+import { checkHealth, type ServingStatus } from "../transport/health-check";
+import { rpcErrorFromStatus } from "../transport/grpc-status";
+import type { OutgoingCall } from "../transport/outgoing-call";
+import { runUnaryCall } from "../transport/unary-call";
 import { resolveRemoteOptions, type RemotePoolOptions, type ResolvedRemoteOptions } from "./remote-options";
 import { RemoteTarget, type TargetState } from "./remote-target";
-import type { ServingStatus } from "../pool/health-check";
 import { withTlsHint } from "./tls-hint";
 
 /** A target as `health()` reports it. */
@@ -37,12 +28,17 @@ export interface RemoteTargetHealth {
 
 /** The remote pool as `health()` reports it. */
 export interface RemotePoolHealth {
-  state: "new" | "starting" | "running" | "stopping" | "stopped";
+  state: PoolState;
   total: number;
   /** Targets whose channel is READY. */
   ready: number;
   targets: RemoteTargetHealth[];
+  /** The circuit breakers' circuits (empty without breakers). */
+  circuits: CircuitsHealth;
 }
+
+/** Events a `RemotePool` emits (none yet; the pool has the same emitter surface as `WorkerPool`). */
+export type RemotePoolEvents = Record<never, never>;
 
 /** `start()` could not reach a target: which one and the last error it gave. */
 export class RemoteStartError extends Error {
@@ -54,35 +50,30 @@ export class RemoteStartError extends Error {
 
 /**
  * Python workers on other hosts, reached over TCP (TLS, bearer token) with grpc-js's own name
- * resolution and balancing: the same `client(Definition)`, `dynamicClient`, `batch`, middleware,
- * resilience options and `RpcError` model as `WorkerPool`, without process supervision (whatever
- * runs the workers, e.g. Kubernetes, supervises them). See docs/scaling.md.
+ * resolution and balancing: the same `client(Definition)`, `dynamicClient`, `batch`, interceptors,
+ * resilience options and `RpcError` model as `WorkerPool` (one `CallSurface`), without process
+ * supervision (whatever runs the workers, e.g. Kubernetes, supervises them). See docs/scaling.md.
  */
-export class RemotePool {
+export class RemotePool extends CallSurface<RemotePoolEvents> {
   private readonly options: ResolvedRemoteOptions;
-  private readonly logger: Logger;
   private readonly targets: RemoteTarget[] = [];
-  private stateValue: RemotePoolHealth["state"] = "new";
   private shutdownPromise: Promise<void> | undefined;
   private rotate = 0;
   private healthTimer: NodeJS.Timeout | undefined;
-  private readonly send: NextUnary;
-  private readonly streamRetry: UnaryMiddleware;
-  /** Events and counters of the built-in resilience policies, as on `WorkerPool`. */
-  readonly resilience = new ResilienceEvents();
 
   /** Validates options at once (targets, TLS, the plaintext rule); no connection is made before `start()`. */
   constructor(options: RemotePoolOptions) {
-    this.options = resolveRemoteOptions(options);
-    this.logger = options.logger ?? jsonLogger("info");
-    const resilience = poolResilience(options, { events: this.resilience, logger: this.logger, requestTimeoutMs: this.options.requestTimeoutMs });
-    this.send = composeMiddleware([...(options.middleware ?? []), ...resilience.middleware, ...(options.attemptMiddleware ?? [])], (call) => this.dispatch(call));
-    this.streamRetry = resilience.streamRetry;
-  }
-
-  /** Where the pool is in its life. */
-  get state(): RemotePoolHealth["state"] {
-    return this.stateValue;
+    const resolved = resolveRemoteOptions(options);
+    super({
+      name: "RemotePool",
+      logger: options.logger ?? jsonLogger("info"),
+      requestTimeoutMs: resolved.requestTimeoutMs,
+      interceptors: options.middleware,
+      attemptInterceptors: options.attemptMiddleware,
+      innerInterceptors: resolved.token === undefined ? [] : [bearerToken(resolved.token)],
+      resilience: options,
+    });
+    this.options = resolved;
   }
 
   /**
@@ -100,6 +91,7 @@ export class RemotePool {
       if (failures.length > 0) {
         for (const t of this.targets) t.close();
         this.stateValue = "stopped";
+        this.disposeResilience();
         throw new RemoteStartError(failures, this.options.startTimeoutMs);
       }
     }
@@ -128,8 +120,9 @@ export class RemotePool {
         if (status === "SERVING") return undefined;
         last = `health answered ${status}`;
       } catch (err) {
-        const facts = { method: "/grpc.health.v1.Health/Check", workerId: target.id, idempotent: true, deadlineAt, deadlineKind: "transport" as const };
-        const rpc = withTlsHint(rpcErrorFromServiceError(err as ServiceError, facts), target.id) as RpcError;
+        const e = err as Partial<ServiceError>;
+        const facts = { method: "/grpc.health.v1.Health/Check", workerId: target.id, idempotent: true, deadlineAt, deadlineKind: "transport" as const, startedAt: Date.now() };
+        const rpc = withTlsHint(rpcErrorFromStatus({ code: e.code ?? Status.UNKNOWN, details: e.details ?? String(err), metadata: e.metadata }, facts), target.id) as RpcError;
         last = `${Status[rpc.code()]}: ${rpc.details()}`;
       }
       await new Promise((r) => setTimeout(r, Math.min(200, Math.max(0, until - Date.now()))));
@@ -137,116 +130,46 @@ export class RemotePool {
     return last;
   }
 
-  /** A typed client for a generated service definition, exactly as `WorkerPool.client`. */
-  client<D extends ServiceDefinition>(definition: D, options: ClientOptions = {}): Client<D> {
-    return typedClientOn(this.surface, definition, options);
-  }
-
-  /** A client built at run time from a `.proto` file (no codegen), as `WorkerPool.dynamicClient`. */
-  dynamicClient(protoPath: string, serviceName: string, options?: DynamicClientOptions): DynamicClient {
-    return dynamicClientOn(this.surface, protoPath, serviceName, options);
-  }
-
-  /** One unary call through the pool's middleware, as `WorkerPool.unary`. */
-  unary<Res>(method: UnaryMethod<unknown, Res>, request: unknown, options?: CallOptions): Promise<Res> {
-    return unaryOn(this.surface, method, request, options);
-  }
-
-  /** Runs a method for every request with bounded concurrency, as `WorkerPool.batch` (docs/resilience.md). */
-  batch<Req, Res>(method: ((request: Req, options?: CallOptions) => Promise<Res>) | UnaryMethod<unknown, Res>, requests: readonly Req[], options?: BatchOptions): Promise<BatchResult<Res>> {
-    return batchOn(this.surface, method, requests, { events: this.resilience, ...options });
-  }
-
-  private get surface(): CallSurface {
-    return { send: this.send, streams: this.streams };
-  }
-
-  /** Streaming calls: bound to one target for their whole life; the token is added like on unary calls. */
-  private readonly streams: StreamInvoker = {
-    // Opening a server stream is retried by the same policy as on WorkerPool (until its first message).
-    serverStream: (method, request, options = {}) =>
-      retryingServerStream(this.streamRetry, method, request, options, (attempt, avoid) =>
-        serverStreamCall(this.streamAdmission(method, attempt, avoid), method, request, this.withToken(attempt))[Symbol.asyncIterator](),
-      ),
-    clientStream: (method, requests, options = {}) => clientStreamCall(this.streamAdmission(method, options), method, requests, this.withToken(options)),
-    bidiStream: (method, requests, options = {}) => bidiStreamCall(this.streamAdmission(method, options), method, requests, this.withToken(options)),
-  };
-
-  private streamAdmission(method: StreamMethod<unknown, unknown>, options: CallOptions, avoid?: ReadonlySet<string>): Admit {
-    return async () => {
-      const { target, deadline } = this.admit(method, options, avoid);
-      return { worker: target, deadline, release: () => this.release(target) };
-    };
-  }
-
-  /** The end of every middleware chain: picks a target and runs the call on its channel. */
-  private async dispatch(call: UnaryCall): Promise<unknown> {
-    const options = this.withToken(call.options);
-    const { target, deadline } = this.admit(call.method, options, call.avoidWorkers, call.excludeWorkers);
-    call.onDispatch?.(target.id);
-    try {
-      return await runUnaryCall(target, call.method, call.request, deadline, options, () => this.release(target));
-    } catch (err) {
-      throw withTlsHint(err, target.id);
-    }
-  }
-
   /**
-   * Checks the pool's state and the caller's signal, fixes the deadline, and picks the target
-   * with the fewest calls in flight among those whose channel is not failing (all of them when
-   * every one is, so that the call fails with the channel's own reason, e.g. a TLS error).
+   * Admission: the target with the fewest calls in flight among those whose channel is not
+   * failing and that do not answer NOT_SERVING (all of them when every one is, so that the call
+   * fails with the channel's own reason, e.g. a TLS error). No queue: grpc-js queues per channel.
    */
-  private admit(method: { path: string; idempotent: boolean }, options: CallOptions, avoid?: ReadonlySet<string>, exclude?: WorkerFilter): { target: RemoteTarget; deadline: EffectiveDeadline } {
-    const idempotent = method.idempotent || options.idempotent === true;
-    if (this.stateValue !== "running") {
-      const notStarted = this.stateValue === "new" || this.stateValue === "starting";
-      throw new RpcError({ code: Status.FAILED_PRECONDITION, details: notStarted ? "remote pool is not started: await pool.start() before calling" : "pool is shut down", category: "lifecycle", method: method.path, reachedWorker: false });
-    }
-    if (options.signal?.aborted) throw errorFromAbort(options.signal, method.path, { idempotent, reachedWorker: false });
-    const deadline = effectiveDeadline(options, this.options.requestTimeoutMs);
+  protected acquire(call: Call, out: OutgoingCall): Lease {
+    const exclude = call.excludeWorkers;
+    const avoid = call.avoidWorkers;
     const allowed = this.targets.filter((t) => !exclude?.has(t.id));
     if (allowed.length === 0) {
-      throw new RpcError({ code: Status.UNAVAILABLE, details: `no remote target available: all ${this.targets.length} are excluded (open circuit breakers)`, category: "lifecycle", method: method.path, reachedWorker: false, idempotent });
+      throw new RpcError({ code: Status.UNAVAILABLE, details: `no remote target available: all ${this.targets.length} are excluded (open circuit breakers)`, category: "lifecycle", method: out.method.path, requestId: out.requestId, reachedWorker: false, idempotent: out.idempotent });
     }
     const healthy = allowed.filter((t) => t.state !== "TRANSIENT_FAILURE" && t.serving !== "NOT_SERVING");
     const preferred = healthy.filter((t) => !avoid?.has(t.id));
-    const pool = preferred.length > 0 ? preferred : healthy.length > 0 ? healthy : allowed;
+    const candidates = preferred.length > 0 ? preferred : healthy.length > 0 ? healthy : allowed;
     let best: RemoteTarget | undefined;
     const start = this.rotate++;
-    for (let i = 0; i < pool.length; i++) {
-      const t = pool[(start + i) % pool.length];
+    for (let i = 0; i < candidates.length; i++) {
+      const t = candidates[(start + i) % candidates.length];
       if (!best || t.inFlight < best.inFlight) best = t;
     }
     const target = best as RemoteTarget;
     target.inFlight += 1;
-    return { target, deadline };
+    return this.issueLease(target, () => {
+      target.inFlight -= 1;
+      target.served += 1;
+    });
   }
 
-  private release(target: RemoteTarget): void {
-    target.inFlight -= 1;
-    target.served += 1;
-  }
-
-  /** Adds `authorization: Bearer <token>` unless the caller set an authorization header. */
-  private withToken(options: CallOptions): CallOptions {
-    const token = this.options.token;
-    if (token === undefined) return options;
-    const md = options.metadata;
-    if (md instanceof Metadata) {
-      if (md.get("authorization").length > 0) return options;
-      const copy = md.clone();
-      copy.set("authorization", `Bearer ${token}`);
-      return { ...options, metadata: copy };
-    }
-    if (md && Object.keys(md).some((k) => k.toLowerCase() === "authorization")) return options;
-    const merged: MetadataInit = { ...(md ?? {}), authorization: `Bearer ${token}` };
-    return { ...options, metadata: merged };
+  /** Plain gRPC to the target; a TLS failure gets a hint at what to check. */
+  protected override runUnary(out: OutgoingCall, payload: Buffer, lease: Lease): Promise<unknown> {
+    return runUnaryCall(out, payload, lease).catch((err: unknown) => {
+      throw withTlsHint(err, lease.target.id);
+    });
   }
 
   /** Every target's channel state and call counts. */
   health(): RemotePoolHealth {
     const targets = this.targets.map((t) => ({ id: t.id, state: t.state, serving: t.serving, inFlight: t.inFlight, served: t.served }));
-    return { state: this.stateValue, total: targets.length, ready: targets.filter((t) => t.state === "READY").length, targets };
+    return { state: this.stateValue, total: targets.length, ready: targets.filter((t) => t.state === "READY").length, targets, circuits: this.builtIn.circuits() };
   }
 
   /**
@@ -261,13 +184,30 @@ export class RemotePool {
   private async doShutdown(graceMs: number): Promise<void> {
     if (this.stateValue === "new") {
       this.stateValue = "stopped";
+      this.disposeResilience();
       return;
     }
     this.stateValue = "stopping";
     clearInterval(this.healthTimer);
-    const until = Date.now() + graceMs;
-    while (this.targets.some((t) => t.inFlight > 0) && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    await this.waitForIdle(graceMs);
     for (const t of this.targets) t.close();
+    this.disposeResilience();
     this.stateValue = "stopped";
   }
+}
+
+/** Adds `authorization: Bearer <token>` to every attempt unless the caller set an authorization header. */
+function bearerToken(token: string): Interceptor {
+  const value = `Bearer ${token}`;
+  return (call, next) => {
+    const md: MetadataInit | undefined = call.options.metadata;
+    if (md instanceof Metadata) {
+      if (md.get("authorization").length > 0) return next(call);
+      const copy = md.clone();
+      copy.set("authorization", value);
+      return next({ ...call, options: { ...call.options, metadata: copy } });
+    }
+    if (md && Object.keys(md).some((k) => k.toLowerCase() === "authorization")) return next(call);
+    return next({ ...call, options: { ...call.options, metadata: { ...md, authorization: value } } });
+  };
 }

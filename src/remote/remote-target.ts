@@ -1,6 +1,6 @@
 import { Client, connectivityState, credentials, type ChannelCredentials, type ChannelOptions } from "@grpc/grpc-js";
-import type { CallTarget } from "../pool/call-target";
-import { checkHealth, type ServingStatus } from "../pool/health-check";
+import type { CallTarget } from "../transport/call-target";
+import { checkHealth, type ServingStatus } from "../transport/health-check";
 import type { WorkerCall } from "../pool/worker-process";
 import type { ResolvedRemoteOptions } from "./remote-options";
 

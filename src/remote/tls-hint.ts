@@ -1,4 +1,4 @@
-import { RpcError } from "../errors/rpc-error";
+import { RpcError } from "../core/rpc-error";
 
 // grpc-js reports a failed TLS handshake as UNAVAILABLE "No connection established. Last error: …"
 // with Node's TLS error text; these are the texts that mean "check the certificates".

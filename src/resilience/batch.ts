@@ -1,11 +1,15 @@
 import { randomUUID } from "node:crypto";
-import type { CallOptions } from "../client/call-options";
-import type { UnaryMethod } from "../client/unary-method";
-import { RpcError } from "../errors/rpc-error";
-import { Status, statusName } from "../errors/status";
+import type { BaseCallOptions } from "../call/call-options";
+import type { ResilienceCallOptions } from "./pool-resilience";
+import type { UnaryMethod } from "../call/method";
+import { RpcError } from "../core/rpc-error";
+import { Status, statusName } from "../core/status";
 import type { DeadLetter, DeadLetterStore } from "./dead-letter-store";
 import type { ResilienceEvents } from "./events";
 import { firstFailureTime } from "./retry-middleware";
+
+/** The options of one call a batch or a replay makes. */
+type CallOptions = BaseCallOptions & ResilienceCallOptions;
 
 /** Options of `pool.batch(...)`. */
 export interface BatchOptions {
@@ -15,7 +19,10 @@ export interface BatchOptions {
   signal?: AbortSignal;
   /** Options for every item's call (timeoutMs, retry, metadata, …); the batch's signal is added. */
   callOptions?: CallOptions;
-  /** Where items that fail for good go (every failure except the batch's own cancellation). */
+  /**
+   * Where items that fail for good go (every failure except the batch's own cancellation). A write
+   * the store refuses never rejects the batch: see `BatchResult.deadLetterErrors`.
+   */
   deadLetters?: DeadLetterStore;
   /** Called after each item settles, in completion order. */
   onProgress?: (progress: BatchProgress) => void;
@@ -34,12 +41,33 @@ export interface BatchProgress {
   ok: boolean;
 }
 
-/** What a batch returns: every item is in exactly one list, each sorted by index. */
+/** An item that failed; `deadLetterError` says why its dead letter could not be written. */
+export interface BatchFailure {
+  index: number;
+  error: RpcError;
+  /** The store's error when writing this item's dead letter failed (disk full, permission denied). */
+  deadLetterError?: Error;
+}
+
+/** A dead letter the store refused: the letter itself, so the caller can keep it elsewhere. */
+export interface DeadLetterWriteFailure {
+  index: number;
+  /** The letter that was not written (absent only when the request could not even be encoded). */
+  letter?: DeadLetter;
+  error: Error;
+}
+
+/** What a batch returns: every item is in exactly one of `succeeded` and `failed`, each sorted by index. */
 export interface BatchResult<Res> {
   succeeded: { index: number; response: Res }[];
-  failed: { index: number; error: RpcError }[];
+  failed: BatchFailure[];
   /** Ids of the dead letters written, in index order of their items. */
   deadLetterIds: string[];
+  /**
+   * Items whose dead letter the store could not write, in index order. The batch still resolves
+   * with every result; these letters exist only here. Empty when every write succeeded.
+   */
+  deadLetterErrors: DeadLetterWriteFailure[];
 }
 
 /**
@@ -62,8 +90,9 @@ export async function runBatch<Req, Res>(
   const { signal, deadLetters, onProgress } = options;
   const total = requests.length;
   const succeeded: { index: number; response: Res }[] = [];
-  const failed: { index: number; error: RpcError }[] = [];
+  const failed: BatchFailure[] = [];
   const letters: { index: number; id: string }[] = [];
+  const deadLetterErrors: DeadLetterWriteFailure[] = [];
   const path = method?.path ?? "batch";
   let next = 0;
   const settle = (index: number, ok: boolean): void => {
@@ -83,13 +112,21 @@ export async function runBatch<Req, Res>(
       settle(index, true);
     } catch (thrown) {
       const error = RpcError.from(thrown, path);
+      const failure: BatchFailure = { index, error };
       if (deadLetters && method && error.category !== "cancelled") {
-        const letter = deadLetterOf(method, request, error, index, firstFailureTime(error) ?? startedAt);
-        await deadLetters.add(letter);
-        letters.push({ index, id: letter.id });
-        options.events?.report("deadLetter", { method: path, id: letter.id, error });
+        let letter: DeadLetter | undefined;
+        try {
+          letter = deadLetterOf(method, request, error, index, firstFailureTime(error) ?? startedAt);
+          await deadLetters.add(letter);
+          letters.push({ index, id: letter.id });
+          options.events?.report("deadLetter", { method: path, id: letter.id, error });
+        } catch (writeError) {
+          // The batch keeps going and keeps every result; the letter is handed back instead.
+          failure.deadLetterError = asError(writeError);
+          deadLetterErrors.push({ index, ...(letter ? { letter } : {}), error: failure.deadLetterError });
+        }
       }
-      failed.push({ index, error });
+      failed.push(failure);
       settle(index, false);
     }
   };
@@ -100,7 +137,8 @@ export async function runBatch<Req, Res>(
   succeeded.sort((a, b) => a.index - b.index);
   failed.sort((a, b) => a.index - b.index);
   letters.sort((a, b) => a.index - b.index);
-  return { succeeded, failed, deadLetterIds: letters.map((l) => l.id) };
+  deadLetterErrors.sort((a, b) => a.index - b.index);
+  return { succeeded, failed, deadLetterIds: letters.map((l) => l.id), deadLetterErrors };
 }
 
 /** Builds the dead letter of a failed call. */
@@ -135,4 +173,11 @@ function jsonView(value: unknown): unknown {
       return v;
     }) ?? "null",
   );
+}
+
+/** The thrown value itself when it is error-like (keeps `code`, e.g. ENOSPC), else an Error of its text. */
+function asError(thrown: unknown): Error {
+  if (thrown instanceof Error) return thrown;
+  if (thrown && typeof thrown === "object" && typeof (thrown as { message?: unknown }).message === "string") return thrown as Error;
+  return new Error(String(thrown));
 }

@@ -1,5 +1,5 @@
-import { RpcError } from "../errors/rpc-error";
-import { Status } from "../errors/status";
+import { RpcError } from "../core/rpc-error";
+import { Status } from "../core/status";
 
 /** The ErrorInfo reason on errors of an open circuit. */
 export const CIRCUIT_OPEN_REASON = "CIRCUIT_OPEN";
@@ -7,12 +7,18 @@ export const CIRCUIT_OPEN_REASON = "CIRCUIT_OPEN";
 /**
  * The error an open method circuit fails calls with: UNAVAILABLE, category `lifecycle`, never
  * reached a worker, not `retryable` (retrying into an open circuit only adds load), with an
- * ErrorInfo (`reason: "CIRCUIT_OPEN"`) and a RetryInfo saying when the probe will be let through.
+ * ErrorInfo (`reason: "CIRCUIT_OPEN"`) and a RetryInfo saying when the probe will be let through
+ * (`remainingMs`; undefined for a half-open circuit whose probe is out).
  */
-export function circuitOpenError(method: string, remainingMs: number, requestId?: string): RpcError {
+export function circuitOpenError(method: string, remainingMs: number | undefined, requestId?: string): RpcError {
+  // Half-open (remainingMs undefined): one probe is out; others fail fast until it settles.
+  const retryAfterMs = remainingMs ?? 0;
   return new RpcError({
     code: Status.UNAVAILABLE,
-    details: `circuit open for ${method}: failing fast without calling a worker; a probe is let through in ${remainingMs} ms`,
+    details:
+      remainingMs === undefined
+        ? `circuit half-open for ${method}: failing fast while one probe call is in flight`
+        : `circuit open for ${method}: failing fast without calling a worker; a probe is let through in ${remainingMs} ms`,
     category: "lifecycle",
     method,
     requestId,
@@ -22,12 +28,12 @@ export function circuitOpenError(method: string, remainingMs: number, requestId?
       {
         kind: "ErrorInfo",
         typeUrl: "type.googleapis.com/google.rpc.ErrorInfo",
-        value: { reason: CIRCUIT_OPEN_REASON, domain: "procgrpc", metadata: { method, retryAfterMs: String(remainingMs) } },
+        value: { reason: CIRCUIT_OPEN_REASON, domain: "procgrpc", metadata: { method, retryAfterMs: String(retryAfterMs) } },
       },
       {
         kind: "RetryInfo",
         typeUrl: "type.googleapis.com/google.rpc.RetryInfo",
-        value: { retryDelay: { seconds: Math.floor(remainingMs / 1000), nanos: (remainingMs % 1000) * 1e6 } },
+        value: { retryDelay: { seconds: Math.floor(retryAfterMs / 1000), nanos: (retryAfterMs % 1000) * 1e6 } },
       },
     ],
   });

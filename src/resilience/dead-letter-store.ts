@@ -1,4 +1,4 @@
-import type { ErrorCategory } from "../errors/categories";
+import type { ErrorCategory } from "../core/categories";
 
 /** One call that failed for good, kept so it can be inspected and replayed. */
 export interface DeadLetter {
@@ -37,8 +37,25 @@ export interface DeadLetterFailure {
 }
 
 /**
+ * A letter taken by one replayer: no other replayer (in this process or another) gets it until
+ * the claim is settled, or until its owner process has died (then it can be claimed again).
+ */
+export interface DeadLetterClaim {
+  readonly letter: DeadLetter;
+  /** The replay succeeded: removes the letter, durably. */
+  complete(): Promise<void>;
+  /** Gives the letter back, with the failed replay recorded when there is one. */
+  release(failure?: DeadLetterFailure): Promise<void>;
+}
+
+/**
  * Where dead letters go. Implementations must make `add`, `remove` and `recordFailure` durable
  * before their promise resolves, so that a crash never loses a letter nor resurrects a removed one.
+ *
+ * `claimable` and `claim` are optional: a store that has them can be replayed by several
+ * replayers at once (processes, or a replayer beside the application that writes letters) without
+ * delivering a letter twice. `replayDeadLetters` uses them when they are there; a store without
+ * them must be replayed by one replayer at a time.
  */
 export interface DeadLetterStore {
   add(letter: DeadLetter): Promise<void>;
@@ -51,6 +68,18 @@ export interface DeadLetterStore {
   purge(): Promise<number>;
   /** Optional housekeeping (e.g. rewriting a log without removed letters). */
   compact?(): Promise<void>;
+  /** Ids that `claim` may give now: letters not claimed, and claims whose owner died. */
+  claimable?(): Promise<string[]>;
+  /** Takes one letter for this replayer; undefined when it is gone or another live replayer has it. */
+  claim?(id: string): Promise<DeadLetterClaim | undefined>;
+}
+
+/** A store that supports claims (`claimable` and `claim`). */
+export type ClaimingDeadLetterStore = DeadLetterStore & Required<Pick<DeadLetterStore, "claimable" | "claim">>;
+
+/** Whether `store` supports claims, so that concurrent replays never deliver a letter twice. */
+export function supportsClaims(store: DeadLetterStore): store is ClaimingDeadLetterStore {
+  return typeof store.claim === "function" && typeof store.claimable === "function";
 }
 
 /** Applies a failed replay to a letter. */
@@ -68,8 +97,9 @@ export function withFailure(letter: DeadLetter, failure: DeadLetterFailure): Dea
 }
 
 /** A dead-letter store in memory (tests, or callers that persist letters themselves). */
-export class MemoryDeadLetterStore implements DeadLetterStore {
+export class MemoryDeadLetterStore implements ClaimingDeadLetterStore {
   private readonly letters = new Map<string, DeadLetter>();
+  private readonly claimed = new Set<string>();
 
   async add(letter: DeadLetter): Promise<void> {
     this.letters.set(letter.id, letter);
@@ -84,7 +114,34 @@ export class MemoryDeadLetterStore implements DeadLetterStore {
   }
 
   async remove(id: string): Promise<boolean> {
+    this.claimed.delete(id);
     return this.letters.delete(id);
+  }
+
+  async claimable(): Promise<string[]> {
+    return [...this.letters.keys()].filter((id) => !this.claimed.has(id));
+  }
+
+  async claim(id: string): Promise<DeadLetterClaim | undefined> {
+    const letter = this.letters.get(id);
+    if (!letter || this.claimed.has(id)) return undefined;
+    this.claimed.add(id);
+    let settled = false;
+    const settle = (): boolean => {
+      if (settled) return false;
+      settled = true;
+      this.claimed.delete(id);
+      return true;
+    };
+    return {
+      letter,
+      complete: async () => {
+        if (settle()) this.letters.delete(id);
+      },
+      release: async (failure) => {
+        if (settle() && failure) await this.recordFailure(id, failure);
+      },
+    };
   }
 
   async recordFailure(id: string, failure: DeadLetterFailure): Promise<void> {
@@ -95,6 +152,7 @@ export class MemoryDeadLetterStore implements DeadLetterStore {
   async purge(): Promise<number> {
     const n = this.letters.size;
     this.letters.clear();
+    this.claimed.clear();
     return n;
   }
 }

@@ -1,5 +1,6 @@
 import { EventEmitter } from "node:events";
-import type { RpcError } from "../errors/rpc-error";
+import type { Logger } from "../core/logger";
+import type { RpcError } from "../core/rpc-error";
 
 /** Where a retry delay came from. */
 export type DelaySource = "backoff" | "retry-info" | "pushback";
@@ -127,18 +128,28 @@ export class ResilienceEvents extends EventEmitter<ResilienceEventMap> {
     deadLetters: 0,
   };
 
+  /** `logger`: where a listener that throws is reported (the event still reaches the other listeners). */
+  constructor(private readonly logger?: Logger) {
+    super();
+  }
+
   /** A snapshot of the counters. */
   counters(): ResilienceCounters {
     return { ...this.totals };
   }
 
-  /** Emits `name` and updates the counters; policies call this, listeners never throw into a call. */
+  /**
+   * Emits `name` and updates the counters; policies call this. A listener that throws never fails
+   * the call it observes: its error is logged and the other listeners still run.
+   */
   report<K extends keyof ResilienceEventMap>(name: K, ...args: ResilienceEventMap[K]): void {
     this.count(name, args[0] as ResilienceEventMap[keyof ResilienceEventMap][0]);
-    try {
-      this.emit(name, ...(args as never));
-    } catch {
-      // A throwing listener must not fail the call it observes.
+    for (const listener of this.rawListeners(name as never) as unknown as ((...a: unknown[]) => unknown)[]) {
+      try {
+        listener.apply(this, args);
+      } catch (err) {
+        this.logger?.error({ event: name, err: err instanceof Error ? err.message : String(err) }, "a resilience event listener threw");
+      }
     }
   }
 

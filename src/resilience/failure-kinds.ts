@@ -1,5 +1,5 @@
-import type { RpcError } from "../errors/rpc-error";
-import { Status } from "../errors/status";
+import type { RpcError } from "../core/rpc-error";
+import { Status } from "../core/status";
 
 /** Codes a servicer sends when it (not the caller) is in trouble. */
 const SERVER_TROUBLE: ReadonlySet<Status> = new Set([

@@ -1,13 +1,21 @@
-import type { FallbackFunction } from "../client/call-options";
-import type { UnaryMiddleware } from "../client/middleware";
-import { RpcError } from "../errors/rpc-error";
-import { Status } from "../errors/status";
-import type { Logger } from "../pool/logger";
+import type { Interceptor } from "../call/interceptor";
+import { RpcError } from "../core/rpc-error";
+import { Status } from "../core/status";
+import type { Logger } from "../core/logger";
 import { isCircuitOpen } from "./circuit-open-error";
 import type { ResilienceEvents } from "./events";
 
 /** Codes a fallback may answer for: the worker side is in trouble, not the caller. */
 const FALLBACK_CODES: ReadonlySet<Status> = new Set([Status.UNAVAILABLE, Status.RESOURCE_EXHAUSTED, Status.ABORTED, Status.DEADLINE_EXCEEDED]);
+
+/** A fallback: receives the final error and the request, returns (or resolves to) the response to use instead. */
+export type FallbackFunction<Req = unknown, Res = unknown> = (error: RpcError, request: Req) => Res | Promise<Res>;
+
+/** The call option the fallback interceptor reads. */
+export interface FallbackCallOptions {
+  /** Returns a degraded response when the call fails with a retryable error or an open circuit; every use is logged and counted. */
+  fallback?: FallbackFunction;
+}
 
 /** Options of `fallbackMiddleware`. */
 export interface FallbackMiddlewareOptions {
@@ -32,11 +40,12 @@ export function fallbackApplies(err: RpcError): boolean {
 /**
  * Graceful degradation: when a call fails in a way `fallbackApplies` accepts and a fallback is
  * set (per call, per client method, or per method path here), its result is returned instead.
- * Every use is logged at `warn` and reported as a `fallback` event — never silent.
+ * Every use is logged at `warn` and reported as a `fallback` event — never silent. Unary calls only.
  */
-export function fallbackMiddleware(options: FallbackMiddlewareOptions = {}): UnaryMiddleware {
+export function fallbackMiddleware(options: FallbackMiddlewareOptions = {}): Interceptor<FallbackCallOptions> {
   const { methods = {}, logger, events } = options;
   return async (call, next) => {
+    if (call.kind !== "unary") return next(call);
     try {
       return await next(call);
     } catch (thrown) {

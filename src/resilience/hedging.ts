@@ -1,6 +1,6 @@
-import type { UnaryMiddleware } from "../client/middleware";
-import { RpcError } from "../errors/rpc-error";
-import type { Status } from "../errors/status";
+import type { Interceptor } from "../call/interceptor";
+import { RpcError } from "../core/rpc-error";
+import type { Status } from "../core/status";
 import type { ResilienceEvents } from "./events";
 import { RETRY_CODES } from "./retry-policy";
 
@@ -10,6 +10,12 @@ export interface HedgeOptions {
   delayMs?: number;
   /** Copies in all, the first included. Default 2. */
   maxAttempts?: number;
+}
+
+/** The call option the hedging interceptor reads. */
+export interface HedgeCallOptions {
+  /** Hedging for this call (`false`: none; `true`: the pool's settings). Sending copies is only safe for calls without side effects. */
+  hedge?: HedgeOptions | boolean;
 }
 
 /** Options of `hedgingMiddleware`. */
@@ -29,12 +35,14 @@ const LOST = "hedged call answered by another copy";
  * the cancellation: `context.is_active()` turns false). A copy failing with a transient code makes
  * the next copy go at once; any other failure ends the call. Only for calls without side effects:
  * methods marked NO_SIDE_EFFECTS, or calls whose caller asks with `hedge` in the call options.
+ * Unary calls only; streams pass through.
  */
-export function hedgingMiddleware(options: HedgingMiddlewareOptions = {}): UnaryMiddleware {
+export function hedgingMiddleware(options: HedgingMiddlewareOptions = {}): Interceptor<HedgeCallOptions> {
   const { noSideEffectMethods = true, events } = options;
   const base = { delayMs: options.delayMs ?? 100, maxAttempts: options.maxAttempts ?? 2 };
   validate(base);
   return (call, next) => {
+    if (call.kind !== "unary") return next(call);
     const setting = call.options.hedge;
     if (setting === false) return next(call);
     if (setting === undefined && !(noSideEffectMethods && call.method.idempotencyLevel === "NO_SIDE_EFFECTS")) return next(call);
@@ -119,7 +127,7 @@ export function hedgingMiddleware(options: HedgingMiddlewareOptions = {}): Unary
 }
 
 function validate(o: { delayMs: number; maxAttempts: number }): { delayMs: number; maxAttempts: number } {
-  if (typeof o.delayMs !== "number" || !Number.isFinite(o.delayMs) || o.delayMs < 0) throw new TypeError(`hedge: delayMs must be a number >= 0, got ${String(o.delayMs)}`);
-  if (!Number.isInteger(o.maxAttempts) || o.maxAttempts < 1) throw new TypeError(`hedge: maxAttempts must be an integer >= 1, got ${String(o.maxAttempts)}`);
+  if (typeof o.delayMs !== "number" || !Number.isFinite(o.delayMs) || o.delayMs < 0) throw new RangeError(`hedge: delayMs must be a number >= 0, got ${String(o.delayMs)}`);
+  if (!Number.isInteger(o.maxAttempts) || o.maxAttempts < 1) throw new RangeError(`hedge: maxAttempts must be an integer >= 1, got ${String(o.maxAttempts)}`);
   return o;
 }

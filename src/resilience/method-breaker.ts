@@ -1,5 +1,5 @@
-import type { UnaryMiddleware } from "../client/middleware";
-import { RpcError } from "../errors/rpc-error";
+import type { Interceptor } from "../call/interceptor";
+import { RpcError } from "../core/rpc-error";
 import { CircuitBreaker, type CircuitBreakerOptions } from "./circuit-breaker";
 import { circuitOpenError } from "./circuit-open-error";
 import type { CircuitState, ResilienceEvents } from "./events";
@@ -13,16 +13,18 @@ export interface MethodBreakerOptions extends CircuitBreakerOptions {
 
 /** A per-method circuit breaker as middleware, with its circuits for inspection. */
 export interface MethodBreaker {
-  readonly middleware: UnaryMiddleware;
+  readonly middleware: Interceptor;
   /** The state of a method's circuit (`closed` for one never called). */
   state(method: string): CircuitState;
+  /** Every circuit used so far, by method path. */
+  states(): Record<string, CircuitState>;
   /** Stops the circuits' timers. */
   dispose(): void;
 }
 
 /**
- * Per-method circuit breaking (opt-in): when a method's failures (worker trouble, not caller
- * mistakes) pass the threshold, its calls fail fast with UNAVAILABLE (category `lifecycle`, details
+ * Per-method circuit breaking (opt-in, unary calls): when a method's failures (worker trouble,
+ * not caller mistakes) pass the threshold, its calls fail fast with UNAVAILABLE (category `lifecycle`, details
  * say the circuit is open) until a half-open probe succeeds. State changes are `circuitStateChange` events.
  */
 export function methodBreaker(options: MethodBreakerOptions = {}, events?: ResilienceEvents): MethodBreaker {
@@ -38,13 +40,13 @@ export function methodBreaker(options: MethodBreakerOptions = {}, events?: Resil
     }
     return circuit;
   };
-  const middleware: UnaryMiddleware = async (call, next) => {
+  const middleware: Interceptor = async (call, next) => {
     const path = call.method.path;
-    if (only && !only.has(path)) return next(call);
+    if (call.kind !== "unary" || (only && !only.has(path))) return next(call);
     const circuit = circuitFor(path);
     if (!circuit.tryAcquire()) {
       events?.report("circuitReject", { method: path });
-      throw circuitOpenError(path, circuit.remainingOpenMs, call.options.requestId);
+      throw circuitOpenError(path, circuit.state === "half-open" ? undefined : circuit.remainingOpenMs, call.options.requestId);
     }
     try {
       const response = await next(call);
@@ -61,6 +63,7 @@ export function methodBreaker(options: MethodBreakerOptions = {}, events?: Resil
   return {
     middleware,
     state: (method) => circuits.get(method)?.state ?? "closed",
+    states: () => Object.fromEntries([...circuits].map(([method, c]) => [method, c.state])),
     dispose: () => circuits.forEach((c) => c.dispose()),
   };
 }

@@ -1,13 +1,12 @@
-import type { FallbackFunction } from "../client/call-options";
-import type { UnaryMiddleware } from "../client/middleware";
-import type { Logger } from "../pool/logger";
-import type { ResilienceEvents } from "./events";
-import { fallbackMiddleware } from "./fallback";
-import { hedgingMiddleware, type HedgeOptions } from "./hedging";
+import type { Interceptor } from "../call/interceptor";
+import type { Logger } from "../core/logger";
+import type { CircuitState, ResilienceEvents } from "./events";
+import { fallbackMiddleware, type FallbackCallOptions, type FallbackFunction } from "./fallback";
+import { hedgingMiddleware, type HedgeCallOptions, type HedgeOptions } from "./hedging";
 import { methodBreaker, type MethodBreaker, type MethodBreakerOptions } from "./method-breaker";
 import { RetryBudget, type RetryBudgetOptions } from "./retry-budget";
 import { retryMiddleware } from "./retry-middleware";
-import type { RetryOptions } from "./retry-policy";
+import type { RetryCallOptions, RetryOptions } from "./retry-policy";
 import { workerBreaker, type WorkerBreaker, type WorkerBreakerOptions } from "./worker-breaker";
 
 /** The pool's retry settings: `RetryOptions` plus the pool-wide retry budget. */
@@ -16,7 +15,10 @@ export interface PoolRetryOptions extends RetryOptions {
   budget?: RetryBudgetOptions | false;
 }
 
-/** Resilience options of `new WorkerPool(...)`; the pool builds its built-in middleware from them. */
+/** The call options the built-in resilience interceptors read. */
+export type ResilienceCallOptions = RetryCallOptions & HedgeCallOptions & FallbackCallOptions;
+
+/** Resilience options of `new WorkerPool(...)` / `new RemotePool(...)`; the pool builds its built-in interceptors from them. */
 export interface PoolResilienceOptions {
   /**
    * Retries for every call (`true`: the defaults). Default `false`: a call is retried only when its
@@ -34,14 +36,24 @@ export interface PoolResilienceOptions {
   fallbacks?: Readonly<Record<string, FallbackFunction>>;
 }
 
-/** The pool's built-in resilience middleware and the parts a caller can inspect. */
+/** The circuits of a pool's breakers, as `health()` reports them. */
+export interface CircuitsHealth {
+  /** Method circuits by path (only methods called since the breaker was enabled). */
+  methods: Record<string, CircuitState>;
+  /** Worker circuits by worker id. */
+  workers: Record<string, CircuitState>;
+}
+
+/** The pool's built-in resilience interceptors and the parts a caller can inspect. */
 export interface PoolResilience {
   /** Outermost first: fallback → retry (with budget) → method breaker → hedging → worker breaker. */
-  readonly middleware: UnaryMiddleware[];
-  /** The same retry policy (and budget) for opening server streams: see `retryingServerStream`. */
-  readonly streamRetry: UnaryMiddleware;
+  readonly interceptors: readonly Interceptor<ResilienceCallOptions>[];
   readonly workerBreaker: WorkerBreaker | undefined;
   readonly methodBreaker: MethodBreaker | undefined;
+  /** The breakers' circuits now (empty maps without breakers). */
+  circuits(): CircuitsHealth;
+  /** Stops the breakers' timers (the pool is shutting down). */
+  dispose(): void;
 }
 
 /**
@@ -58,10 +70,21 @@ export function poolResilience(options: PoolResilienceOptions, context: { events
   const methods = cb.methods ? methodBreaker(cb.methods === true ? {} : cb.methods, events) : undefined;
   // One budget for unary calls and stream openings alike: a retry storm is a retry storm.
   const budget: RetryBudget | false = retry.budget === false ? false : new RetryBudget(retry.budget ?? {});
-  const retrySettings = { ...retry, budget, enabled: options.retry !== undefined && options.retry !== false, events, requestTimeoutMs };
-  const middleware: UnaryMiddleware[] = [fallbackMiddleware({ methods: options.fallbacks, logger, events }), retryMiddleware(retrySettings)];
-  if (methods) middleware.push(methods.middleware);
-  middleware.push(hedgingMiddleware({ ...hedge, noSideEffectMethods: options.hedge !== undefined && options.hedge !== false, events }));
-  if (workers) middleware.push(workers.middleware);
-  return { middleware, streamRetry: retryMiddleware(retrySettings), workerBreaker: workers, methodBreaker: methods };
+  const interceptors: Interceptor<ResilienceCallOptions>[] = [
+    fallbackMiddleware({ methods: options.fallbacks, logger, events }),
+    retryMiddleware({ ...retry, budget, enabled: options.retry !== undefined && options.retry !== false, events, requestTimeoutMs }),
+  ];
+  if (methods) interceptors.push(methods.middleware);
+  interceptors.push(hedgingMiddleware({ ...hedge, noSideEffectMethods: options.hedge !== undefined && options.hedge !== false, events }));
+  if (workers) interceptors.push(workers.middleware);
+  return {
+    interceptors,
+    workerBreaker: workers,
+    methodBreaker: methods,
+    circuits: () => ({ methods: methods?.states() ?? {}, workers: workers?.states() ?? {} }),
+    dispose: () => {
+      methods?.dispose();
+      workers?.dispose();
+    },
+  };
 }

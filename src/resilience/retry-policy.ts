@@ -1,5 +1,5 @@
-import type { RpcError } from "../errors/rpc-error";
-import { Status } from "../errors/status";
+import type { RpcError } from "../core/rpc-error";
+import { Status } from "../core/status";
 import type { BackoffOptions } from "./backoff";
 import type { DelaySource, RetryEvent, RetryStopReason } from "./events";
 
@@ -7,10 +7,22 @@ import type { DelaySource, RetryEvent, RetryStopReason } from "./events";
 export interface RetryOptions extends BackoffOptions {
   /** Attempts in all, the first included. Default 3. */
   maxAttempts?: number;
+  /**
+   * Status codes that may be retried (the safety rule still applies: a call that may have run is
+   * repeated only when idempotent). Default `RETRY_CODES`: UNAVAILABLE, RESOURCE_EXHAUSTED,
+   * ABORTED, and DEADLINE_EXCEEDED of one attempt's own timeout.
+   */
+  retryableCodes?: readonly Status[];
   /** Deadline of each attempt; the call's own deadline still spans every attempt. Default: none. */
   perAttemptTimeoutMs?: number;
   /** Called before each retry's delay (after the `retry` event). */
   onRetry?: (event: RetryEvent) => void;
+}
+
+/** The call option the retry interceptor reads: this call's retry policy, over the client's and the pool's. */
+export interface RetryCallOptions {
+  /** Retry policy for this call, over the client's and pool's (`false`: no retries; `true`: the defaults). See docs/resilience.md. */
+  retry?: RetryOptions | boolean;
 }
 
 /** Default `maxAttempts`. */
@@ -27,17 +39,17 @@ export type RetryVerdict = { retry: true } | { retry: false; reason: RetryStopRe
 
 /**
  * The retry safety rule (docs/resilience.md):
- * - only UNAVAILABLE, RESOURCE_EXHAUSTED, ABORTED, and DEADLINE_EXCEEDED of one attempt's own
- *   timeout (the call's overall deadline not yet passed) are repeated;
+ * - only the retryable codes are repeated (by default UNAVAILABLE, RESOURCE_EXHAUSTED, ABORTED,
+ *   and DEADLINE_EXCEEDED of one attempt's own timeout, the call's overall deadline not yet passed);
  * - a call that never reached a worker (no ready worker, connect refused, queue full) may always be repeated;
  * - a status the servicer itself chose (category `worker`) is its statement that the call may be repeated;
  * - a call that may have run (connection dropped mid-call, attempt timeout) is repeated only when
  *   the method is idempotent (proto `idempotency_level`, or `idempotent: true` on the call).
  */
-export function retryVerdict(err: RpcError, call: { idempotent: boolean; overallDeadlineAt: number | undefined; now: number }): RetryVerdict {
+export function retryVerdict(err: RpcError, call: { idempotent: boolean; overallDeadlineAt: number | undefined; now: number; retryableCodes?: ReadonlySet<Status> }): RetryVerdict {
   if (err.category === "cancelled") return { retry: false, reason: "cancelled" };
   const code = err.code();
-  if (!RETRY_CODES.has(code)) return { retry: false, reason: "not-retryable" };
+  if (!(call.retryableCodes ?? RETRY_CODES).has(code)) return { retry: false, reason: "not-retryable" };
   if (code === Status.DEADLINE_EXCEEDED && call.overallDeadlineAt !== undefined && call.now >= call.overallDeadlineAt - 1) {
     return { retry: false, reason: "deadline" };
   }

@@ -1,5 +1,5 @@
-import type { UnaryMiddleware } from "../client/middleware";
-import { RpcError } from "../errors/rpc-error";
+import type { Interceptor } from "../call/interceptor";
+import { RpcError } from "../core/rpc-error";
 import { CircuitBreaker, type CircuitBreakerOptions } from "./circuit-breaker";
 import type { CircuitState, ResilienceEvents } from "./events";
 import { countsAgainstWorker } from "./failure-kinds";
@@ -9,9 +9,11 @@ export type WorkerBreakerOptions = CircuitBreakerOptions;
 
 /** A per-worker circuit breaker as middleware, with its circuits for inspection. */
 export interface WorkerBreaker {
-  readonly middleware: UnaryMiddleware;
+  readonly middleware: Interceptor;
   /** The state of a worker's circuit (`closed` for one never used). */
   state(workerId: string): CircuitState;
+  /** Every circuit used so far, by worker id. */
+  states(): Record<string, CircuitState>;
   /** Ids of the workers out of rotation now (open, or half-open with its probe out). */
   excluded(): string[];
   /** Stops the circuits' timers. */
@@ -42,7 +44,12 @@ export function workerBreaker(options: WorkerBreakerOptions = {}, events?: Resil
     return circuit;
   };
   const excludeWorkers = { has: (id: string) => out.has(id) };
-  const middleware: UnaryMiddleware = async (call, next) => {
+  const middleware: Interceptor = async (call, next) => {
+    if (call.kind !== "unary") {
+      // Streams keep off open workers too; their outcomes are not counted.
+      const outer = call.excludeWorkers;
+      return next({ ...call, excludeWorkers: outer ? { has: (id: string) => out.has(id) || outer.has(id) } : excludeWorkers });
+    }
     let workerId: string | undefined;
     const outer = call.excludeWorkers;
     const onDispatch = (id: string): void => {
@@ -77,6 +84,7 @@ export function workerBreaker(options: WorkerBreakerOptions = {}, events?: Resil
   return {
     middleware,
     state: (id) => circuits.get(id)?.state ?? "closed",
+    states: () => Object.fromEntries([...circuits].map(([id, c]) => [id, c.state])),
     excluded: () => [...out],
     dispose: () => circuits.forEach((c) => c.dispose()),
   };

@@ -10,12 +10,15 @@ export const PYTHON = join(ROOT, ".venv", "bin", "python");
 /** Worker scripts used by the tests. */
 export const WORKERS = join(ROOT, "test", "workers");
 
+/** The transports a pool can use; the first is the default (what users get without options). */
+export const TRANSPORTS = ["pipelined", "unary"] as const;
+
 /**
- * The transport the suite runs with: `npm test` runs the transport-independent suites twice,
- * once as plain unary gRPC and once pipelined (PROCGRPC_TEST_TRANSPORT=pipelined), to prove
- * that both give the same semantics.
+ * The transport the suite runs with: the default ("pipelined") unless PROCGRPC_TEST_TRANSPORT
+ * says otherwise. `npm test` runs every suite on the default, then the transport-dependent ones
+ * again with PROCGRPC_TEST_TRANSPORT=unary; the conformance suite compares both in one run.
  */
-export const TRANSPORT: "unary" | "pipelined" = process.env.PROCGRPC_TEST_TRANSPORT === "pipelined" ? "pipelined" : "unary";
+export const TRANSPORT: (typeof TRANSPORTS)[number] = process.env.PROCGRPC_TEST_TRANSPORT === "unary" ? "unary" : "pipelined";
 
 /** Options for a pool of the testing worker; tests override what they exercise. */
 export function testingPool(overrides: Partial<WorkerPoolOptions> = {}): WorkerPoolOptions {

@@ -1,27 +1,22 @@
 import { createServer as createNetServer, type Server } from "node:net";
 import { constants as h2, createServer as createHttp2Server, type Http2Server } from "node:http2";
 import { execFileSync } from "node:child_process";
-import { Client, credentials } from "@grpc/grpc-js";
-import type { CallOptions } from "../../src";
-import type { UnaryMethod } from "../../src/client/unary-method";
-import { runUnaryCall } from "../../src/pool/unary-call";
-import { LOCAL_CHANNEL_OPTIONS, type WorkerProcess } from "../../src/pool/worker-process";
+import { RemotePool, silentLogger, type CallOptions, type UnaryMethod } from "../../src";
 import { PYTHON } from "./env";
 
 /**
- * Runs one call the way the pool runs it (runUnaryCall: the same classification, metadata and
- * deadline handling), but over a fresh grpc-js connection to `socketPath`, as a worker's channel
- * makes when it (re)connects. Used for peers a pool cannot spawn: a deleted socket, a refused
- * one, a server that is not gRPC.
+ * Runs one call through the same call path as a pool's (a one-target `RemotePool` on the
+ * socket: the same classification, metadata and deadline handling), over a fresh connection to
+ * `socketPath`. Used for peers a pool cannot spawn: a deleted socket, a refused one, a server
+ * that is not gRPC.
  */
 export async function callOverFreshConnection<Res>(socketPath: string, method: UnaryMethod<unknown, Res>, request: unknown, options?: CallOptions): Promise<Res> {
-  const channel = new Client(`unix:${socketPath}`, credentials.createInsecure(), LOCAL_CHANNEL_OPTIONS);
-  const worker = { id: "probe", pid: undefined, channel, calls: new Set() } as unknown as WorkerProcess;
-  const timeoutMs = options?.timeoutMs ?? 5000;
+  const pool = new RemotePool({ targets: [`unix:${socketPath}`], checkOnStart: false, healthCheckIntervalMs: 0, logger: silentLogger });
+  await pool.start();
   try {
-    return await runUnaryCall(worker, method, request, { at: Date.now() + timeoutMs, kind: "per-call" }, options, () => undefined);
+    return await pool.unary(method, request, { timeoutMs: 5000, ...options });
   } finally {
-    channel.close();
+    await pool.shutdown({ graceMs: 0 });
   }
 }
 

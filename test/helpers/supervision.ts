@@ -21,6 +21,7 @@ const NAMES: (keyof WorkerPoolEvents)[] = [
   "recovered",
   "callDequeued",
   "queueFull",
+  "workerDrained",
 ];
 
 /** Records every event `pool` emits, in order. */

@@ -68,6 +68,14 @@ export class RpcError extends Error {
   private readonly initial: Metadata;
   private readonly trailing: Metadata;
 
+  /**
+   * `err instanceof RpcError` is true for an `RpcError` from any copy of procgrpc in the process
+   * (two installed versions, a bundled and an external copy), as with connect-es's ConnectError.
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return isRpcError(value);
+  }
+
   constructor(init: RpcErrorInit) {
     const method = init.method;
     super(`${statusName(init.code)}: ${init.details}${method ? ` (${method})` : ""}`, { cause: init.cause });

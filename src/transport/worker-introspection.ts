@@ -4,6 +4,8 @@ import { EmptySchema, StructSchema } from "@bufbuild/protobuf/wkt";
 
 /** A servicer handler still executing in a worker, as the worker reports it. */
 export interface RunningHandler {
+  /** The pool's id of the call's attempt (`procgrpc-call-id`), "" when the call carried none. */
+  callId: string;
   requestId: string;
   method: string;
   /** Seconds since the handler started. */

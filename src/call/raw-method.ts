@@ -1,4 +1,4 @@
-import type { UnaryMethod } from "../client/unary-method";
+import type { UnaryMethod } from "./method";
 
 /**
  * A pass-through `UnaryMethod`: the request is already-encoded protobuf bytes and the response

@@ -1,0 +1,219 @@
+import { Metadata, type Client, type ClientDuplexStream } from "@grpc/grpc-js";
+import { errorFromAbort } from "../core/cancellation";
+import { atTime } from "../core/deadline";
+import { RpcError } from "../core/rpc-error";
+import { Status } from "../core/status";
+import { PipeRequest, PipeResponse, type MetadataEntry, type PipeCall, type PipeHeader, type PipeResult } from "../gen/procgrpc/internal/v1/pipeline";
+import { AnswerHooks } from "./answer";
+import { describeExit, type CallTarget, type Lease, type TargetExit, type WorkerCall } from "./call-target";
+import { deadlineError, refuseBeforeStart } from "./call-start";
+import { callFacts, type OutgoingCall } from "./outgoing-call";
+
+const PIPE_PATH = "/procgrpc.internal.v1.PipelineService/Pipe";
+
+/** Time left beyond this is sent as "no deadline" (0): microseconds would overflow what the worker can time. */
+const MAX_TIMEOUT_US = 10 * 365 * 24 * 3600 * 1e6;
+
+const serializeRequest = (req: PipeRequest): Buffer => {
+  const bytes = PipeRequest.encode(req).finish();
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+};
+
+/** One call waiting for its answer on the pipeline. */
+interface PendingCall {
+  readonly out: OutgoingCall;
+  readonly lease: Lease;
+  readonly hooks: AnswerHooks;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (err: RpcError) => void;
+  cancelTimer: () => void;
+  onAbort: (() => void) | undefined;
+}
+
+/** The call's metadata as pipeline entries (`-bin` values as bytes, text as UTF-8). */
+function entriesOf(md: Metadata): MetadataEntry[] {
+  const entries: MetadataEntry[] = [];
+  for (const [key, values] of Object.entries(md.toJSON())) {
+    for (const v of values) entries.push({ key, value: typeof v === "string" ? Buffer.from(v) : v });
+  }
+  return entries;
+}
+
+function metadataOf(entries: readonly MetadataEntry[]): Metadata {
+  const md = new Metadata();
+  for (const { key, value } of entries) md.add(key, key.endsWith("-bin") ? Buffer.from(value) : Buffer.from(value).toString("utf8"));
+  return md;
+}
+
+/**
+ * The pipelined transport to one worker: unary calls travel as messages on a single long-lived
+ * bidirectional stream (`procgrpc.internal.v1.PipelineService/Pipe`), each tagged with a call
+ * id, batched per turn of the event loop. The worker runs them through the same servicer
+ * wrappers as plain calls, and this side gives the caller the same results as the plain
+ * transport: the same statuses and details, headers and trailers (`AnswerHooks`), deadline,
+ * cancellation and lost-worker errors. The conformance suite compares the two.
+ */
+export class Pipeline implements WorkerCall {
+  private readonly pending = new Map<number, PendingCall>();
+  private readonly stream: ClientDuplexStream<PipeRequest, PipeResponse>;
+  private nextCallId = 1;
+  // Calls and cancellations issued in this turn of the event loop, sent as one stream message.
+  private outCalls: PipeCall[] = [];
+  private outCancels: number[] = [];
+  private flushScheduled = false;
+  /** No new calls (half-closed or broken). */
+  private closed = false;
+  /** The stream ended; nothing more will be answered. */
+  private broken = false;
+
+  constructor(
+    private readonly target: CallTarget,
+    channel: Client,
+    private readonly onClosed: (pipeline: Pipeline) => void,
+  ) {
+    this.stream = channel.makeBidiStreamRequest(PIPE_PATH, serializeRequest, (b: Buffer) => PipeResponse.decode(b), new Metadata(), {});
+    this.stream.on("data", (res: PipeResponse) => {
+      for (const header of res.headers) this.header(header);
+      for (const result of res.results) this.answer(result);
+    });
+    this.stream.on("error", (err: Error) => this.breakWith(`pipeline stream to worker ${target.id} failed: ${err.message}`));
+    this.stream.on("end", () => this.breakWith(`pipeline stream to worker ${target.id} ended`));
+    target.calls.add(this);
+  }
+
+  /** True while the pipeline takes new calls. */
+  get open(): boolean {
+    return !this.closed;
+  }
+
+  /**
+   * Sends one unary call (its request already serialised) and settles with the worker's answer.
+   * The lease is released when the call settles, whatever settles it.
+   */
+  call(out: OutgoingCall, payload: Buffer, lease: Lease): Promise<unknown> {
+    const refused = refuseBeforeStart(out, this.target) ?? (this.closed ? this.closedError(out) : undefined);
+    if (refused) {
+      lease.release();
+      return Promise.reject(refused);
+    }
+    const remainingMs = out.deadline.at - Date.now();
+    const callId = this.nextCallId++;
+    return new Promise<unknown>((resolve, reject) => {
+      const entry: PendingCall = { out, lease, hooks: new AnswerHooks(out), resolve, reject, cancelTimer: () => undefined, onAbort: undefined };
+      const signal = out.signal;
+      if (signal) {
+        entry.onAbort = () => this.cancel(callId, errorFromAbort(signal, { ...callFacts(out, this.target), reachedWorker: true }));
+        signal.addEventListener("abort", entry.onAbort, { once: true });
+      }
+      entry.cancelTimer = atTime(out.deadline.at, () => this.cancel(callId, deadlineError(out, this.target, true)));
+      this.pending.set(callId, entry);
+      const timeoutUs = remainingMs * 1000 >= MAX_TIMEOUT_US ? 0 : Math.max(1, Math.round(remainingMs * 1000));
+      this.outCalls.push({ callId, method: out.method.path, payload, timeoutUs, metadata: entriesOf(out.metadata) });
+      this.scheduleFlush();
+    });
+  }
+
+  /** The worker died: every call on the pipeline fails at once with UNAVAILABLE. */
+  failWorkerGone(exit: TargetExit): void {
+    this.breakWith(`worker ${this.target.id} (pid ${this.target.pid}) exited during the call (${describeExit(exit)})`);
+  }
+
+  /**
+   * Half-closes the stream: no new calls; calls already sent still get their answers (the
+   * worker answers them, then ends the stream), just as in-flight unary calls drain.
+   */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.onClosed(this);
+    // Calls queued in this turn still go out before the half-close.
+    setImmediate(() => {
+      if (!this.broken && !this.stream.writableEnded) {
+        if (this.outCalls.length > 0 || this.outCancels.length > 0) this.stream.write({ calls: this.outCalls, cancel: this.outCancels });
+        this.outCalls = [];
+        this.outCancels = [];
+        this.stream.end();
+      }
+    });
+  }
+
+  /** Sends everything queued in this turn of the event loop as one message (setImmediate runs after the turn's I/O callbacks). */
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      if (this.broken || this.stream.writableEnded) return;
+      const calls = this.outCalls;
+      const cancel = this.outCancels;
+      this.outCalls = [];
+      this.outCancels = [];
+      if (calls.length > 0 || cancel.length > 0) this.stream.write({ calls, cancel });
+    });
+  }
+
+  private header(header: PipeHeader): void {
+    const entry = this.pending.get(header.callId);
+    if (!entry) return;
+    const hookError = entry.hooks.header(metadataOf(header.metadata));
+    if (hookError) this.cancel(header.callId, hookError);
+  }
+
+  private answer(res: PipeResult): void {
+    const entry = this.settle(res.callId);
+    if (!entry) return; // A late answer to a call that was cancelled or timed out here.
+    if (res.initialMetadata.length > 0) entry.hooks.header(metadataOf(res.initialMetadata));
+    const status = { code: res.code, details: res.details, metadata: metadataOf(res.trailingMetadata) };
+    let value: unknown;
+    if (res.code === Status.OK) {
+      try {
+        value = entry.out.method.deserialize(Buffer.from(res.payload));
+      } catch (err) {
+        entry.reject(new RpcError({ code: Status.INTERNAL, details: `Response message parsing error: ${(err as Error).message}`, category: "protocol", cause: err, ...callFacts(entry.out, this.target) }));
+        return;
+      }
+    }
+    const outcome = entry.hooks.finish(this.target, status, value);
+    if (outcome.ok) entry.resolve(outcome.value);
+    else entry.reject(outcome.error);
+  }
+
+  /** Settles a call on this side (deadline, signal, a hook) and tells the worker to cancel it. */
+  private cancel(callId: number, err: RpcError): void {
+    const entry = this.settle(callId);
+    if (!entry) return;
+    if (!this.broken && !this.stream.writableEnded) {
+      this.outCancels.push(callId);
+      this.scheduleFlush();
+    }
+    entry.reject(err);
+  }
+
+  /** Removes a call's state (timer, listener, lease); returns it unless it was already settled. */
+  private settle(callId: number): PendingCall | undefined {
+    const entry = this.pending.get(callId);
+    if (!entry) return undefined;
+    this.pending.delete(callId);
+    entry.cancelTimer();
+    if (entry.onAbort) entry.out.signal?.removeEventListener("abort", entry.onAbort);
+    entry.lease.release();
+    return entry;
+  }
+
+  /** The stream is gone: every waiting call fails with UNAVAILABLE (it may have run). */
+  private breakWith(details: string): void {
+    if (this.broken) return;
+    this.broken = true;
+    this.closed = true;
+    this.target.calls.delete(this);
+    for (const callId of [...this.pending.keys()]) {
+      const entry = this.settle(callId);
+      entry?.reject(new RpcError({ code: Status.UNAVAILABLE, details, category: "connection", reachedWorker: true, ...callFacts(entry.out, this.target) }));
+    }
+    this.onClosed(this);
+  }
+
+  private closedError(out: OutgoingCall): RpcError {
+    return new RpcError({ code: Status.UNAVAILABLE, details: `pipeline to worker ${this.target.id} is closed`, category: "connection", reachedWorker: false, ...callFacts(out, this.target) });
+  }
+}
