@@ -174,7 +174,7 @@ try {
     run(nodeBinary(PRIMARY_NODE), ["--import", "tsx", join(root, "scripts", "codegen.ts")], { env: { ...nodeEnv, PROCGRPC_GENCODE_PYTHON: gencodePython } });
   });
 
-  const wheelStamp = join(root, "python", ".procgrpc-wheel");
+  const wheelStamp = join(root, ".tools", ".procgrpc-wheel");
   if (!existsSync(join(root, "python")) || !readdirSync(join(root, "python")).some((f) => f.endsWith(".whl"))) rmSync(wheelStamp, { force: true });
   step("building the python-worker wheel into python/", wheelStamp, WHEEL_INPUTS, () => buildWheel(root, venvPython, { log, run }));
   ensureMatrix(root, { log, run });
