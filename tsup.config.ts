@@ -10,6 +10,8 @@ export default defineConfig([
     dts: true,
     sourcemap: false,
     clean: true,
+    // __filename in the ESM build too (prometheus-endpoint.ts resolves optional peers from it).
+    shims: true,
     target: "node22",
     outExtension: ({ format }) => ({ js: format === "esm" ? ".mjs" : ".cjs" }),
   },

@@ -15,6 +15,7 @@ import { median, rssMiB, sequential, throughput, type Call, type RunFigures } fr
 import { binaryPeerCall, jsonPeerCall, startPeerServer, type PeerServer } from "./lib/peer-clients";
 import { featureVariants } from "./features";
 import "./dlq-replay";
+import "./install-footprint";
 
 const root = join(__dirname, "..");
 const python = process.env.PROCGRPC_PYTHON ?? join(root, ".venv", "bin", "python");

@@ -1,5 +1,7 @@
 import { createServer, type Server } from "node:http";
+import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
+import { join } from "node:path";
 import type { MeterProvider } from "@opentelemetry/api";
 
 /** Options for `startPrometheusEndpoint`. */
@@ -24,38 +26,43 @@ export interface PrometheusEndpoint {
   close(): Promise<void>;
 }
 
-/** The packages this needs; optional peer dependencies of procgrpc, installed by the application. */
-const SDK_PACKAGES = ["@opentelemetry/sdk-metrics", "@opentelemetry/exporter-prometheus"] as const;
+/** The package this needs: an optional peer dependency of procgrpc, installed by the application. */
+const EXPORTER = "@opentelemetry/exporter-prometheus";
 
-// Loaded on first use only: the SDK and exporter cost most of procgrpc's import time, and only
-// this function needs them.
-async function loadSdk(): Promise<{
-  MeterProvider: typeof import("@opentelemetry/sdk-metrics").MeterProvider;
-  PrometheusExporter: typeof import("@opentelemetry/exporter-prometheus").PrometheusExporter;
-}> {
-  try {
-    const [{ MeterProvider }, { PrometheusExporter }] = await Promise.all([import("@opentelemetry/sdk-metrics"), import("@opentelemetry/exporter-prometheus")]);
+type SdkMetrics = typeof import("@opentelemetry/sdk-metrics");
+type Exporter = typeof import("@opentelemetry/exporter-prometheus");
+
+/**
+ * Loads the exporter, and the metrics SDK the exporter itself depends on (resolved from the
+ * exporter's own directory), on first use only: they cost most of procgrpc's import time, and
+ * taking the exporter's SDK means one copy of each OpenTelemetry package whatever else the
+ * application has installed (the exporter pins exact SDK versions).
+ */
+function loadSdk(): { MeterProvider: SdkMetrics["MeterProvider"]; PrometheusExporter: Exporter["PrometheusExporter"] } {
+  for (const base of [__filename, join(process.cwd(), "package.json")]) {
+    const fromHere = createRequire(base);
+    let exporterPath: string;
+    try {
+      exporterPath = fromHere.resolve(EXPORTER);
+    } catch {
+      continue; // not installed where this base looks; try the next
+    }
+    const { PrometheusExporter } = fromHere(EXPORTER) as Exporter;
+    const { MeterProvider } = createRequire(exporterPath)("@opentelemetry/sdk-metrics") as SdkMetrics;
     return { MeterProvider, PrometheusExporter };
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== "MODULE_NOT_FOUND" && code !== "ERR_MODULE_NOT_FOUND") throw err;
-    throw new Error(
-      `startPrometheusEndpoint needs ${SDK_PACKAGES.join(" and ")} (optional peer dependencies of procgrpc): ` +
-        `npm install ${SDK_PACKAGES.join(" ")} (${(err as Error).message.split("\n")[0]})`,
-      { cause: err },
-    );
   }
+  throw new Error(`startPrometheusEndpoint needs ${EXPORTER} (an optional peer dependency of procgrpc; it brings the metrics SDK): npm install ${EXPORTER}`);
 }
 
 /**
  * Serves procgrpc's metrics for Prometheus to scrape, with the OpenTelemetry SDK's Prometheus
  * exporter (it translates names: `rpc.client.call.duration` in seconds becomes
  * `rpc_client_call_duration_seconds`). `procgrpc serve --metrics-port` uses this.
- * Needs `@opentelemetry/sdk-metrics` and `@opentelemetry/exporter-prometheus` installed;
- * rejects with an Error that says so when they are not.
+ * Needs `@opentelemetry/exporter-prometheus` installed (it brings `@opentelemetry/sdk-metrics`);
+ * rejects with an Error that says so when it is not.
  */
 export async function startPrometheusEndpoint(options: PrometheusEndpointOptions): Promise<PrometheusEndpoint> {
-  const { MeterProvider: SdkMeterProvider, PrometheusExporter } = await loadSdk();
+  const { MeterProvider: SdkMeterProvider, PrometheusExporter } = loadSdk();
   const host = options.host ?? "127.0.0.1";
   const path = options.path ?? "/metrics";
   const exporter = new PrometheusExporter({ preventServerStart: true });
