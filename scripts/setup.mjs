@@ -80,6 +80,19 @@ function installNode(major) {
   if (r.stdout.trim() !== `v${version}`) throw new Error(`${binary} --version printed ${r.stdout.trim() || r.stderr.trim()}, expected v${version}`);
 }
 
+// pnpm and Yarn for test/packaging.test.ts (a generated client in a pnpm and a Yarn project),
+// from the npm registry into .tools/pm (their bins in .tools/pm/node_modules/.bin).
+export const PACKAGE_MANAGERS = ["pnpm@12.23.0", "yarn@1.22.22"];
+function installPackageManagers(env) {
+  const dir = join(root, ".tools", "pm");
+  const stamp = join(dir, ".procgrpc-pm");
+  if (existsSync(stamp) && readFileSync(stamp, "utf8") === PACKAGE_MANAGERS.join(" ")) return;
+  log(`installing ${PACKAGE_MANAGERS.join(", ")} into .tools/pm`);
+  mkdirSync(dir, { recursive: true });
+  run("npm", ["install", "--prefix", dir, "--no-save", "--no-package-lock", "--no-audit", "--no-fund", "--loglevel=error", ...PACKAGE_MANAGERS], { env });
+  writeFileSync(stamp, PACKAGE_MANAGERS.join(" "));
+}
+
 function findPython() {
   const candidate = process.env.PROCGRPC_PYTHON || "python3";
   const r = spawnSync(candidate, ["-c", "import sys; print('%d.%d' % sys.version_info[:2])"], { encoding: "utf8" });
@@ -157,6 +170,8 @@ try {
     const inSync = spawnSync("npm", ["ci", "--dry-run", "--no-audit", "--no-fund"], { cwd: root, env: nodeEnv, stdio: "ignore" }).status === 0;
     run("npm", [inSync ? "ci" : "install", "--no-audit", "--no-fund"], { env: nodeEnv });
   });
+
+  installPackageManagers(nodeEnv);
 
   if (!existsSync(venvPython)) {
     const python = findPython();
