@@ -17,6 +17,7 @@ import { featureVariants } from "./features";
 import "./dlq-replay";
 import { measureLarge, type LargeRow } from "./large";
 import { bareStreamCall, startBareStreamServer } from "./lib/bare-stream";
+import "./install-footprint";
 
 const root = join(__dirname, "..");
 const python = process.env.PROCGRPC_PYTHON ?? join(root, ".venv", "bin", "python");

@@ -4,29 +4,41 @@
 //   grpc/health/v1/health.proto -> src/gen (TypeScript), for the pool's health checks;
 //   grpc/reflection/v1alpha/reflection.proto -> src/gen (TypeScript), for `procgrpc call`.
 // The google/rpc protos come from googleapis-common-protos, a dependency of python-worker.
+//
+// protoc is the one in the pinned generator virtualenv (scripts/gencode.mjs): its Python output
+// carries no gencode/runtime version check, so the module procgrpc ships (_pipeline_pb2.py) and
+// the test stubs import on every protobuf the Python package declares, lowest to newest.
 import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { generate } from "../src/cli/codegen";
 
 const root = join(__dirname, "..");
-const python = process.env.PROCGRPC_PYTHON ?? join(root, ".venv", "bin", "python");
+// The generator virtualenv that scripts/gencode.mjs makes (setup passes its path in the environment).
+const generator = process.env.PROCGRPC_GENCODE_PYTHON ?? join(root, ".tools", "gencode", "bin", "python");
+// googleapis-common-protos is located with the project's virtualenv (a python-worker dependency).
+const venvPython = process.env.PROCGRPC_PYTHON ?? join(root, ".venv", "bin", "python");
 const tsOnly = process.argv.includes("--ts-only");
-
-rmSync(join(root, "src", "gen"), { recursive: true, force: true });
-generate({ protoDir: join(root, "proto"), tsOut: join(root, "src", "gen"), pyOut: tsOnly ? undefined : join(root, "gen", "python"), python });
+// src/gen is bundled by tsup and loaded by jest: extensionless relative imports suit both.
+const tsOptions = ["importSuffix="];
 
 // procgrpc's own internal protos ship inside the Python package, not in gen/python (where a
-// `procgrpc` directory would shadow the real package's name).
+// `procgrpc` directory would shadow the real package's name). One line per shipped module.
+const SHIPPED_PYTHON_MODULES = [{ generated: "procgrpc/internal/v1/pipeline_pb2", shipped: "python-worker/procgrpc/_pipeline_pb2" }];
+
+rmSync(join(root, "src", "gen"), { recursive: true, force: true });
+rmSync(join(root, "gen", "python"), { recursive: true, force: true });
+generate({ protoDir: join(root, "proto"), tsOut: join(root, "src", "gen"), pyOut: tsOnly ? undefined : join(root, "gen", "python"), python: generator, tsOptions });
+
 if (!tsOnly) {
-  for (const ext of ["py", "pyi"]) {
-    copyFileSync(join(root, "gen", "python", "procgrpc", "internal", "v1", `pipeline_pb2.${ext}`), join(root, "python-worker", "procgrpc", `_pipeline_pb2.${ext}`));
+  for (const { generated, shipped } of SHIPPED_PYTHON_MODULES) {
+    for (const ext of ["py", "pyi"]) copyFileSync(join(root, "gen", "python", `${generated}.${ext}`), join(root, `${shipped}.${ext}`));
   }
   rmSync(join(root, "gen", "python", "procgrpc"), { recursive: true, force: true });
 }
 
-const located = spawnSync(python, ["-c", "import google.rpc.status_pb2 as m, os; print(os.path.dirname(m.__file__))"], { encoding: "utf8" });
-if (located.status !== 0) throw new Error(`cannot locate googleapis-common-protos with ${python}: ${located.stderr}`);
+const located = spawnSync(venvPython, ["-c", "import google.rpc.status_pb2 as m, os; print(os.path.dirname(m.__file__))"], { encoding: "utf8" });
+if (located.status !== 0) throw new Error(`cannot locate googleapis-common-protos with ${venvPython}: ${located.stderr}`);
 const deps = join(root, "gen", "deps-proto");
 mkdirSync(join(deps, "google", "rpc"), { recursive: true });
 for (const file of ["status.proto", "error_details.proto"]) {
@@ -42,5 +54,5 @@ copyFileSync(
   join(dirname(require.resolve("@grpc/reflection/package.json")), "build", "proto", "grpc", "reflection", "v1alpha", "reflection.proto"),
   join(deps, "grpc", "reflection", "v1alpha", "reflection.proto"),
 );
-generate({ protoDir: deps, tsOut: join(root, "src", "gen") });
+generate({ protoDir: deps, tsOut: join(root, "src", "gen"), python: generator, tsOptions });
 process.stderr.write("[codegen] stubs written to src/gen and gen/python\n");

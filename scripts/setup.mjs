@@ -1,12 +1,19 @@
 #!/usr/bin/env node
-// Makes a fresh clone ready to test, build and run the demo: node modules, a Python
-// virtualenv (.venv) with python-worker installed, and generated stubs. Each step is
-// skipped when its inputs have not changed since it last ran, so re-runs are instant.
+// Makes a fresh clone ready to test, build and run the demo: the supported Node.js versions
+// (from the npm registry, scripts/node.mjs), node modules, a Python virtualenv (.venv) with
+// python-worker installed, the pinned code generator and generated stubs, the python-worker
+// wheel, the Python version-matrix virtualenvs, and grpcurl/kubeconform. Each step is skipped
+// when its inputs have not changed since it last ran, so re-runs are instant.
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { ensureGencode } from "./gencode.mjs";
+import { NODE_VERSIONS, PRIMARY_NODE, envWithNode, nodeBinary, nodePackage } from "./node.mjs";
+import { ensureMatrix } from "./python-matrix.mjs";
+import { buildWheel, WHEEL_INPUTS } from "./build-wheel.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const venv = join(root, ".venv");
@@ -49,18 +56,55 @@ function step(name, stampFile, inputs, action) {
   writeFileSync(stampFile, hashOf(inputs));
 }
 
+// Node.js binaries from the npm registry (node-<platform>-<arch>), one directory per version.
+function installNode(major) {
+  const version = NODE_VERSIONS[major];
+  const binary = nodeBinary(major);
+  if (existsSync(binary)) return;
+  log(`fetching Node.js ${version} from the npm registry (${nodePackage(version)}) into .tools/node/${version}`);
+  const scratch = mkdtempSync(join(tmpdir(), "procgrpc-node-"));
+  try {
+    const packed = spawnSync("npm", ["pack", nodePackage(version), "--pack-destination", scratch, "--json", "--silent"], { cwd: scratch, encoding: "utf8" });
+    if (packed.status !== 0) throw new Error(`npm pack ${nodePackage(version)} failed: ${packed.stderr.trim()}`);
+    const unpacked = join(scratch, "unpacked");
+    mkdirSync(unpacked);
+    run("tar", ["-xzf", join(scratch, JSON.parse(packed.stdout)[0].filename), "-C", unpacked, "--strip-components=1"]);
+    const target = dirname(dirname(binary));
+    mkdirSync(dirname(target), { recursive: true });
+    rmSync(target, { recursive: true, force: true });
+    renameSync(unpacked, target);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  const r = spawnSync(binary, ["--version"], { encoding: "utf8" });
+  if (r.stdout.trim() !== `v${version}`) throw new Error(`${binary} --version printed ${r.stdout.trim() || r.stderr.trim()}, expected v${version}`);
+}
+
+// pnpm and Yarn for test/packaging.test.ts (a generated client in a pnpm and a Yarn project),
+// from the npm registry into .tools/pm (their bins in .tools/pm/node_modules/.bin).
+export const PACKAGE_MANAGERS = ["pnpm@12.23.0", "yarn@1.22.22"];
+function installPackageManagers(env) {
+  const dir = join(root, ".tools", "pm");
+  const stamp = join(dir, ".procgrpc-pm");
+  if (existsSync(stamp) && readFileSync(stamp, "utf8") === PACKAGE_MANAGERS.join(" ")) return;
+  log(`installing ${PACKAGE_MANAGERS.join(", ")} into .tools/pm`);
+  mkdirSync(dir, { recursive: true });
+  run("npm", ["install", "--prefix", dir, "--no-save", "--no-package-lock", "--no-audit", "--no-fund", "--loglevel=error", ...PACKAGE_MANAGERS], { env });
+  writeFileSync(stamp, PACKAGE_MANAGERS.join(" "));
+}
+
 function findPython() {
   const candidate = process.env.PROCGRPC_PYTHON || "python3";
   const r = spawnSync(candidate, ["-c", "import sys; print('%d.%d' % sys.version_info[:2])"], { encoding: "utf8" });
   if (r.error || r.status !== 0) {
     throw new Error(
-      `procgrpc needs Python >= 3.9, but '${candidate}' could not be run (${r.error?.message ?? r.stderr.trim()}). ` +
-        "Install Python 3.9+ or set PROCGRPC_PYTHON to its path.",
+      `procgrpc needs Python >= 3.10, but '${candidate}' could not be run (${r.error?.message ?? r.stderr.trim()}). ` +
+        "Install Python 3.10+ or set PROCGRPC_PYTHON to its path.",
     );
   }
   const [major, minor] = r.stdout.trim().split(".").map(Number);
-  if (major < 3 || (major === 3 && minor < 9)) {
-    throw new Error(`procgrpc needs Python >= 3.9, but '${candidate}' is ${r.stdout.trim()}. Set PROCGRPC_PYTHON.`);
+  if (major < 3 || (major === 3 && minor < 10)) {
+    throw new Error(`procgrpc needs Python >= 3.10, but '${candidate}' is ${r.stdout.trim()}. Set PROCGRPC_PYTHON.`);
   }
   return candidate;
 }
@@ -118,11 +162,16 @@ function ensureSystemTools() {
 }
 
 try {
+  for (const major of Object.keys(NODE_VERSIONS)) installNode(Number(major));
+  // npm (and the install scripts it runs) on the primary Node, which package.json's engines accepts.
+  const nodeEnv = envWithNode(PRIMARY_NODE);
   step("installing node modules", join(root, "node_modules", ".procgrpc-setup"), ["package.json", "package-lock.json"], () => {
-    // `npm install` rather than `npm ci`: npm 11 refuses `ci` when optional platform packages of
-    // other OSes are absent from the lock, which happens with locks written on Linux.
-    run("npm", ["install", "--no-audit", "--no-fund"]);
+    // `npm ci` installs exactly the lock; `npm install` when package.json changed and the lock must follow.
+    const inSync = spawnSync("npm", ["ci", "--dry-run", "--no-audit", "--no-fund"], { cwd: root, env: nodeEnv, stdio: "ignore" }).status === 0;
+    run("npm", [inSync ? "ci" : "install", "--no-audit", "--no-fund"], { env: nodeEnv });
   });
+
+  installPackageManagers(nodeEnv);
 
   if (!existsSync(venvPython)) {
     const python = findPython();
@@ -133,11 +182,17 @@ try {
     run(venvPython, ["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", "./python-worker[dev]"]);
   });
 
-  const generated = [join(root, "src", "gen", "google", "rpc", "status.ts"), join(root, "gen", "python")];
+  const gencodePython = ensureGencode(root, process.env.PROCGRPC_PYTHON || "python3", { log, run });
+  const generated = [join(root, "src", "gen", "google", "rpc", "status.ts"), join(root, "gen", "python"), join(root, "python-worker", "procgrpc", "_pipeline_pb2.py")];
   if (!generated.every(existsSync)) rmSync(join(venv, ".procgrpc-codegen"), { force: true });
-  step("generating stubs", join(venv, ".procgrpc-codegen"), ["proto", "buf.gen.yaml", "scripts/codegen.ts", "src/cli/codegen.ts"], () => {
-    run(join(root, "node_modules", ".bin", "tsx"), [join(root, "scripts", "codegen.ts")]);
+  step("generating stubs", join(venv, ".procgrpc-codegen"), ["proto", "scripts/codegen.ts", "scripts/gencode.mjs", "src/cli/codegen.ts", "src/cli/protoc.ts", "package-lock.json"], () => {
+    run(nodeBinary(PRIMARY_NODE), ["--import", "tsx", join(root, "scripts", "codegen.ts")], { env: { ...nodeEnv, PROCGRPC_GENCODE_PYTHON: gencodePython } });
   });
+
+  const wheelStamp = join(root, ".tools", ".procgrpc-wheel");
+  if (!existsSync(join(root, "python")) || !readdirSync(join(root, "python")).some((f) => f.endsWith(".whl"))) rmSync(wheelStamp, { force: true });
+  step("building the python-worker wheel into python/", wheelStamp, WHEEL_INPUTS, () => buildWheel(root, venvPython, { log, run }));
+  ensureMatrix(root, { log, run });
 
   installGrpcurl();
   installKubeconform();

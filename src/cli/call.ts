@@ -34,7 +34,8 @@ decoded google.rpc details and the trailers, and exits 1.
 
   --data <json>       The request message as JSON; '@' reads the request(s) from stdin
   --data-file <file>  Read the request(s) from a file ('-': stdin)
-  --proto <file>      Take the types from this .proto file instead of reflection
+  --proto <file>      Take the types from this .proto file instead of reflection (compiled by the
+                      protoc of grpcio-tools, procgrpc[codegen], in --python, $PROCGRPC_PYTHON or python3)
   --include <dir>     Import root for --proto (default: the file's directory)
   --socket <path>     Call a running worker's socket (e.g. one printed by procgrpc serve)
 ${POOL_FLAGS_USAGE}
@@ -124,7 +125,7 @@ export async function callCommand(args: readonly string[], out: Out, err: Out, s
   try {
     await pool.start();
     const socket = values.socket ?? (pool as WorkerPool).health().workers[0].socket;
-    const registry = await loadRegistry(values.proto, values.include, socket, name.service);
+    const registry = await loadRegistry(values.proto, values.include, values.python, socket, name.service);
     let desc;
     try {
       desc = findMethod(registry, name.service, name.method);
@@ -194,8 +195,8 @@ class ResponsePrinter {
   }
 }
 
-async function loadRegistry(proto: string | undefined, include: string | undefined, socket: string, service: string): Promise<FileRegistry> {
-  if (proto) return registryFromProto(proto, include);
+async function loadRegistry(proto: string | undefined, include: string | undefined, python: string | undefined, socket: string, service: string): Promise<FileRegistry> {
+  if (proto) return registryFromProto(proto, include, python);
   const reflection = new ReflectionClient(socket);
   try {
     return await registryFromReflection(reflection, service);

@@ -1,14 +1,15 @@
-import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import { dirname, relative, resolve } from "node:path";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, relative, resolve } from "node:path";
 import { create, createFileRegistry, fromBinary, fromJson, toBinary, toJson, type DescMethod, type FileRegistry, type JsonValue } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, FileDescriptorSetSchema, MethodOptions_IdempotencyLevel, type DescriptorProto, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
 import type { CallKind, StreamMethod } from "../call/method";
+import { checkProtoc, protocPython, runProtoc } from "./protoc";
 import type { ReflectionClient } from "./reflection-client";
 
 /**
  * Descriptors for `procgrpc call`: from the worker's server reflection or from a .proto file
- * (compiled by the buf CLI procgrpc already ships), as a @bufbuild/protobuf registry that gives
+ * (compiled by grpcio-tools' protoc), as a @bufbuild/protobuf registry that gives
  * proto3 JSON mapping both ways (lowerCamel or original field names, unknown fields rejected).
  */
 
@@ -44,18 +45,31 @@ function fillJsonNames(messages: readonly DescriptorProto[]): void {
   }
 }
 
-/** Compiles `protoPath` (imports resolved from `includeDir`, default its directory) with `buf build`. */
-export function registryFromProto(protoPath: string, includeDir?: string): FileRegistry {
+/**
+ * Compiles `protoPath` (imports resolved from `includeDir`, default its directory) with
+ * grpcio-tools' protoc, run by `python` (see protoc.ts). Relative paths resolve against the
+ * working directory.
+ */
+export function registryFromProto(protoPath: string, includeDir?: string, python?: string): FileRegistry {
   const file = resolve(protoPath);
-  if (!existsSync(file)) throw new Error(`--proto ${protoPath}: no such file`);
+  if (!existsSync(file)) throw new Error(`--proto ${protoPath}: no such file ${file}`);
   const root = resolve(includeDir ?? dirname(file));
   const rel = relative(root, file);
   if (rel.startsWith("..")) throw new Error(`--proto ${protoPath} is not under --include ${root}`);
-  const buf = require.resolve("@bufbuild/buf/bin/buf");
-  const r = spawnSync(buf, ["build", root, "--path", file, "-o", "-#format=binpb"], { cwd: root, maxBuffer: 256 * 1024 * 1024 });
-  if (r.error) throw new Error(`could not run buf to compile ${protoPath}: ${r.error.message}`);
-  if (r.status !== 0) throw new Error(`compiling ${protoPath} failed:\n${r.stderr.toString().trim()}`);
-  return createFileRegistry(fromBinary(FileDescriptorSetSchema, r.stdout));
+  const interpreter = protocPython(python);
+  checkProtoc(interpreter, "procgrpc call --proto");
+  const scratch = mkdtempSync(join(tmpdir(), "procgrpc-call-"));
+  try {
+    const out = join(scratch, "descriptors.binpb");
+    try {
+      runProtoc(interpreter, [`-I${root}`, "--include_imports", `--descriptor_set_out=${out}`, file], root);
+    } catch (e) {
+      throw new Error(`compiling ${protoPath} failed: ${(e as Error).message}`);
+    }
+    return createFileRegistry(fromBinary(FileDescriptorSetSchema, readFileSync(out)));
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
 }
 
 /** Splits `package.Service/Method` (a leading `/` and a `.` before the method are accepted too). */

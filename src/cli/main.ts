@@ -1,9 +1,8 @@
-import { parseArgs } from "node:util";
 import { callCommand } from "./call";
-import { generate } from "./codegen";
+import { codegenCommand } from "./codegen";
 import { dlqCommand } from "./dlq";
 import { serveCommand } from "./serve";
-import { usageError } from "./usage-error";
+import { wheelCommand } from "./wheel";
 
 const USAGE = `procgrpc — call Python from Node.js over gRPC
 
@@ -12,6 +11,7 @@ Usage:
   procgrpc serve (--script <file> | --module <name>) [--workers <n>] [--watch] [--metrics-port <p>] [--json]
   procgrpc call <package.Service/Method> [--data '<json>' | --data-file <file>] (--socket <path> | --script <file> | --module <name>) [--json]
   procgrpc dlq (list | show <id> | replay | purge | migrate) --store <path> [...]
+  procgrpc wheel
   procgrpc <command> --help | procgrpc --help | --version
 
 Commands:
@@ -21,18 +21,9 @@ Commands:
   call      Make one call of any kind (types from server reflection or a .proto file); print the responses
             (streams: one JSON object a line; requests of client/bidi streams: NDJSON on stdin) or the error.
   dlq       Inspect, replay (through a pool) or purge a dead-letter store written by pool.batch.
+  wheel     Print the path of the procgrpc Python wheel in this package (pip install "$(npx procgrpc wheel)").
 
 Exit codes: 0 ok, 1 failure, 2 bad usage, 130 interrupted (Ctrl-C).
-`;
-
-const CODEGEN_USAGE = `Usage: procgrpc codegen --proto <dir> [--ts-out <dir>] [--py-out <dir>] [--python <python>] [--ts-opt key=value]...
-
-Generates stubs for every .proto file under --proto (the import root):
-  --ts-out <dir>    TypeScript service definitions and messages (ts-proto via buf), for WorkerPool.client()
-  --py-out <dir>    Python *_pb2.py, *_pb2_grpc.py and .pyi stubs (grpcio-tools), for your servicers
-  --python <path>   Python with grpcio-tools (installed with procgrpc's python-worker); default $PROCGRPC_PYTHON or python3
-  --ts-opt <k=v>    Extra ts-proto option (repeatable)
-  --json            Print the result as JSON
 `;
 
 /** Runs the `procgrpc` command line; returns (or resolves with) the exit code. */
@@ -59,11 +50,13 @@ export function main(argv: readonly string[], out?: (s: string) => unknown, err:
   try {
     switch (command) {
       case "codegen":
-        return codegenCommand(rest, out);
+        return codegenCommand(rest, out, err);
       case "serve":
         return serveCommand(rest, out, err).catch((e: unknown) => reportError(command, e, err));
       case "call":
         return callCommand(rest, out, err).catch((e: unknown) => reportError(command, e, err));
+      case "wheel":
+        return wheelCommand(rest, out);
       case "dlq":
         return dlqCommand(rest, out, err).catch((e: unknown) => reportError(command, e, err));
       default:
@@ -78,43 +71,6 @@ export function main(argv: readonly string[], out?: (s: string) => unknown, err:
 function reportError(command: string, e: unknown, err: (s: string) => unknown): number {
   err(`procgrpc ${command}: ${(e as Error).message}\n`);
   return (e as { exitCode?: number }).exitCode ?? 1;
-}
-
-function codegenCommand(args: readonly string[], out: (s: string) => unknown): number {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: [...args],
-      options: {
-        proto: { type: "string" },
-        "ts-out": { type: "string" },
-        "py-out": { type: "string" },
-        python: { type: "string" },
-        "ts-opt": { type: "string", multiple: true },
-        json: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
-    }));
-  } catch (e) {
-    throw usageError((e as Error).message, CODEGEN_USAGE);
-  }
-  if (values.help) {
-    out(CODEGEN_USAGE);
-    return 0;
-  }
-  if (!values.proto) throw usageError("--proto <dir> is required", CODEGEN_USAGE);
-  if (!values["ts-out"] && !values["py-out"]) throw usageError("give --ts-out, --py-out or both", CODEGEN_USAGE);
-  const result = generate({
-    protoDir: values.proto,
-    tsOut: values["ts-out"],
-    pyOut: values["py-out"],
-    python: values.python,
-    tsOptions: values["ts-opt"],
-  });
-  if (values.json) out(`${JSON.stringify({ ok: true, protoFiles: result.files, tsOut: values["ts-out"] ?? null, pyOut: values["py-out"] ?? null })}\n`);
-  else out(`generated stubs for ${result.files} .proto file(s)${values["ts-out"] ? `; TypeScript in ${values["ts-out"]}` : ""}${values["py-out"] ? `; Python in ${values["py-out"]}` : ""}\n`);
-  return 0;
 }
 
 if (require.main === module) void Promise.resolve(main(process.argv.slice(2))).then((code) => (process.exitCode = code));

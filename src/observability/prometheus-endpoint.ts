@@ -1,7 +1,8 @@
 import { createServer, type Server } from "node:http";
+import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
-import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
-import { MeterProvider } from "@opentelemetry/sdk-metrics";
+import { join } from "node:path";
+import type { MeterProvider } from "@opentelemetry/api";
 
 /** Options for `startPrometheusEndpoint`. */
 export interface PrometheusEndpointOptions {
@@ -25,16 +26,47 @@ export interface PrometheusEndpoint {
   close(): Promise<void>;
 }
 
+/** The package this needs: an optional peer dependency of procgrpc, installed by the application. */
+const EXPORTER = "@opentelemetry/exporter-prometheus";
+
+type SdkMetrics = typeof import("@opentelemetry/sdk-metrics");
+type Exporter = typeof import("@opentelemetry/exporter-prometheus");
+
+/**
+ * Loads the exporter, and the metrics SDK the exporter itself depends on (resolved from the
+ * exporter's own directory), on first use only: they cost most of procgrpc's import time, and
+ * taking the exporter's SDK means one copy of each OpenTelemetry package whatever else the
+ * application has installed (the exporter pins exact SDK versions).
+ */
+function loadSdk(): { MeterProvider: SdkMetrics["MeterProvider"]; PrometheusExporter: Exporter["PrometheusExporter"] } {
+  for (const base of [__filename, join(process.cwd(), "package.json")]) {
+    const fromHere = createRequire(base);
+    let exporterPath: string;
+    try {
+      exporterPath = fromHere.resolve(EXPORTER);
+    } catch {
+      continue; // not installed where this base looks; try the next
+    }
+    const { PrometheusExporter } = fromHere(EXPORTER) as Exporter;
+    const { MeterProvider } = createRequire(exporterPath)("@opentelemetry/sdk-metrics") as SdkMetrics;
+    return { MeterProvider, PrometheusExporter };
+  }
+  throw new Error(`startPrometheusEndpoint needs ${EXPORTER} (an optional peer dependency of procgrpc; it brings the metrics SDK): npm install ${EXPORTER}`);
+}
+
 /**
  * Serves procgrpc's metrics for Prometheus to scrape, with the OpenTelemetry SDK's Prometheus
  * exporter (it translates names: `rpc.client.call.duration` in seconds becomes
  * `rpc_client_call_duration_seconds`). `procgrpc serve --metrics-port` uses this.
+ * Needs `@opentelemetry/exporter-prometheus` installed (it brings `@opentelemetry/sdk-metrics`);
+ * rejects with an Error that says so when it is not.
  */
 export async function startPrometheusEndpoint(options: PrometheusEndpointOptions): Promise<PrometheusEndpoint> {
+  const { MeterProvider: SdkMeterProvider, PrometheusExporter } = loadSdk();
   const host = options.host ?? "127.0.0.1";
   const path = options.path ?? "/metrics";
   const exporter = new PrometheusExporter({ preventServerStart: true });
-  const meterProvider = new MeterProvider({ readers: [exporter] });
+  const meterProvider = new SdkMeterProvider({ readers: [exporter] });
   const server: Server = createServer((req, res) => {
     if ((req.url ?? "").split("?")[0] === path) exporter.getMetricsRequestHandler(req, res);
     else res.writeHead(404, { "content-type": "text/plain" }).end(`not found: metrics are at ${path}\n`);
@@ -42,6 +74,9 @@ export async function startPrometheusEndpoint(options: PrometheusEndpointOptions
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port, host, () => resolve());
+  }).catch(async (err: unknown) => {
+    await meterProvider.shutdown();
+    throw err;
   });
   const port = (server.address() as AddressInfo).port;
   return {

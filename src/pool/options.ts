@@ -1,3 +1,4 @@
+import { resolve } from "node:path";
 import type { Interceptor } from "../call/interceptor";
 import { MAX_TIMER_MS } from "../core/deadline";
 import { integerOption, numberOption } from "../core/option-checks";
@@ -9,9 +10,12 @@ import { resolveWatchOptions, type ResolvedWatchOptions, type WatchOptions } fro
 export interface WorkerPoolOptions extends PoolResilienceOptions {
   /** Number of worker processes. Default 1. */
   workers?: number;
-  /** Python interpreter. Default `$PROCGRPC_PYTHON`, else `python3`. */
+  /**
+   * Python interpreter. Default `$PROCGRPC_PYTHON`, else `python3`. A bare name is looked up on
+   * PATH; a relative path (e.g. `.venv/bin/python`) resolves against `cwd`.
+   */
   python?: string;
-  /** Worker entry point as a script path (`python <script>`). Give `script` or `module`. */
+  /** Worker entry point as a script path (`python <script>`), relative to `cwd`. Give `script` or `module`. */
   script?: string;
   /** Worker entry point as a module (`python -m <module>`). Give `script` or `module`. */
   module?: string;
@@ -19,7 +23,10 @@ export interface WorkerPoolOptions extends PoolResilienceOptions {
   args?: readonly string[];
   /** Extra environment for the workers (added to the Node process's environment). */
   env?: Readonly<Record<string, string>>;
-  /** Working directory of the workers. Default: the Node process's. */
+  /**
+   * Working directory of the workers, and the base of a relative `python` and `script`.
+   * Default: the Node process's (`process.cwd()` when the pool is constructed).
+   */
   cwd?: string;
   /**
    * Directory for the workers' Unix sockets. Default: a fresh private directory (mode 0700) in
@@ -113,7 +120,7 @@ export interface ResolvedPoolOptions {
   entry: { script: string } | { module: string };
   args: readonly string[];
   env: Readonly<Record<string, string>>;
-  cwd: string | undefined;
+  cwd: string;
   socketDir: string | undefined;
   startTimeoutMs: number;
   maxInFlightPerWorker: number;
@@ -164,13 +171,17 @@ export function resolvePoolOptions(options: WorkerPoolOptions): ResolvedPoolOpti
     throw new TypeError("WorkerPool: give exactly one of `script` (a path) or `module` (for python -m)");
   }
   const healthCheckIntervalMs = int("healthCheckIntervalMs", options.healthCheckIntervalMs, 1000, 10, MAX_TIMER_MS);
+  // Paths are fixed now, like a shell in the workers' directory would resolve them, so errors
+  // and `procgrpc serve` output name the file actually tried.
+  const cwd = resolve(options.cwd ?? process.cwd());
+  const python = options.python ?? process.env.PROCGRPC_PYTHON ?? "python3";
   return {
     workers: int("workers", options.workers, 1),
-    python: options.python ?? process.env.PROCGRPC_PYTHON ?? "python3",
-    entry: options.script ? { script: options.script } : { module: options.module as string },
+    python: python.includes("/") ? resolve(cwd, python) : python,
+    entry: options.script ? { script: resolve(cwd, options.script) } : { module: options.module as string },
     args: options.args ?? [],
     env: options.env ?? {},
-    cwd: options.cwd,
+    cwd,
     socketDir: options.socketDir,
     startTimeoutMs: int("startTimeoutMs", options.startTimeoutMs, 30_000, 1, MAX_TIMER_MS),
     maxInFlightPerWorker: int("maxInFlightPerWorker", options.maxInFlightPerWorker, 32),

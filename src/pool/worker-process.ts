@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { unlinkSync } from "node:fs";
+import { existsSync, unlinkSync } from "node:fs";
 import type { Readable } from "node:stream";
 import { Client, credentials, type ChannelOptions } from "@grpc/grpc-js";
 import { WorkerStartError } from "./worker-start-error";
@@ -147,7 +147,8 @@ export class WorkerProcess {
 
     const spawnFailed = new Promise<never>((_, reject) => {
       child.once("error", (err: NodeJS.ErrnoException) => {
-        const hint = err.code === "ENOENT" ? ` (no such file: check the \`python\` option or PROCGRPC_PYTHON)` : "";
+        // spawn reports a missing working directory as ENOENT too.
+        const hint = err.code !== "ENOENT" ? "" : existsSync(cwd) ? ` (no such file: check the \`python\` option or PROCGRPC_PYTHON)` : ` (the working directory ${cwd} does not exist: check the \`cwd\` option)`;
         reject(fail(`could not run ${python}: ${err.message}${hint}`, err));
       });
     });
