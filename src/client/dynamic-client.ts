@@ -1,4 +1,5 @@
-import { loadSync, type MethodDefinition as LoaderMethod, type Options as LoaderOptions } from "@grpc/proto-loader";
+import type { MethodDefinition as LoaderMethod, Options as LoaderOptions } from "@grpc/proto-loader";
+import { loadOnUse } from "../core/load-on-use";
 import type { Interceptor } from "../call/interceptor";
 import { callKindOf, type CallKind, type StreamMethod } from "../call/method";
 import type { CallOptions } from "./call-options";
@@ -46,9 +47,12 @@ const CALLER_OF: Record<CallKind, keyof Pick<DynamicClient, "call" | "serverStre
   "bidi-stream": "bidiStream",
 };
 
+// proto-loader (and protobufjs) load with the first dynamic client, not at import time.
+const protoLoader = loadOnUse<typeof import("@grpc/proto-loader")>("@grpc/proto-loader");
+
 /** Loads `protoPath` with @grpc/proto-loader and returns a client for `serviceName` that calls through `invoker`. */
 export function createDynamicClient(protoPath: string, serviceName: string, invoker: CallInvoker, options: DynamicClientOptions = {}): DynamicClient {
-  const definition = loadSync(protoPath, {
+  const definition = protoLoader().loadSync(protoPath, {
     longs: String,
     enums: String,
     defaults: true,

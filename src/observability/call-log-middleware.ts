@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { trace } from "@opentelemetry/api";
+import { otelApi } from "./otel-api";
 import type { Interceptor } from "../call/interceptor";
 import { observeCall } from "../call/observe-call";
 import { isRpcError } from "../core/rpc-error";
@@ -28,7 +28,7 @@ export function callLogMiddleware(options: CallLogOptions): Interceptor {
   return (call, next) => {
     const requestId = call.options.requestId ?? randomUUID();
     const startedAt = performance.now();
-    const traceId = trace.getActiveSpan()?.spanContext().traceId;
+    const traceId = otelApi().trace.getActiveSpan()?.spanContext().traceId;
     const base = { requestId, method: call.method.path, kind: call.kind, ...(traceId ? { traceId } : {}) };
     let sent = 0;
     let received = 0;

@@ -1,4 +1,5 @@
-import { metrics, type Counter, type Histogram, type Meter, type MeterProvider, type ObservableGauge } from "@opentelemetry/api";
+import type { Counter, Histogram, Meter, MeterProvider, ObservableGauge } from "@opentelemetry/api";
+import { otelApi } from "./otel-api";
 import { METRIC_RPC_CLIENT_CALL_DURATION, METRIC_RPC_CLIENT_DURATION, type SemconvMode } from "./semconv";
 
 /**
@@ -13,7 +14,7 @@ export const INSTRUMENTATION_SCOPE = "procgrpc";
 
 /** The procgrpc meter of `provider` (the global provider by default: a no-op until an SDK is registered). */
 export function procgrpcMeter(provider?: MeterProvider): Meter {
-  return (provider ?? metrics.getMeterProvider()).getMeter(INSTRUMENTATION_SCOPE);
+  return (provider ?? otelApi().metrics.getMeterProvider()).getMeter(INSTRUMENTATION_SCOPE);
 }
 
 // Bucket boundaries suited to local-socket calls (sub-millisecond to tens of seconds).

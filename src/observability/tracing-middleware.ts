@@ -1,13 +1,5 @@
-import {
-  context as otelContext,
-  propagation,
-  SpanKind,
-  SpanStatusCode,
-  trace,
-  type Context,
-  type Span,
-  type TracerProvider,
-} from "@opentelemetry/api";
+import type { Context, Span, TracerProvider } from "@opentelemetry/api";
+import { otelApi } from "./otel-api";
 import type { Interceptor } from "../call/interceptor";
 import { observeCall } from "../call/observe-call";
 import { isRpcError } from "../core/rpc-error";
@@ -51,6 +43,7 @@ export interface TracingMiddleware {
  * `attemptMiddleware: [tracing.attempt]` on the pool, so that every retry or hedge gets its span.
  */
 export function tracingMiddleware(options: TracingOptions = {}): TracingMiddleware {
+  const { context: otelContext, propagation, SpanKind, trace } = otelApi();
   const provider = (): TracerProvider => options.tracerProvider ?? trace.getTracerProvider();
   // The call span's context travels with the call (UnaryCall.values), so the attempt middleware
   // finds its parent across retries and hedges even without an OpenTelemetry context manager.
@@ -109,6 +102,6 @@ function endWithError(span: Span, err: unknown): void {
     if (err.requestId) span.setAttribute(ATTR_REQUEST_ID, err.requestId);
     if (err.workerId) span.setAttribute(ATTR_WORKER_ID, err.workerId);
   }
-  span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+  span.setStatus({ code: otelApi().SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
   span.end();
 }

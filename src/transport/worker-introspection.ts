@@ -1,6 +1,9 @@
 import type { Client, ServiceError } from "@grpc/grpc-js";
-import { create, fromBinary, toBinary, toJson } from "@bufbuild/protobuf";
-import { EmptySchema, StructSchema } from "@bufbuild/protobuf/wkt";
+import { loadOnUse } from "../core/load-on-use";
+
+// Loaded when the watchdog first asks a worker (a hung handler is rare): not at import time.
+const protobuf = loadOnUse<typeof import("@bufbuild/protobuf")>("@bufbuild/protobuf");
+const wkt = loadOnUse<typeof import("@bufbuild/protobuf/wkt")>("@bufbuild/protobuf/wkt");
 
 /** A servicer handler still executing in a worker, as the worker reports it. */
 export interface RunningHandler {
@@ -20,6 +23,8 @@ const RUNNING_PATH = "/procgrpc.internal.v1.Worker/Running";
  * that ignores cancellation stays listed after grpc-js has ended its call on the Node side.
  */
 export function runningHandlers(client: Client, deadline: Date): Promise<RunningHandler[]> {
+  const { create, fromBinary, toBinary, toJson } = protobuf();
+  const { EmptySchema, StructSchema } = wkt();
   return new Promise((resolve, reject) => {
     client.makeUnaryRequest(
       RUNNING_PATH,
