@@ -1,7 +1,6 @@
 import { Client, connectivityState, credentials, type ChannelCredentials, type ChannelOptions } from "@grpc/grpc-js";
-import type { CallTarget } from "../transport/call-target";
+import type { CallTarget, WorkerCall } from "../transport/call-target";
 import { checkHealth, type ServingStatus } from "../transport/health-check";
-import type { WorkerCall } from "../pool/worker-process";
 import type { ResolvedRemoteOptions } from "./remote-options";
 
 /** A target's channel state as grpc-js reports it (`READY`, `CONNECTING`, `IDLE`, `TRANSIENT_FAILURE`, `SHUTDOWN`). */
