@@ -20,7 +20,7 @@ generate({ protoDir: join(root, "proto"), tsOut: join(root, "src", "gen"), pyOut
 // `procgrpc` directory would shadow the real package's name).
 if (!tsOnly) {
   for (const ext of ["py", "pyi"]) {
-    copyFileSync(join(root, "gen", "python", "procgrpc", "internal", "v1", `pipeline_pb2.${ext}`), join(root, "python-worker", "procgrpc", `_pipeline_pb2.${ext}`));
+    copyFileSync(join(root, "gen", "python", "procgrpc", "internal", "v1", `pipeline_pb2.${ext}`), join(root, "python-worker", "procgrpc", "_services", `_pipeline_pb2.${ext}`));
   }
   rmSync(join(root, "gen", "python", "procgrpc"), { recursive: true, force: true });
 }

@@ -15,14 +15,14 @@ from typing import Any, Awaitable, Callable, Optional
 
 import grpc
 
-from . import _logging
+from .._process.log import get_logger
 
 __all__ = ["TokenInterceptor", "EXEMPT_PREFIX"]
 
 #: Methods under this prefix need no token.
 EXEMPT_PREFIX = "/grpc.health.v1.Health/"
 
-_log = _logging.get_logger()
+_log = get_logger()
 
 
 def _presented_token(metadata: Any) -> Optional[bytes]:

@@ -16,7 +16,7 @@ import time
 import traceback
 from typing import Any, Dict, Optional
 
-from . import _call_context
+from .. import _call_info
 
 __all__ = ["Logger", "get_logger", "configure"]
 
@@ -43,7 +43,7 @@ def _emit(level: str, msg: str, fields: Dict[str, Any]) -> None:
         "worker_id": _state["worker_id"],
         "pid": os.getpid(),
     }
-    call = _call_context.current_call()
+    call = _call_info.current_call()
     if call is not None:
         # Lines written while serving a call carry its request id (and trace id when traced).
         for key, value in call.log_fields().items():

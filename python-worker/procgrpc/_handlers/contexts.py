@@ -6,7 +6,9 @@ raise (the method keeps running) and whose ``add_callback`` callbacks only run
 when the method returns normally (never on cancellation). Its async context
 has no ``is_active``/``add_callback``. procgrpc wraps every method and passes
 one of these contexts instead, so code written for ``grpc.server`` works
-unchanged.
+unchanged. Everything both kinds share is forwarded by one base,
+:class:`ForwardingContext`; the two subclasses differ only where blocking differs
+(``send_initial_metadata``, ``abort``) and in what each API has (``cancel``; ``read``/``write``).
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from typing import Any, Callable, List, NoReturn, Optional, Tuple
 
 import grpc
 
-from ._logging import get_logger
+from .._process.log import get_logger
 
-__all__ = ["SyncContext", "AsyncContext"]
+__all__ = ["ForwardingContext", "SyncContext", "AsyncContext"]
 
 _log = get_logger()
 
@@ -61,15 +63,19 @@ class _CallbackState:
                 _log.error("RPC termination callback raised", exc_info=True)
 
 
-class SyncContext(grpc.ServicerContext):
-    """``grpc.ServicerContext`` for ``def`` methods running in the worker thread pool."""
+class ForwardingContext:
+    """What both contexts share: call state (``is_active``, ``add_callback``), and everything
+    forwarded as it is to the context grpc (or the pipeline) made for the call."""
 
-    __slots__ = ("_ctx", "_loop", "_state")
+    __slots__ = ("_ctx", "_state")
 
-    def __init__(self, ctx: Any, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, ctx: Any) -> None:
         self._ctx = ctx
-        self._loop = loop
         self._state = _CallbackState()
+
+    def terminate(self) -> None:
+        """The call is over: ``is_active()`` turns False and ``add_callback`` callbacks run."""
+        self._state.terminate()
 
     # -- call state
     def is_active(self) -> bool:
@@ -80,27 +86,14 @@ class SyncContext(grpc.ServicerContext):
         """Run ``callback()`` when the call terminates (including by cancellation)."""
         return self._state.add(callback)
 
-    def time_remaining(self) -> Optional[float]:  # type: ignore[override]  # None: no deadline
+    def time_remaining(self) -> Optional[float]:
         """Seconds until the deadline, or None without one."""
         return self._ctx.time_remaining()  # type: ignore[no-any-return]
-
-    def cancel(self) -> bool:
-        """End the call with CANCELLED."""
-        try:
-            self.abort(grpc.StatusCode.CANCELLED, "cancelled by the server")
-        except Exception:
-            pass
-        return True
 
     # -- metadata and status
     def invocation_metadata(self) -> Any:
         """Metadata the client sent."""
         return self._ctx.invocation_metadata()
-
-    def send_initial_metadata(self, initial_metadata: Any) -> None:
-        """Send initial metadata now (blocks until sent)."""
-        asyncio.run_coroutine_threadsafe(
-            self._ctx.send_initial_metadata(_as_tuple(initial_metadata)), self._loop).result()
 
     def set_trailing_metadata(self, trailing_metadata: Any) -> None:
         """Set trailing metadata sent with the status."""
@@ -110,7 +103,7 @@ class SyncContext(grpc.ServicerContext):
         """Trailing metadata set so far."""
         return self._ctx.trailing_metadata()
 
-    def set_code(self, code: grpc.StatusCode) -> None:
+    def set_code(self, code: Any) -> None:
         """Set the status code sent when the method returns."""
         self._ctx.set_code(code)
 
@@ -125,18 +118,6 @@ class SyncContext(grpc.ServicerContext):
     def details(self) -> Any:
         """Status message set so far."""
         return self._ctx.details()
-
-    def abort(self, code: grpc.StatusCode, details: str = "", trailing_metadata: Any = ()) -> NoReturn:
-        """Send the status now and raise, ending the method (as in ``grpc.server``)."""
-        future = asyncio.run_coroutine_threadsafe(
-            self._ctx.abort(code, details or "", _as_tuple(trailing_metadata)), self._loop)
-        exc = future.exception()
-        # Re-raise grpc's own AbortError object: the server checks its identity.
-        raise exc if exc is not None else grpc.RpcError("RPC aborted")
-
-    def abort_with_status(self, status: Any) -> NoReturn:
-        """Abort with a ``grpc.Status`` (e.g. from ``grpc_status.rpc_status.to_status``)."""
-        self.abort(status.code, status.details, status.trailing_metadata)
 
     # -- peer and compression
     def peer(self) -> Any:
@@ -167,26 +148,45 @@ class SyncContext(grpc.ServicerContext):
         return getattr(self._ctx, name)
 
 
-class AsyncContext(grpc.aio.ServicerContext[Any, Any]):
+class SyncContext(ForwardingContext, grpc.ServicerContext):  # type: ignore[misc]  # time_remaining may be None
+    """``grpc.ServicerContext`` for ``def`` methods running in the worker thread pool."""
+
+    __slots__ = ("_loop",)
+
+    def __init__(self, ctx: Any, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(ctx)
+        self._loop = loop
+
+    def cancel(self) -> bool:
+        """End the call with CANCELLED."""
+        try:
+            self.abort(grpc.StatusCode.CANCELLED, "cancelled by the server")
+        except Exception:
+            pass
+        return True
+
+    def send_initial_metadata(self, initial_metadata: Any) -> None:
+        """Send initial metadata now (blocks until sent)."""
+        asyncio.run_coroutine_threadsafe(
+            self._ctx.send_initial_metadata(_as_tuple(initial_metadata)), self._loop).result()
+
+    def abort(self, code: Any, details: str = "", trailing_metadata: Any = ()) -> NoReturn:
+        """Send the status now and raise, ending the method (as in ``grpc.server``)."""
+        future = asyncio.run_coroutine_threadsafe(
+            self._ctx.abort(code, details or "", _as_tuple(trailing_metadata)), self._loop)
+        exc = future.exception()
+        # Re-raise grpc's own AbortError object: the server checks its identity.
+        raise exc if exc is not None else grpc.RpcError("RPC aborted")
+
+    def abort_with_status(self, status: Any) -> NoReturn:
+        """Abort with a ``grpc.Status`` (e.g. from ``grpc_status.rpc_status.to_status``)."""
+        self.abort(status.code, status.details, status.trailing_metadata)
+
+
+class AsyncContext(ForwardingContext, grpc.aio.ServicerContext[Any, Any]):  # type: ignore[misc]  # time_remaining may be None
     """``grpc.aio.ServicerContext`` plus ``is_active`` and ``add_callback``."""
 
-    __slots__ = ("_ctx", "_state")
-
-    def __init__(self, ctx: Any) -> None:
-        self._ctx = ctx
-        self._state = _CallbackState()
-
-    def is_active(self) -> bool:
-        """False once the call was cancelled, timed out or finished."""
-        return self._state._active
-
-    def add_callback(self, callback: Callable[[], None]) -> bool:
-        """Run ``callback()`` when the call terminates (including by cancellation)."""
-        return self._state.add(callback)
-
-    def time_remaining(self) -> Optional[float]:  # type: ignore[override]  # None: no deadline
-        """Seconds until the deadline, or None without one."""
-        return self._ctx.time_remaining()  # type: ignore[no-any-return]
+    __slots__ = ()
 
     async def read(self) -> Any:
         """Read the next request message (``grpc.aio.EOF`` at the end)."""
@@ -200,7 +200,7 @@ class AsyncContext(grpc.aio.ServicerContext[Any, Any]):
         """Send initial metadata now."""
         await self._ctx.send_initial_metadata(_as_tuple(initial_metadata))
 
-    async def abort(self, code: grpc.StatusCode, details: str = "", trailing_metadata: Any = ()) -> NoReturn:
+    async def abort(self, code: Any, details: str = "", trailing_metadata: Any = ()) -> NoReturn:
         """Send the status now and raise, ending the method."""
         await self._ctx.abort(code, details or "", _as_tuple(trailing_metadata))
         raise AssertionError("grpc abort returned")  # unreachable: abort always raises
@@ -208,58 +208,3 @@ class AsyncContext(grpc.aio.ServicerContext[Any, Any]):
     async def abort_with_status(self, status: Any) -> NoReturn:
         """Abort with a ``grpc.Status`` (e.g. from ``grpc_status.rpc_status.to_status``)."""
         await self.abort(status.code, status.details or "", status.trailing_metadata)
-
-    def invocation_metadata(self) -> Any:
-        """Metadata the client sent."""
-        return self._ctx.invocation_metadata()
-
-    def set_trailing_metadata(self, trailing_metadata: Any) -> None:
-        """Set trailing metadata sent with the status."""
-        self._ctx.set_trailing_metadata(_as_tuple(trailing_metadata))
-
-    def trailing_metadata(self) -> Any:
-        """Trailing metadata set so far."""
-        return self._ctx.trailing_metadata()
-
-    def set_code(self, code: grpc.StatusCode) -> None:
-        """Set the status code sent when the method returns."""
-        self._ctx.set_code(code)
-
-    def code(self) -> Any:
-        """Status code set so far."""
-        return self._ctx.code()
-
-    def set_details(self, details: str) -> None:
-        """Set the status message sent when the method returns."""
-        self._ctx.set_details(details if details is not None else "")
-
-    def details(self) -> Any:
-        """Status message set so far."""
-        return self._ctx.details()
-
-    def set_compression(self, compression: Any) -> None:
-        """Set the response compression algorithm."""
-        self._ctx.set_compression(compression)
-
-    def disable_next_message_compression(self) -> None:
-        """Do not compress the next response message."""
-        self._ctx.disable_next_message_compression()
-
-    def peer(self) -> Any:
-        """The client's address."""
-        return self._ctx.peer()
-
-    def peer_identities(self) -> Any:
-        """Authenticated peer identities, if any."""
-        return self._ctx.peer_identities()
-
-    def peer_identity_key(self) -> Any:
-        """Key of the peer identity property, if any."""
-        return self._ctx.peer_identity_key()
-
-    def auth_context(self) -> Any:
-        """The auth context of the call."""
-        return self._ctx.auth_context()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._ctx, name)

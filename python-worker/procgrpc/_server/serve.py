@@ -1,0 +1,112 @@
+"""Serving one worker's life: bind, start, report ready, wait for a stop, drain, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from typing import List, Sequence
+
+from grpc_health.v1 import health_pb2
+
+from .._config import WorkerConfig
+from .._net import listen as _listen
+from .._process import serving
+from .._process.exit import hard_exit_later, remove_socket
+from .._process.log import get_logger
+from .._process.parent_watch import ParentWatch, write_ready
+from .._status.mapping import ExceptionMapper
+from .build import ServiceRegistration, build_server
+
+__all__ = ["serve"]
+
+# Hard limit between the parent's death and this process being gone.
+_PARENT_DEATH_DEADLINE = 1.8
+
+_log = get_logger()
+
+
+async def serve(services: Sequence[ServiceRegistration], config: WorkerConfig,
+                mapper: ExceptionMapper, original_ppid: int) -> int:
+    """Serve until SIGTERM/SIGINT or the parent's death; returns the exit code."""
+    loop = asyncio.get_running_loop()
+    built = await build_server(services, config, mapper)
+    server, health, in_flight, names = built.server, built.health, built.in_flight, built.names
+
+    try:
+        if config.socket_path:
+            server.add_insecure_port("unix:" + config.socket_path)
+    except RuntimeError as exc:
+        _log.error("could not listen on socket", socket=config.socket_path, error=str(exc))
+        return 1
+    tcp = await _listen.start_tcp(server, health, config.listen)
+    if tcp is None:
+        return 1
+
+    stop_reason: "asyncio.Future[str]" = loop.create_future()
+
+    def request_stop(reason: str) -> None:
+        if not stop_reason.done():
+            stop_reason.set_result(reason)
+
+    def on_signal(name: str) -> None:
+        # PR_SET_PDEATHSIG delivers SIGTERM when the parent dies: that is a parent death.
+        if os.getppid() != original_ppid:
+            on_parent_death(f"{name} after the parent exited")
+        else:
+            request_stop(name)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig.name)
+
+    parent_gone: List[bool] = []
+
+    def on_parent_death(reason: str) -> None:
+        parent_gone.append(True)
+        _log.warn("parent process is gone; shutting down", reason=reason)
+        hard_exit_later(_PARENT_DEATH_DEADLINE, config.socket_path, config.socket_dir_owned, "parent death")
+        request_stop("parent death: " + reason)
+
+    await server.start()
+    for name in [""] + names:
+        await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+    serving._install(loop, health, names)
+
+    if config.control_fd is not None:
+        try:
+            write_ready(config.control_fd, {"event": "ready", "pid": os.getpid(),
+                                            "socket": config.socket_path, "services": names})
+        except OSError as exc:
+            on_parent_death(f"cannot write ready line: {exc}")
+    watch = ParentWatch(loop, on_parent_death, config.control_fd, original_ppid)
+    if not config.standalone:
+        watch.start()
+        if os.getppid() != original_ppid:
+            on_parent_death("parent process changed")
+    _log.info("ready", socket=config.socket_path or None, services=names, **tcp.log_fields())
+
+    reason = await stop_reason
+    parent_dead = reason.startswith("parent death")
+    grace = min(config.grace_seconds, 1.0) if parent_dead else config.grace_seconds
+    if not parent_dead:
+        # A stop that hangs past the grace (e.g. a stuck cancel) must still end.
+        hard_exit_later(grace + 5.0, config.socket_path, config.socket_dir_owned, reason)
+    _log.info("stopping", reason=reason, grace_seconds=grace)
+    watch.stop()
+    await health.enter_graceful_shutdown()
+    # Drain while still accepting RPCs, so health checks see NOT_SERVING rather than a
+    # refused connection; then stop with whatever grace is left.
+    started = loop.time()
+    drained = await in_flight.wait_idle(grace)
+    remaining = max(0.0, grace - (loop.time() - started))
+    _log.info("drained" if drained else "drain grace expired", in_flight=in_flight.count)
+    await server.stop(remaining)
+    await tcp.stop()
+    serving._uninstall()
+    # PR_SET_PDEATHSIG can fire while the dying parent still looks alive (its main thread
+    # exits first), so whether the parent is gone is decided now, not when the stop began.
+    remove_socket(config.socket_path, config.socket_dir_owned,
+                  parent_dead=bool(parent_gone) or os.getppid() != original_ppid)
+    built.executor.shutdown(wait=False, cancel_futures=True)
+    _log.info("stopped", reason=reason)
+    return 0
