@@ -22,6 +22,8 @@ REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 GEN = os.path.join(REPO, "gen", "python")
 TESTING_WORKER = os.path.join(REPO, "test", "workers", "testing_worker.py")
 PROBE_WORKER = os.path.join(HERE, "workers", "probe_worker.py")
+# Servicer code that misbehaves on purpose (subprocesses, forks, blocked loop, held calls).
+HOSTILE_WORKER = os.path.join(REPO, "test", "workers", "hostile_worker.py")
 
 if GEN not in sys.path:
     sys.path.insert(0, GEN)
@@ -146,6 +148,13 @@ def tmpdir_short() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def testing_worker(tmpdir_short: str) -> Iterator[Worker]:
     worker = start_worker(TESTING_WORKER, os.path.join(tmpdir_short, "testing.sock"))
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture(scope="module")
+def hostile_worker(tmpdir_short: str) -> Iterator[Worker]:
+    worker = start_worker(HOSTILE_WORKER, os.path.join(tmpdir_short, "hostile.sock"))
     yield worker
     worker.stop()
 

@@ -20,10 +20,20 @@ from typing import Any, Callable, List, NoReturn, Optional, Tuple
 import grpc
 
 from .._process.log import get_logger
+from .._status.codes import status_code
 
-__all__ = ["ForwardingContext", "SyncContext", "AsyncContext"]
+__all__ = ["ForwardingContext", "SyncContext", "AsyncContext", "as_code"]
 
 _log = get_logger()
+
+
+def as_code(code: Any) -> Any:
+    """An int code as its ``grpc.StatusCode``; anything else as given.
+
+    grpc.aio takes ints but converts only 0..15 (its range check ends at DATA_LOSS), so an
+    ``int`` 16 would arrive as UNKNOWN instead of UNAUTHENTICATED; procgrpc converts ints itself,
+    the same way on every transport (``_status.codes.status_code``)."""
+    return status_code(code) if isinstance(code, int) else code
 
 
 def _as_tuple(metadata: Any) -> Tuple[Any, ...]:
@@ -104,8 +114,8 @@ class ForwardingContext:
         return self._ctx.trailing_metadata()
 
     def set_code(self, code: Any) -> None:
-        """Set the status code sent when the method returns."""
-        self._ctx.set_code(code)
+        """Set the status code sent when the method returns (a ``grpc.StatusCode`` or an int)."""
+        self._ctx.set_code(as_code(code))
 
     def code(self) -> Any:
         """Status code set so far."""
@@ -173,7 +183,7 @@ class SyncContext(ForwardingContext, grpc.ServicerContext):  # type: ignore[misc
     def abort(self, code: Any, details: str = "", trailing_metadata: Any = ()) -> NoReturn:
         """Send the status now and raise, ending the method (as in ``grpc.server``)."""
         future = asyncio.run_coroutine_threadsafe(
-            self._ctx.abort(code, details or "", _as_tuple(trailing_metadata)), self._loop)
+            self._ctx.abort(as_code(code), details or "", _as_tuple(trailing_metadata)), self._loop)
         exc = future.exception()
         # Re-raise grpc's own AbortError object: the server checks its identity.
         raise exc if exc is not None else grpc.RpcError("RPC aborted")
@@ -202,7 +212,7 @@ class AsyncContext(ForwardingContext, grpc.aio.ServicerContext[Any, Any]):  # ty
 
     async def abort(self, code: Any, details: str = "", trailing_metadata: Any = ()) -> NoReturn:
         """Send the status now and raise, ending the method."""
-        await self._ctx.abort(code, details or "", _as_tuple(trailing_metadata))
+        await self._ctx.abort(as_code(code), details or "", _as_tuple(trailing_metadata))
         raise AssertionError("grpc abort returned")  # unreachable: abort always raises
 
     async def abort_with_status(self, status: Any) -> NoReturn:

@@ -11,7 +11,7 @@ import asyncio
 import os
 import threading
 import time
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Set, Tuple
 
 __all__ = ["InFlight", "RunningHandlers"]
 
@@ -49,13 +49,16 @@ class RunningHandlers:
 
 
 class InFlight:
-    """Counts calls inside servicer code (on the event loop only)."""
+    """Counts calls inside servicer code (on the event loop only) and keeps their scopes, so that
+    a worker whose drain grace is over can end them itself."""
 
-    __slots__ = ("count", "_idle", "running")
+    __slots__ = ("count", "_idle", "running", "scopes")
 
     def __init__(self) -> None:
         self.count = 0
         self._idle: Optional[asyncio.Event] = None
+        #: The ``CallScope`` of every call inside servicer code now.
+        self.scopes: Set[Any] = set()
         # Unlike ``count``, a handler stays here until its code returns, even after the call
         # was cancelled: the pool's hang watchdog asks for it (procgrpc.internal.v1.Worker).
         self.running = RunningHandlers()
@@ -69,6 +72,14 @@ class InFlight:
         self.count -= 1
         if self.count == 0 and self._idle is not None:
             self._idle.set()
+
+    async def end_all(self) -> int:
+        """End every call still inside servicer code with the stopping status (UNAVAILABLE,
+        ``procgrpc-worker-stopping: 1``); returns how many were ended."""
+        scopes = list(self.scopes)
+        for scope in scopes:
+            await scope.end_stopping()
+        return len(scopes)
 
     async def wait_idle(self, timeout: float) -> bool:
         """Wait until no call is in flight or ``timeout`` seconds pass; True when idle."""

@@ -18,6 +18,7 @@ import grpc
 
 from .. import _call_info, errors
 from .._process.log import get_logger
+from .._status.codes import WORKER_STOPPING_CODE, WORKER_STOPPING_DETAILS, WORKER_STOPPING_TRAILER
 from .._status.mapping import ExceptionMapper
 from .contexts import ForwardingContext
 from .in_flight import InFlight
@@ -28,6 +29,10 @@ _log = get_logger()
 
 #: grpc's own "the call was ended with a status" exception: passes through untouched.
 ABORT_TYPES: Tuple[Type[BaseException], ...] = (grpc.aio.AbortError,)
+
+
+class _DeadlinePassed(Exception):
+    """Raised in a pool thread instead of running a method whose deadline has passed."""
 
 
 class MethodCalls:
@@ -51,7 +56,7 @@ class CallScope:
     life; without it, a thread lists it with :meth:`run_tracked` while it runs the method.
     """
 
-    __slots__ = ("_calls", "ctx", "facade", "request_id", "_track", "_traced", "_token", "_handle")
+    __slots__ = ("_calls", "ctx", "facade", "request_id", "_track", "_traced", "_token", "_handle", "_ended")
 
     def __init__(self, calls: MethodCalls, ctx: Any, facade: ForwardingContext, track_running: bool = False) -> None:
         self._calls = calls
@@ -60,6 +65,7 @@ class CallScope:
         self._track = track_running
         self._token: Optional[int] = None
         self._handle: Optional[_call_info.Handle] = None
+        self._ended: Optional[BaseException] = None
         # One pass over the metadata for everything procgrpc reads from it.
         request_id: Optional[str] = None
         traced: Optional[Tuple[Tuple[str, Any], ...]] = None
@@ -76,8 +82,14 @@ class CallScope:
         self._traced = traced
 
     async def __aenter__(self) -> "CallScope":
+        remaining = self.ctx.time_remaining()
+        if remaining is not None and remaining <= 0:
+            # Its deadline passed before the worker got to it (queued, or sent too late): the
+            # caller was told DEADLINE_EXCEEDED, so its side effects must not happen.
+            await self.ctx.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
         calls = self._calls
         calls.in_flight.enter()
+        calls.in_flight.scopes.add(self)
         if self._track:
             self._token = calls.in_flight.running.started(calls.method, self.request_id)
         self._handle = _call_info.enter(calls.method, self.request_id, self._traced)
@@ -95,6 +107,7 @@ class CallScope:
                 self._calls.in_flight.running.finished(self._token)
             # Also on CancelledError (client cancel, deadline, server stop): a thread may keep
             # running, but it now sees is_active() == False.
+            self._calls.in_flight.scopes.discard(self)
             self._calls.in_flight.leave()
             self.facade.terminate()
         return False
@@ -103,7 +116,11 @@ class CallScope:
         """Run ``fn(*args)`` (in a pool thread) listed as running while it runs.
 
         Registered in the thread itself: a call cancelled before a thread picked it up never
-        runs, and one that ignores cancellation stays listed until it returns."""
+        runs, and one that ignores cancellation stays listed until it returns. A call whose
+        deadline passed while it waited for a thread does not run at all."""
+        remaining = self.ctx.time_remaining()
+        if remaining is not None and remaining <= 0:
+            raise _DeadlinePassed()
         calls = self._calls
         token = calls.in_flight.running.started(calls.method, self.request_id)
         try:
@@ -111,8 +128,23 @@ class CallScope:
         finally:
             calls.in_flight.running.finished(token)
 
+    async def end_stopping(self) -> None:
+        """The worker's drain grace is over: end the call now with the stopping status. The
+        handler may go on (a thread cannot be stopped), but the caller has its answer."""
+        try:
+            await self.ctx.abort(WORKER_STOPPING_CODE, WORKER_STOPPING_DETAILS, (WORKER_STOPPING_TRAILER,))
+        except grpc.aio.AbortError as exc:
+            self._ended = exc  # grpc checks that this very object ends the call
+        except Exception:
+            pass  # The call got its status in the meantime.
+        self.facade.terminate()
+
     async def fail(self, exc: BaseException) -> None:
         """Log ``exc`` and end the call with its mapped status (raises grpc's AbortError)."""
+        if isinstance(exc, _DeadlinePassed):
+            await self.ctx.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+        if self._ended is not None:
+            raise self._ended  # ended by the stopping worker; the exception came after
         calls, ctx = self._calls, self.ctx
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         if isinstance(exc, errors.RpcStatusError):

@@ -40,11 +40,12 @@ def _headroom(limit: int) -> int:
 class BuiltServer:
     """The server and what serving it needs."""
 
-    def __init__(self, server: Any, health: Any, in_flight: InFlight, names: List[str],
-                 executor: concurrent.futures.ThreadPoolExecutor) -> None:
+    def __init__(self, server: Any, health: Any, in_flight: InFlight, pipes: pipeline.PipeRegistry,
+                 names: List[str], executor: concurrent.futures.ThreadPoolExecutor) -> None:
         self.server = server
         self.health = health
         self.in_flight = in_flight
+        self.pipes = pipes
         #: Full proto names of the user's services, in registration order.
         self.names = names
         self.executor = executor
@@ -83,11 +84,12 @@ async def build_server(services: Sequence[ServiceRegistration], config: WorkerCo
         _log.warn("no services were registered by the add_*_to_server functions")
 
     server.add_generic_rpc_handlers((introspection.handler(in_flight.running),))
+    pipes = pipeline.PipeRegistry()
     server.add_generic_rpc_handlers((pipeline.handler(
-        pipeline.method_lookup(recorder.registered, recorder.generic)),))
+        pipeline.method_lookup(recorder.registered, recorder.generic), pipes),))
     health = grpc_health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     # The aio servicer starts with "" SERVING: not true until the server runs.
     await health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
     reflection.enable_server_reflection(names + [grpc_health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    return BuiltServer(server, health, in_flight, names, executor)
+    return BuiltServer(server, health, in_flight, pipes, names, executor)

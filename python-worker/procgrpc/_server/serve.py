@@ -22,6 +22,8 @@ __all__ = ["serve"]
 
 # Hard limit between the parent's death and this process being gone.
 _PARENT_DEATH_DEADLINE = 1.8
+# How long a stopping worker waits for its pipes' last batches to be written.
+_PIPE_FLUSH_SECONDS = 0.5
 
 _log = get_logger()
 
@@ -98,9 +100,19 @@ async def serve(services: Sequence[ServiceRegistration], config: WorkerConfig,
     # refused connection; then stop with whatever grace is left.
     started = loop.time()
     drained = await in_flight.wait_idle(grace)
+    if drained:
+        _log.info("drained", in_flight=0)
+    else:
+        # The caller gets a clear answer now rather than a dropped connection later: UNAVAILABLE
+        # "worker is shutting down" with the procgrpc-worker-stopping trailer (the handler may
+        # go on running; a thread cannot be stopped).
+        ended = await in_flight.end_all()
+        _log.warn("drain grace expired; calls still running were ended", ended=ended, grace_seconds=grace)
+    # Pipes the pool did not half-close: calls not answered yet get the stopping status, then
+    # each stream ends once its last batch is written.
+    await built.pipes.stop_all(_PIPE_FLUSH_SECONDS)
     remaining = max(0.0, grace - (loop.time() - started))
-    _log.info("drained" if drained else "drain grace expired", in_flight=in_flight.count)
-    await server.stop(remaining)
+    await server.stop(remaining if drained else 0)
     await tcp.stop()
     serving._uninstall()
     # PR_SET_PDEATHSIG can fire while the dying parent still looks alive (its main thread

@@ -8,22 +8,26 @@ cost of small calls. Each call runs through the very same wrapped handler as a n
 ``abort``, ``set_code``, ``set_details``, ``set_trailing_metadata``, ``abort_with_status``,
 ``time_remaining``, ``is_active``, ``add_callback`` and ``invocation_metadata`` all work.
 Every call is answered exactly once unless the client cancelled it first. Calls and
-results travel in batches (one stream message per event-loop turn on either side).
+results travel in batches (one stream message per event-loop turn on either side); initial
+metadata a servicer sends explicitly goes out at once as a ``PipeHeader``, before its result.
+After the pool half-closes the stream the worker answers what is running and ends it; a
+stopping worker answers what is left with the stopping status and ends it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Callable, Dict, List, NamedTuple, Sequence, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 import grpc
 
 from . import _pipeline_pb2 as pb
 from .._process.log import get_logger
-from .pipe_context import PipeContext
+from .._status.codes import WORKER_STOPPING_CODE, WORKER_STOPPING_DETAILS, WORKER_STOPPING_TRAILER
+from .pipe_context import CallSlot, PipeContext
 
-__all__ = ["SERVICE_NAME", "handler", "method_lookup"]
+__all__ = ["SERVICE_NAME", "PipeRegistry", "handler", "method_lookup"]
 
 SERVICE_NAME = "procgrpc.internal.v1.PipelineService"
 
@@ -37,119 +41,192 @@ class _Details(NamedTuple):
     invocation_metadata: Tuple[Tuple[str, Any], ...]
 
 
-class _Pipe:
-    """One pipeline stream: runs each call as a task and writes the results that are ready as
-    one batch per stream message, so that under load many calls share each message's cost."""
+class PipeRegistry:
+    """The open pipes of a server, so that a stopping worker can end them."""
 
-    def __init__(self, lookup: Callable[[str, Tuple[Tuple[str, Any], ...]], Any], context: Any) -> None:
+    def __init__(self) -> None:
+        self._pipes: Set["_Pipe"] = set()
+
+    def add(self, pipe: "_Pipe") -> None:
+        self._pipes.add(pipe)
+
+    def discard(self, pipe: "_Pipe") -> None:
+        self._pipes.discard(pipe)
+
+    def __len__(self) -> int:
+        return len(self._pipes)
+
+    async def stop_all(self, timeout: float) -> bool:
+        """Stop reading every pipe, answer its unanswered calls as stopping, flush and end it.
+        True when every pipe ended within ``timeout`` seconds."""
+        pipes = list(self._pipes)
+        for pipe in pipes:
+            pipe.stop()
+        if not pipes:
+            return True
+        _done, pending = await asyncio.wait([asyncio.ensure_future(p.ended.wait()) for p in pipes], timeout=timeout)
+        for waiter in pending:
+            waiter.cancel()
+        return not pending
+
+
+class _Pipe:
+    """One pipeline stream: runs each call as a task and writes the headers and results that are
+    ready as one batch per stream message, so that under load many calls share each message's
+    cost. After the pool half-closes the stream (EOF), every call still running is answered and
+    the stream ends; a stopping worker (:meth:`stop`) ends it sooner."""
+
+    def __init__(self, lookup: Callable[[str, Tuple[Tuple[str, Any], ...]], Any], context: Any,
+                 registry: PipeRegistry) -> None:
         self._lookup = lookup
         self._context = context
-        self._tasks: Dict[int, "asyncio.Task[None]"] = {}
+        self._registry = registry
+        self._calls: Dict[int, Tuple[CallSlot, "asyncio.Task[None]"]] = {}
         self._results: List[Any] = []
-        self._ready = asyncio.Event()
+        self._headers: List[Any] = []
+        self._wake = asyncio.Event()
         self._reading = True
+        self._stopping = False
+        self._reader: Optional["asyncio.Task[None]"] = None
+        #: Set once the stream is over (normally or not).
+        self.ended = asyncio.Event()
 
     async def serve(self) -> None:
+        """Run the stream until the pool half-closes it (or the worker stops) and all is answered."""
+        self._registry.add(self)
         writer = asyncio.ensure_future(self._write_loop())
+        self._reader = asyncio.ensure_future(self._read_loop())
+        finished = False
         try:
-            while True:
-                batch = await self._context.read()
-                if batch is grpc.aio.EOF:
-                    break
-                for call_id in batch.cancel:
-                    task = self._tasks.get(call_id)
-                    if task is not None:
-                        task.cancel()
-                for call in batch.calls:
-                    self._tasks[call.call_id] = asyncio.ensure_future(self._run(call))
-            # The pool half-closed the stream: answer what is still running, then end.
-            if self._tasks:
-                await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            try:
+                await self._reader
+            except asyncio.CancelledError:
+                if not self._stopping:
+                    raise  # the RPC itself was cancelled (the pool went away, the server stops)
+            if self._stopping:
+                self._end_unanswered()
+            elif self._calls:
+                # Half-closed by the pool: answer what is still running, then end.
+                await asyncio.gather(*(task for _slot, task in self._calls.values()), return_exceptions=True)
+            finished = True
         finally:
-            for task in list(self._tasks.values()):
+            self._registry.discard(self)
+            self._reader.cancel()
+            for _slot, task in list(self._calls.values()):
                 task.cancel()
             self._reading = False
-            self._ready.set()
+            self._wake.set()
             try:
-                await writer
-            except asyncio.CancelledError:
-                pass
+                if finished:
+                    await writer  # the last headers and results go out before the stream ends
+                else:
+                    writer.cancel()
+            finally:
+                self.ended.set()
+
+    def stop(self) -> None:
+        """The worker is stopping: read no more calls; calls not answered yet are answered as
+        stopping (``_status.codes.WORKER_STOPPING_*``), then the stream ends."""
+        self._stopping = True
+        if self._reader is not None:
+            self._reader.cancel()
+
+    def _end_unanswered(self) -> None:
+        for slot, task in list(self._calls.values()):
+            slot.status(WORKER_STOPPING_CODE, WORKER_STOPPING_DETAILS, (WORKER_STOPPING_TRAILER,))
+            task.cancel()
+
+    async def _read_loop(self) -> None:
+        while True:
+            batch = await self._context.read()
+            if batch is grpc.aio.EOF:
+                return
+            for call_id in batch.cancel:
+                entry = self._calls.get(call_id)
+                if entry is not None:
+                    entry[0].give_up()  # the caller expects no answer
+                    entry[1].cancel()
+            received = time.monotonic()
+            for call in batch.calls:
+                slot = CallSlot(call.call_id, self._emit, self._emit_header)
+                deadline = received + call.timeout_us / 1e6 if call.timeout_us else None
+                self._calls[call.call_id] = (slot, asyncio.ensure_future(self._run(call, slot, deadline)))
 
     def _emit(self, result: Any) -> None:
         self._results.append(result)
-        self._ready.set()
+        self._wake.set()
+
+    def _emit_header(self, header: Any) -> None:
+        self._headers.append(header)
+        self._wake.set()
 
     async def _write_loop(self) -> None:
         while True:
-            await self._ready.wait()
-            self._ready.clear()
-            if self._results:
-                batch, self._results = self._results, []
-                await self._context.write(pb.PipeResponse(results=batch))
-            elif not self._reading:
-                return
+            if not self._results and not self._headers:
+                if not self._reading:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            headers, results = self._headers, self._results
+            self._headers, self._results = [], []
+            await self._context.write(pb.PipeResponse(results=results, headers=headers))
 
-    async def _run(self, call: Any) -> None:
-        call_id = call.call_id
-        metadata = tuple((e.key, e.value if e.key.endswith("-bin") else e.value.decode("utf-8", "replace"))
-                         for e in call.metadata)
+    async def _run(self, call: Any, slot: CallSlot, deadline: Optional[float]) -> None:
+        expired = False
+        timer: Optional[asyncio.TimerHandle] = None
         try:
+            metadata = tuple((e.key, e.value if e.key.endswith("-bin") else e.value.decode("utf-8", "replace"))
+                             for e in call.metadata)
             handler = self._lookup(call.method, metadata)
             if handler is None or handler.request_streaming or handler.response_streaming:
-                self._emit(pb.PipeResult(call_id=call_id, code=grpc.StatusCode.UNIMPLEMENTED.value[0],
-                                         details=f"Method not found: {call.method}"))
+                slot.status(grpc.StatusCode.UNIMPLEMENTED, f"Method not found: {call.method}")
                 return
             try:
                 message = handler.request_deserializer(call.payload) if handler.request_deserializer else call.payload
             except Exception as exc:
-                self._emit(pb.PipeResult(call_id=call_id, code=grpc.StatusCode.INTERNAL.value[0],
-                                         details=f"Exception deserializing request: {exc}"))
+                slot.status(grpc.StatusCode.INTERNAL, f"Exception deserializing request: {exc}")
                 return
-            timeout = call.timeout_us / 1e6
-            ctx = PipeContext(metadata, time.monotonic() + timeout if timeout else None)
-            # The deadline cancels this task, as grpc cancels a call whose deadline passes.
-            expired: List[bool] = []
-            timer = None
-            if timeout:
+            ctx = PipeContext(slot, metadata, deadline)
+            if deadline is not None:
+                # The deadline cancels this task, as grpc cancels a call whose deadline passes.
                 task = asyncio.current_task()
                 assert task is not None
 
                 def expire() -> None:
-                    expired.append(True)
+                    nonlocal expired
+                    expired = True
                     task.cancel()
-                timer = asyncio.get_running_loop().call_later(timeout, expire)
+                timer = asyncio.get_running_loop().call_later(max(0.0, deadline - time.monotonic()), expire)
             try:
                 response = await handler.unary_unary(message, ctx)
             except grpc.aio.AbortError:
-                self._emit(ctx.status_result(call_id))
+                ctx.answer_status()  # already answered by abort, unless the servicer raised it itself
                 return
             except asyncio.CancelledError:
                 if not expired:
                     raise
-                self._emit(pb.PipeResult(call_id=call_id, code=grpc.StatusCode.DEADLINE_EXCEEDED.value[0],
-                                         details="Deadline Exceeded"))
+                slot.status(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
                 return
-            finally:
-                if timer is not None:
-                    timer.cancel()
-            payload = handler.response_serializer(response) if (handler.response_serializer and response is not None) else (response or b"")
-            self._emit(ctx.result(call_id, payload))
+            ctx.answer(handler.response_serializer(response) if (handler.response_serializer and response is not None)
+                       else (response or b""))
         except asyncio.CancelledError:
-            pass  # The client cancelled: it expects no answer.
-        except Exception as exc:  # A fault in procgrpc itself: still answer the call.
+            pass  # The caller cancelled (no answer expected), or the worker stopped (answered).
+        except Exception as exc:  # A fault outside the servicer (e.g. the response does not serialize).
             _log.error("pipeline call failed", method=call.method, exc_info=True)
-            self._emit(pb.PipeResult(call_id=call_id, code=grpc.StatusCode.UNKNOWN.value[0],
-                                     details=f"Unexpected {type(exc).__name__}: {exc}"))
+            slot.status(grpc.StatusCode.UNKNOWN, f"Unexpected {type(exc)}: {exc}")
         finally:
-            self._tasks.pop(call_id, None)
+            if timer is not None:
+                timer.cancel()
+            self._calls.pop(call.call_id, None)
 
 
-def handler(lookup: Callable[[str, Tuple[Tuple[str, Any], ...]], Any]) -> grpc.GenericRpcHandler:
+def handler(lookup: Callable[[str, Tuple[Tuple[str, Any], ...]], Any], registry: PipeRegistry) -> grpc.GenericRpcHandler:
     """The generic handler serving ``Pipe``; ``lookup(method, metadata)`` finds wrapped handlers.
     The pool half-closes a worker's pipe when the worker stops taking calls; the pipe answers
     what is still running and ends."""
     async def pipe(request_iterator: Any, context: Any) -> None:
-        await _Pipe(lookup, context).serve()
+        await _Pipe(lookup, context, registry).serve()
 
     return grpc.method_handlers_generic_handler(SERVICE_NAME, {
         "Pipe": grpc.stream_stream_rpc_method_handler(

@@ -13,6 +13,7 @@ from google.protobuf.message import Message
 from google.rpc import error_details_pb2  # type: ignore[import-untyped]
 
 from .. import errors
+from .codes import status_code
 
 __all__ = ["DEFAULT_MAPPING", "ExceptionMapper"]
 
@@ -63,8 +64,8 @@ class ExceptionMapper:
     def status_for(self, exc: BaseException, method: str, fallback: Any = None) -> Any:
         """Build the ``grpc.Status`` for ``exc`` raised by ``method``.
 
-        ``fallback`` is a code already set with ``context.set_code``; it is used
-        instead of UNKNOWN for exceptions nothing maps.
+        ``fallback`` is a code already set with ``context.set_code`` (a ``grpc.StatusCode`` or
+        an int, as grpcio accepts); it is used instead of UNKNOWN for exceptions nothing maps.
         """
         name = type(exc).__name__
         details: List[Message] = []
@@ -81,8 +82,8 @@ class ExceptionMapper:
                 code = mapped
                 message = str(exc)
             else:
-                code = fallback if isinstance(fallback, grpc.StatusCode) and fallback != grpc.StatusCode.OK \
-                    else grpc.StatusCode.UNKNOWN
+                # A code set with set_code, in any form grpcio takes (enum or int), else UNKNOWN.
+                code = grpc.StatusCode.UNKNOWN if fallback is None else status_code(fallback)
                 message = f"{name}: {exc}"
         if code == grpc.StatusCode.OK:  # e.g. RpcStatusError(OK, ...): not an error status.
             code = grpc.StatusCode.UNKNOWN
