@@ -158,7 +158,7 @@ class CallScope:
             fallback = ctx.code()
         except Exception:
             fallback = None
-        status = calls.mapper.status_for(exc, calls.method, fallback)
+        status = calls.mapper.status_for(exc, calls.method, fallback, self.request_id)
         # Merge trailers the method set before failing (minus any stale details).
         try:
             before = tuple(m for m in (ctx.trailing_metadata() or ())

@@ -13,9 +13,9 @@ from google.protobuf.message import Message
 from google.rpc import error_details_pb2  # type: ignore[import-untyped]
 
 from .. import errors
-from .codes import status_code
+from .codes import SERVER_FAILURES, status_code
 
-__all__ = ["DEFAULT_MAPPING", "ExceptionMapper"]
+__all__ = ["DEFAULT_MAPPING", "ExceptionMapper", "hidden_message"]
 
 #: Built-in mapping. Lookup walks the exception's MRO, so the most specific
 #: class wins (PermissionError before any OSError entry, etc.).
@@ -33,11 +33,25 @@ DEFAULT_MAPPING: Dict[Type[BaseException], grpc.StatusCode] = {
 }
 
 
+def hidden_message(exception_name: str, request_id: Optional[str]) -> str:
+    """What the caller sees instead of the text of an exception that is a server-side failure."""
+    if request_id:
+        return f"{exception_name} (request id {request_id}; details in the worker log)"
+    return f"{exception_name} (details in the worker log)"
+
+
 class ExceptionMapper:
     """Maps an exception to a status.
 
     ``RpcStatusError`` carries its own code; other exceptions are looked up in
     the user's entries first, then the built-in table, else UNKNOWN.
+
+    The text of an exception raised by accident can hold internals (file paths, hosts, data),
+    so when it maps to a server-side failure (``_status.codes.SERVER_FAILURES``: UNKNOWN,
+    INTERNAL, DATA_LOSS, UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, UNIMPLEMENTED) the
+    caller gets only the exception's class and the request id (the worker logs the rest), unless
+    debug mode is on (``PROCGRPC_DEBUG=1``). Client-error mappings (``ValueError`` →
+    INVALID_ARGUMENT, …) and ``procgrpc.errors`` classes pass their message through.
     """
 
     def __init__(self, extra: Optional[Mapping[Type[BaseException], grpc.StatusCode]] = None,
@@ -61,8 +75,9 @@ class ExceptionMapper:
                         return code
         return None
 
-    def status_for(self, exc: BaseException, method: str, fallback: Any = None) -> Any:
-        """Build the ``grpc.Status`` for ``exc`` raised by ``method``.
+    def status_for(self, exc: BaseException, method: str, fallback: Any = None,
+                   request_id: Optional[str] = None) -> Any:
+        """Build the ``grpc.Status`` for ``exc`` raised by ``method`` in the call ``request_id``.
 
         ``fallback`` is a code already set with ``context.set_code`` (a ``grpc.StatusCode`` or
         an int, as grpcio accepts); it is used instead of UNKNOWN for exceptions nothing maps.
@@ -85,6 +100,10 @@ class ExceptionMapper:
                 # A code set with set_code, in any form grpcio takes (enum or int), else UNKNOWN.
                 code = grpc.StatusCode.UNKNOWN if fallback is None else status_code(fallback)
                 message = f"{name}: {exc}"
+            if code == grpc.StatusCode.OK:
+                code = grpc.StatusCode.UNKNOWN
+            if code in SERVER_FAILURES and not self.debug:
+                message = hidden_message(name, request_id)
         if code == grpc.StatusCode.OK:  # e.g. RpcStatusError(OK, ...): not an error status.
             code = grpc.StatusCode.UNKNOWN
         # One ErrorInfo per status (AIP-193): keep the user's when they sent one.
