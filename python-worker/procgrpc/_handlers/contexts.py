@@ -41,26 +41,21 @@ def _as_tuple(metadata: Any) -> Tuple[Any, ...]:
     return tuple(metadata) if metadata else ()
 
 
-class _CallbackState:
-    """Termination state shared by both contexts: is_active and add_callback."""
+class ForwardingContext:
+    """What both contexts share: call state (``is_active``, ``add_callback``), and everything
+    forwarded as it is to the context grpc (or the pipeline) made for the call."""
 
-    __slots__ = ("_active", "_callbacks", "_lock")
+    __slots__ = ("_ctx", "_active", "_callbacks", "_lock")
 
-    def __init__(self) -> None:
+    def __init__(self, ctx: Any) -> None:
+        self._ctx = ctx
         self._active = True
         self._callbacks: Optional[List[Callable[[], None]]] = None
+        # add_callback may come from a pool thread while the loop terminates the call.
         self._lock = threading.Lock()
 
-    def add(self, callback: Callable[[], None]) -> bool:
-        with self._lock:
-            if not self._active:
-                return False
-            if self._callbacks is None:
-                self._callbacks = []
-            self._callbacks.append(callback)
-            return True
-
     def terminate(self) -> None:
+        """The call is over: ``is_active()`` turns False and ``add_callback`` callbacks run (once)."""
         with self._lock:
             if not self._active:
                 return
@@ -72,29 +67,20 @@ class _CallbackState:
             except Exception:
                 _log.error("RPC termination callback raised", exc_info=True)
 
-
-class ForwardingContext:
-    """What both contexts share: call state (``is_active``, ``add_callback``), and everything
-    forwarded as it is to the context grpc (or the pipeline) made for the call."""
-
-    __slots__ = ("_ctx", "_state")
-
-    def __init__(self, ctx: Any) -> None:
-        self._ctx = ctx
-        self._state = _CallbackState()
-
-    def terminate(self) -> None:
-        """The call is over: ``is_active()`` turns False and ``add_callback`` callbacks run."""
-        self._state.terminate()
-
     # -- call state
     def is_active(self) -> bool:
         """False once the call was cancelled, timed out or finished."""
-        return self._state._active
+        return self._active
 
     def add_callback(self, callback: Callable[[], None]) -> bool:
         """Run ``callback()`` when the call terminates (including by cancellation)."""
-        return self._state.add(callback)
+        with self._lock:
+            if not self._active:
+                return False
+            if self._callbacks is None:
+                self._callbacks = []
+            self._callbacks.append(callback)
+            return True
 
     def time_remaining(self) -> Optional[float]:
         """Seconds until the deadline, or None without one."""
