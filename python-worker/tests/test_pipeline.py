@@ -79,13 +79,29 @@ def test_a_cancelled_call_gets_no_answer_and_its_handler_sees_the_cancellation(p
     assert 1 not in pipe.results
 
 
-def running_request_ids(worker: Worker) -> List[str]:
-    """Request ids of the handlers running in the worker (procgrpc.internal.v1.Worker/Running)."""
+def running(worker: Worker) -> List[Dict[str, Any]]:
+    """The handlers running in the worker (procgrpc.internal.v1.Worker/Running)."""
     fn = worker.channel().unary_unary("/procgrpc.internal.v1.Worker/Running",
                                       request_serializer=empty_pb2.Empty.SerializeToString,
                                       response_deserializer=struct_pb2.Struct.FromString)
-    snapshot = json_format.MessageToDict(fn(empty_pb2.Empty(), timeout=5))
-    return [r["requestId"] for r in snapshot["running"]]
+    return json_format.MessageToDict(fn(empty_pb2.Empty(), timeout=5))["running"]  # type: ignore[no-any-return]
+
+
+def running_request_ids(worker: Worker) -> List[str]:
+    return [r["requestId"] for r in running(worker)]
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_running_reports_the_call_id_of_pipe_calls(hostile_worker: Worker, pipe: PipeClient, flavour: str) -> None:
+    tag = "call-id-" + flavour
+    pipe.send([pipe_call(i, "Hold" + flavour, {"tag": tag, "seconds": 30},
+                         metadata=[("x-request-id", "same-" + flavour), ("procgrpc-call-id", f"{flavour}-{i}")])
+               for i in (1, 2)])
+    assert _eventually(lambda: len([r for r in running(hostile_worker) if r["requestId"] == "same-" + flavour]) == 2)
+    ids = sorted(r["callId"] for r in running(hostile_worker) if r["requestId"] == "same-" + flavour)
+    assert ids == [f"{flavour}-1", f"{flavour}-2"]
+    pipe.send([pipe_call(3, "Release", {"tag": tag})])
+    assert pipe.wait(lambda: 1 in pipe.results and 2 in pipe.results)
 
 
 def _eventually(check: Callable[[], bool], timeout: float = 15.0) -> bool:

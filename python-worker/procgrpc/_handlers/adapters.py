@@ -59,7 +59,7 @@ def _stream_response(calls: MethodCalls, fn: Callable[..., Any], request_streami
 
         async def run_async(request: Any, ctx: Any) -> AsyncIterator[Any]:
             actx = AsyncContext(ctx)
-            async with CallScope(calls, ctx, actx):
+            async with CallScope(calls, ctx, actx, track_running=True):
                 if is_gen:
                     async for item in fn(request, actx):
                         yield item
@@ -72,7 +72,7 @@ def _stream_response(calls: MethodCalls, fn: Callable[..., Any], request_streami
         sctx = SyncContext(ctx, loop)
         if request_streaming:
             request = _SyncRequests(ctx, loop)
-        async with CallScope(calls, ctx, sctx):
+        async with CallScope(calls, ctx, sctx, track_running=True):
             # One context copy for the whole stream, so each next() sees the call's request id and trace.
             run = contextvars.copy_context().run
             iterator = iter(await loop.run_in_executor(calls.executor, run, fn, request, sctx))

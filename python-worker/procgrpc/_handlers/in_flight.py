@@ -13,7 +13,12 @@ import threading
 import time
 from typing import Any, Dict, Optional, Set, Tuple
 
-__all__ = ["InFlight", "RunningHandlers"]
+__all__ = ["CALL_ID_KEY", "InFlight", "RunningHandlers"]
+
+
+#: Metadata key of the per-attempt call identity the pool sets on every call (the hang watchdog
+#: matches running handlers by it; x-request-id is for correlation only and may repeat).
+CALL_ID_KEY = "procgrpc-call-id"
 
 
 class RunningHandlers:
@@ -22,13 +27,13 @@ class RunningHandlers:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._next = 0
-        self._running: Dict[int, Tuple[str, Optional[str], float]] = {}
+        self._running: Dict[int, Tuple[str, Optional[str], Optional[str], float]] = {}
 
-    def started(self, method: str, request_id: Optional[str]) -> int:
+    def started(self, method: str, request_id: Optional[str], call_id: Optional[str] = None) -> int:
         """Record a handler starting; returns the token to pass to :meth:`finished`."""
         with self._lock:
             self._next += 1
-            self._running[self._next] = (method, request_id, time.monotonic())
+            self._running[self._next] = (method, request_id, call_id, time.monotonic())
             return self._next
 
     def finished(self, token: int) -> None:
@@ -43,8 +48,8 @@ class RunningHandlers:
             items = list(self._running.values())
         return {
             "pid": os.getpid(),
-            "running": [{"requestId": rid or "", "method": method, "seconds": now - since}
-                        for method, rid, since in items],
+            "running": [{"callId": cid or "", "requestId": rid or "", "method": method, "seconds": now - since}
+                        for method, rid, cid, since in items],
         }
 
 

@@ -21,7 +21,7 @@ from .._process.log import get_logger
 from .._status.codes import WORKER_STOPPING_CODE, WORKER_STOPPING_DETAILS, WORKER_STOPPING_TRAILER
 from .._status.mapping import ExceptionMapper
 from .contexts import ForwardingContext
-from .in_flight import InFlight
+from .in_flight import CALL_ID_KEY, InFlight
 
 __all__ = ["MethodCalls", "CallScope", "ABORT_TYPES"]
 
@@ -56,7 +56,8 @@ class CallScope:
     life; without it, a thread lists it with :meth:`run_tracked` while it runs the method.
     """
 
-    __slots__ = ("_calls", "ctx", "facade", "request_id", "_track", "_traced", "_token", "_handle", "_ended")
+    __slots__ = ("_calls", "ctx", "facade", "request_id", "call_id", "_track", "_traced", "_token", "_handle",
+                 "_ended")
 
     def __init__(self, calls: MethodCalls, ctx: Any, facade: ForwardingContext, track_running: bool = False) -> None:
         self._calls = calls
@@ -68,6 +69,7 @@ class CallScope:
         self._ended: Optional[BaseException] = None
         # One pass over the metadata for everything procgrpc reads from it.
         request_id: Optional[str] = None
+        call_id: Optional[str] = None
         traced: Optional[Tuple[Tuple[str, Any], ...]] = None
         try:
             metadata = tuple(ctx.invocation_metadata() or ())
@@ -76,9 +78,12 @@ class CallScope:
         for key, value in metadata:
             if key == "x-request-id":
                 request_id = str(value)
+            elif key == CALL_ID_KEY:
+                call_id = str(value)
             elif key == "traceparent":
                 traced = metadata
         self.request_id = request_id
+        self.call_id = call_id
         self._traced = traced
 
     async def __aenter__(self) -> "CallScope":
@@ -91,7 +96,7 @@ class CallScope:
         calls.in_flight.enter()
         calls.in_flight.scopes.add(self)
         if self._track:
-            self._token = calls.in_flight.running.started(calls.method, self.request_id)
+            self._token = calls.in_flight.running.started(calls.method, self.request_id, self.call_id)
         self._handle = _call_info.enter(calls.method, self.request_id, self._traced)
         return self
 
@@ -122,7 +127,7 @@ class CallScope:
         if remaining is not None and remaining <= 0:
             raise _DeadlinePassed()
         calls = self._calls
-        token = calls.in_flight.running.started(calls.method, self.request_id)
+        token = calls.in_flight.running.started(calls.method, self.request_id, self.call_id)
         try:
             return fn(*args)
         finally:

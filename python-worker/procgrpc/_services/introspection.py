@@ -5,9 +5,14 @@ cancellation keeps its pool thread. The pool asks this method, after a call's de
 pool's ``cancelGraceMs``, whether the handler is still running; if it is, the worker is replaced.
 Request ``google.protobuf.Empty``; response ``google.protobuf.Struct``::
 
-    {"pid": 123, "running": [{"requestId": "...", "method": "/pkg.S/M", "seconds": 1.5}]}
+    {"pid": 123, "running": [{"callId": "...", "requestId": "...", "method": "/pkg.S/M", "seconds": 1.5}]}
 
-It is internal (not in reflection) and not counted as a servicer call.
+``callId`` is the call's ``procgrpc-call-id`` metadata, unique per attempt (the pool sets it on
+every call, overriding any value of the caller's): the watchdog matches by it, since request ids
+may be shared by concurrent calls. A handler whose call carried none is listed with ``""``.
+Unary handlers are listed while their code runs (a ``def`` one from the moment a pool thread
+picks it up), streaming ones while their call is open. It is internal (not in reflection) and
+not counted as a servicer call.
 """
 
 from __future__ import annotations
