@@ -84,6 +84,46 @@ class Worker:
             self.proc.stdout.close()
 
 
+def alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:
+        try:
+            os.kill(pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+
+
+def group_members(pgid: int) -> List[int]:
+    """Live processes of process group ``pgid`` (from /proc)."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if fields[0] != "Z" and int(fields[2]) == pgid:
+                members.append(int(entry))
+    return members
+
+
+def eventually(check: Any, timeout: float = 20.0, step: float = 0.02) -> bool:
+    """Poll ``check()`` until true or ``timeout`` (a bound on failure only, never an expectation)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return bool(check())
+        time.sleep(step)
+    return True
+
+
 def short_tmpdir() -> str:
     # Under /tmp so socket paths stay far below the 107-byte limit.
     return tempfile.mkdtemp(prefix="pg-", dir="/tmp")
@@ -91,11 +131,14 @@ def short_tmpdir() -> str:
 
 def start_worker(script: str, socket_path: str, env: Optional[Dict[str, str]] = None,
                  control: bool = True, wait_ready: bool = True, args: Optional[List[str]] = None,
-                 timeout: float = 15.0) -> Worker:
-    """Start ``script`` like the Node pool does (control socketpair on fd 3)."""
+                 timeout: float = 15.0, own_group: bool = False) -> Worker:
+    """Start ``script`` like the Node pool does (control socketpair on fd 3; with ``own_group``
+    in its own process group, as the pool spawns it, with PROCGRPC_PROCESS_GROUP=1)."""
     full_env = dict(os.environ)
     full_env.pop("PROCGRPC_DEBUG", None)
     full_env.update({"PROCGRPC_SOCKET": socket_path, "PROCGRPC_WORKER_ID": "w-test", "PROCGRPC_GRACE_SECONDS": "2"})
+    if own_group:
+        full_env["PROCGRPC_PROCESS_GROUP"] = "1"
     full_env.update(env or {})
     ours: Optional[socket.socket] = None
     pass_fds: List[int] = []
@@ -105,7 +148,8 @@ def start_worker(script: str, socket_path: str, env: Optional[Dict[str, str]] = 
         pass_fds = [theirs.fileno()]
         full_env["PROCGRPC_CONTROL_FD"] = str(theirs.fileno())
     proc = subprocess.Popen([sys.executable, script] + (args or []), env=full_env, pass_fds=pass_fds,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=own_group)
     if theirs is not None:
         theirs.close()
     ready = None

@@ -85,9 +85,15 @@ def fork_child(spec: Dict[str, Any], context: Any) -> Dict[str, Any]:
 # -- handlers that do not cooperate
 
 async def block_loop(spec: Dict[str, Any], context: Any) -> Dict[str, Any]:
-    """Blocks the event loop (an async handler calling blocking code) for ``seconds``."""
+    """Blocks the event loop for ``seconds``: an async handler calling blocking code (a sleep),
+    or, with ``busy``, computing without ever awaiting."""
     _ran("BlockLoop")
-    time.sleep(spec.get("seconds", 300))
+    until = time.monotonic() + spec.get("seconds", 300)
+    if spec.get("busy"):
+        while time.monotonic() < until:
+            pass
+    else:
+        time.sleep(max(0.0, until - time.monotonic()))
     return {}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 import time
@@ -10,7 +11,7 @@ from typing import List, NoReturn
 
 from .log import get_logger
 
-__all__ = ["remove_socket", "hard_exit_later", "exit_process"]
+__all__ = ["remove_socket", "hard_exit_later", "exit_process", "leave_orphaned"]
 
 _log = get_logger()
 
@@ -53,7 +54,8 @@ def exit_process(code: int) -> NoReturn:
     deadline = time.monotonic() + 0.3
     busy: List[threading.Thread] = []
     for thread in threading.enumerate():
-        if thread.name.startswith("procgrpc") and thread is not threading.current_thread():
+        # The servicer pool's threads (ThreadPoolExecutor names them procgrpc_0, procgrpc_1, ...).
+        if thread.name.startswith("procgrpc_") and thread is not threading.current_thread():
             # Idle pool threads exit within moments of executor.shutdown().
             thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
@@ -66,3 +68,23 @@ def exit_process(code: int) -> NoReturn:
             pass
         os._exit(code)
     sys.exit(code)
+
+
+def leave_orphaned(socket_path: str, dir_owned: bool) -> NoReturn:
+    """The parent is dead: remove the socket (and the pool's directory when this is the last
+    worker), then take down this worker's process group, servicer subprocesses included, and
+    exit. Works from any thread, whatever the event loop is doing.
+
+    The group is killed only when the pool made it for this worker (``PROCGRPC_PROCESS_GROUP=1``
+    and this process leads it); otherwise only this process exits."""
+    remove_socket(socket_path, dir_owned, parent_dead=True)
+    try:
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    if os.environ.get("PROCGRPC_PROCESS_GROUP") == "1" and os.getpgrp() == os.getpid():
+        try:
+            os.killpg(os.getpid(), signal.SIGKILL)  # this process too: the last thing it does
+        except OSError:
+            pass
+    os._exit(0)

@@ -1,33 +1,52 @@
-"""Detecting that the process that started the worker has died.
+"""Detecting that the process that started the worker has died, off the event loop.
 
-Three layers, because orphaned workers are the failure mode that hurts most:
-the control fd (a socketpair from Node: EOF means the parent is gone), a
-getppid() poll when there is no control fd, and PR_SET_PDEATHSIG on Linux.
+Orphaned workers are the failure mode that hurts most, and servicer code can block the event
+loop (an ``async def`` calling blocking code) or keep threads busy for ever, so detection and
+the hard exit never depend on the loop:
+
+* a daemon thread (:class:`ParentWatch`) waits on the control fd (a socketpair from Node: the
+  kernel closes Node's end when Node dies, so EOF means the parent is gone) and polls
+  ``getppid()``; it asks the loop for a graceful stop and, whatever the loop does, exits the
+  process itself at the deadline (``on_death`` does both);
+* ``PR_SET_PDEATHSIG`` (Linux only) sends SIGTERM when the parent dies, for workers started
+  without a control fd whose loop is free.
+
+The portable path (control fd EOF and ``getppid`` polling, no ``prctl``) is what macOS gets;
+``PROCGRPC_PORTABLE=1`` forces it on Linux, so the tests exercise it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import json
 import os
+import select
 import signal
 import sys
+import threading
+import time
 from typing import Any, Callable, Dict, Optional
 
-__all__ = ["set_parent_death_signal", "write_ready", "ParentWatch"]
+__all__ = ["portable", "set_parent_death_signal", "write_ready", "ParentWatch"]
 
 _PR_SET_PDEATHSIG = 1
+#: How often the watcher thread compares getppid() with the original parent.
+POLL_SECONDS = 0.25
+
+
+def portable() -> bool:
+    """True when only the portable mechanisms may be used (not Linux, or PROCGRPC_PORTABLE=1)."""
+    return not sys.platform.startswith("linux") or os.environ.get("PROCGRPC_PORTABLE") == "1"
 
 
 def set_parent_death_signal(original_ppid: int) -> bool:
-    """Ask Linux to send SIGTERM when the parent dies.
+    """Ask Linux to send SIGTERM when the parent dies (nothing on the portable path).
 
     Returns False when the parent already died before the request took effect
     (getppid() no longer matches ``original_ppid``), which closes the race
     between fork and prctl.
     """
-    if sys.platform.startswith("linux"):
+    if not portable():
         try:
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
@@ -45,62 +64,49 @@ def write_ready(fd: int, payload: Dict[str, Any]) -> None:
 
 
 class ParentWatch:
-    """Calls ``on_death(reason)`` once when the parent goes away."""
+    """Calls ``on_death(reason)`` once, from its own daemon thread, when the parent goes away."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, on_death: Callable[[str], None],
-                 control_fd: Optional[int], original_ppid: int) -> None:
-        self._loop = loop
+    def __init__(self, on_death: Callable[[str], None], control_fd: Optional[int], original_ppid: int,
+                 poll_seconds: float = POLL_SECONDS) -> None:
         self._on_death = on_death
         self._fd = control_fd
         self._ppid = original_ppid
-        self._fired = False
-        self._poll: Optional[asyncio.TimerHandle] = None
+        self._poll = poll_seconds
+        self._thread: Optional[threading.Thread] = None
+        self._fired = threading.Event()
+
+    @property
+    def fired(self) -> bool:
+        """Whether the parent's death was detected."""
+        return self._fired.is_set()
 
     def start(self) -> None:
-        """Begin watching (control fd reader, or a 0.5 s getppid poll)."""
-        if self._fd is not None:
-            # Non-blocking so a spurious wakeup can never stall the event loop in read().
-            os.set_blocking(self._fd, False)
-            self._loop.add_reader(self._fd, self._on_readable)
-        else:
-            self._schedule_poll()
+        """Begin watching in a daemon thread (it lives until the process exits)."""
+        self._thread = threading.Thread(target=self._run, name="procgrpc-parent-watch", daemon=True)
+        self._thread.start()
 
-    def stop(self) -> None:
-        """Stop watching (idempotent)."""
-        if self._fd is not None:
-            try:
-                self._loop.remove_reader(self._fd)
-            except (ValueError, OSError):
-                pass
-        if self._poll is not None:
-            self._poll.cancel()
-            self._poll = None
-
-    def _fire(self, reason: str) -> None:
-        if self._fired:
-            return
-        self._fired = True
-        self.stop()
+    def _run(self) -> None:
+        reason = self._wait_for_death()
+        self._fired.set()
         self._on_death(reason)
 
-    def _on_readable(self) -> None:
-        assert self._fd is not None
-        try:
-            data = os.read(self._fd, 4096)
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            self._fire(f"control fd error: {exc}")
-            return
-        if not data:
-            self._fire("control fd closed")
-        # Any bytes the parent sends are reserved for future use and ignored.
-
-    def _schedule_poll(self) -> None:
-        self._poll = self._loop.call_later(0.5, self._check_ppid)
-
-    def _check_ppid(self) -> None:
-        if os.getppid() != self._ppid:
-            self._fire("parent process changed")
-        else:
-            self._schedule_poll()
+    def _wait_for_death(self) -> str:
+        fd = self._fd
+        while True:
+            if os.getppid() != self._ppid:
+                return "parent process changed"
+            if fd is None:
+                time.sleep(self._poll)
+                continue
+            try:
+                readable, _, _ = select.select([fd], [], [], self._poll)
+                if not readable:
+                    continue
+                data = os.read(fd, 4096)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except (OSError, ValueError) as exc:
+                return f"control fd error: {exc}"
+            if not data:
+                return "control fd closed"
+            # Any bytes the parent sends are reserved for future use and ignored.

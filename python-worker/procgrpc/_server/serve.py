@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+import platform
 import signal
-from typing import List, Sequence
+import threading
+from typing import Sequence
 
+import grpc
 from grpc_health.v1 import health_pb2
 
 from .._config import WorkerConfig
 from .._net import listen as _listen
 from .._process import serving
-from .._process.exit import hard_exit_later, remove_socket
+from .._process.exit import hard_exit_later, leave_orphaned, remove_socket
 from .._process.log import get_logger
 from .._process.parent_watch import ParentWatch, write_ready
 from .._status.mapping import ExceptionMapper
@@ -32,8 +35,42 @@ async def serve(services: Sequence[ServiceRegistration], config: WorkerConfig,
                 mapper: ExceptionMapper, original_ppid: int) -> int:
     """Serve until SIGTERM/SIGINT or the parent's death; returns the exit code."""
     loop = asyncio.get_running_loop()
+    stop_reason: "asyncio.Future[str]" = loop.create_future()
+    parent_gone = threading.Event()
+
+    def request_stop(reason: str) -> None:
+        if not stop_reason.done():
+            stop_reason.set_result(reason)
+
+    def on_parent_death(reason: str) -> None:
+        # Called from the watch thread (or the loop): the graceful stop is asked of the loop, the
+        # deadline is kept by a timer thread, so a blocked loop cannot keep an orphan alive.
+        if parent_gone.is_set():
+            return
+        parent_gone.set()
+        _log.warn("parent process is gone; shutting down", reason=reason)
+        try:
+            loop.call_soon_threadsafe(request_stop, "parent death: " + reason)
+        except RuntimeError:
+            pass  # the loop is closed: the timer below still ends the process
+
+        def deadline() -> None:
+            _log.warn("graceful stop did not finish in time; exiting now", reason="parent death",
+                      after_seconds=_PARENT_DEATH_DEADLINE)
+            leave_orphaned(config.socket_path, config.socket_dir_owned)
+        timer = threading.Timer(_PARENT_DEATH_DEADLINE, deadline)
+        timer.daemon = True
+        timer.start()
+
+    if not config.standalone:
+        ParentWatch(on_parent_death, config.control_fd, original_ppid).start()
+
     built = await build_server(services, config, mapper)
     server, health, in_flight, names = built.server, built.health, built.in_flight, built.names
+    # Once add_*_to_server ran, so the services have their full proto names.
+    _log.info("starting", socket=config.socket_path or None, services=names, python=platform.python_version(),
+              grpcio=grpc.__version__, control_fd=config.control_fd, max_concurrency=config.max_concurrency,
+              threads=config.threads)
 
     try:
         if config.socket_path:
@@ -45,29 +82,15 @@ async def serve(services: Sequence[ServiceRegistration], config: WorkerConfig,
     if tcp is None:
         return 1
 
-    stop_reason: "asyncio.Future[str]" = loop.create_future()
-
-    def request_stop(reason: str) -> None:
-        if not stop_reason.done():
-            stop_reason.set_result(reason)
-
     def on_signal(name: str) -> None:
         # PR_SET_PDEATHSIG delivers SIGTERM when the parent dies: that is a parent death.
-        if os.getppid() != original_ppid:
+        if os.getppid() != original_ppid and not config.standalone:
             on_parent_death(f"{name} after the parent exited")
         else:
             request_stop(name)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig.name)
-
-    parent_gone: List[bool] = []
-
-    def on_parent_death(reason: str) -> None:
-        parent_gone.append(True)
-        _log.warn("parent process is gone; shutting down", reason=reason)
-        hard_exit_later(_PARENT_DEATH_DEADLINE, config.socket_path, config.socket_dir_owned, "parent death")
-        request_stop("parent death: " + reason)
 
     await server.start()
     for name in [""] + names:
@@ -80,21 +103,15 @@ async def serve(services: Sequence[ServiceRegistration], config: WorkerConfig,
                                             "socket": config.socket_path, "services": names})
         except OSError as exc:
             on_parent_death(f"cannot write ready line: {exc}")
-    watch = ParentWatch(loop, on_parent_death, config.control_fd, original_ppid)
-    if not config.standalone:
-        watch.start()
-        if os.getppid() != original_ppid:
-            on_parent_death("parent process changed")
     _log.info("ready", socket=config.socket_path or None, services=names, **tcp.log_fields())
 
     reason = await stop_reason
-    parent_dead = reason.startswith("parent death")
+    parent_dead = parent_gone.is_set()
     grace = min(config.grace_seconds, 1.0) if parent_dead else config.grace_seconds
     if not parent_dead:
         # A stop that hangs past the grace (e.g. a stuck cancel) must still end.
         hard_exit_later(grace + 5.0, config.socket_path, config.socket_dir_owned, reason)
     _log.info("stopping", reason=reason, grace_seconds=grace)
-    watch.stop()
     await health.enter_graceful_shutdown()
     # Drain while still accepting RPCs, so health checks see NOT_SERVING rather than a
     # refused connection; then stop with whatever grace is left.
@@ -115,10 +132,12 @@ async def serve(services: Sequence[ServiceRegistration], config: WorkerConfig,
     await server.stop(remaining if drained else 0)
     await tcp.stop()
     serving._uninstall()
+    built.executor.shutdown(wait=False, cancel_futures=True)
     # PR_SET_PDEATHSIG can fire while the dying parent still looks alive (its main thread
     # exits first), so whether the parent is gone is decided now, not when the stop began.
-    remove_socket(config.socket_path, config.socket_dir_owned,
-                  parent_dead=bool(parent_gone) or os.getppid() != original_ppid)
-    built.executor.shutdown(wait=False, cancel_futures=True)
+    if parent_gone.is_set() or (os.getppid() != original_ppid and not config.standalone):
+        _log.info("stopped", reason=reason)
+        leave_orphaned(config.socket_path, config.socket_dir_owned)
+    remove_socket(config.socket_path, config.socket_dir_owned, parent_dead=False)
     _log.info("stopped", reason=reason)
     return 0
