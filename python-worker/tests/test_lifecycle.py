@@ -107,6 +107,17 @@ def test_too_long_path_is_refused_with_its_length() -> None:
         worker.stop()
 
 
+def test_the_portable_path_uses_the_macos_socket_path_limit() -> None:
+    path = "/tmp/" + "y" * 95 + ".sock"  # 105 bytes: fine on Linux, over macOS's 103
+    worker = start_worker(TESTING_WORKER, path, wait_ready=False, env={"PROCGRPC_PORTABLE": "1"})
+    try:
+        assert worker.wait(timeout=10) == 2
+        err = "\n".join(worker.stderr_lines())
+        assert "is 105 bytes, the limit for a Unix socket address is 103" in err
+    finally:
+        worker.stop()
+
+
 def test_missing_socket_configuration_fails_clearly() -> None:
     env = dict(os.environ)
     env.pop("PROCGRPC_SOCKET", None)

@@ -20,7 +20,7 @@ from .. import _call_info
 
 __all__ = ["Logger", "get_logger", "configure"]
 
-_LEVELS: Dict[str, int] = {"debug": 10, "info": 20, "warn": 30, "error": 40}
+_LEVELS: Dict[str, int] = {"debug": 10, "info": 20, "warn": 30, "error": 40, "silent": 100}
 _ALIASES = {"warning": "warn", "err": "error", "fatal": "error", "critical": "error"}
 
 # One lock for the whole process so lines written from the event loop and from

@@ -22,21 +22,17 @@ import json
 import os
 import select
 import signal
-import sys
 import threading
 import time
 from typing import Any, Callable, Dict, Optional
 
-__all__ = ["portable", "set_parent_death_signal", "write_ready", "ParentWatch"]
+from .platform import portable
+
+__all__ = ["set_parent_death_signal", "write_ready", "ParentWatch"]
 
 _PR_SET_PDEATHSIG = 1
 #: How often the watcher thread compares getppid() with the original parent.
 POLL_SECONDS = 0.25
-
-
-def portable() -> bool:
-    """True when only the portable mechanisms may be used (not Linux, or PROCGRPC_PORTABLE=1)."""
-    return not sys.platform.startswith("linux") or os.environ.get("PROCGRPC_PORTABLE") == "1"
 
 
 def set_parent_death_signal(original_ppid: int) -> bool:
