@@ -48,8 +48,10 @@ def _running(worker: Worker, count: int) -> None:
     raise AssertionError("the held calls did not start")
 
 
+@pytest.mark.parametrize("half_closed", [False, True], ids=["open pipe", "half-closed pipe"])
 @pytest.mark.parametrize("ignore_cancel", [False, True])
-def test_calls_still_running_after_the_grace_get_the_stopping_status_on_both_transports(ignore_cancel: bool) -> None:
+def test_calls_still_running_after_the_grace_get_the_stopping_status_on_both_transports(ignore_cancel: bool,
+                                                                                          half_closed: bool) -> None:
     path = os.path.join(short_tmpdir(), "stop.sock")
     worker = start_worker(HOSTILE_WORKER, path, env={"PROCGRPC_GRACE_SECONDS": "0.5"})
     try:
@@ -60,6 +62,8 @@ def test_calls_still_running_after_the_grace_get_the_stopping_status_on_both_tra
         pipe.send([pipe_call(1, "HoldSync", {"seconds": 60, "ignore_cancel": ignore_cancel}),
                    pipe_call(2, "HoldAsync", {"seconds": 60})])
         _running(worker, 4)
+        if half_closed:
+            pipe.half_close()  # what the pool does first when it stops a worker
         worker.proc.send_signal(signal.SIGTERM)
         for thread in threads:
             thread.join(20)

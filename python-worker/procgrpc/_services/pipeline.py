@@ -88,6 +88,7 @@ class _Pipe:
         self._reading = True
         self._stopping = False
         self._reader: Optional["asyncio.Task[None]"] = None
+        self._stop_requested = asyncio.Event()
         #: Set once the stream is over (normally or not).
         self.ended = asyncio.Event()
 
@@ -103,11 +104,18 @@ class _Pipe:
             except asyncio.CancelledError:
                 if not self._stopping:
                     raise  # the RPC itself was cancelled (the pool went away, the server stops)
+            if not self._stopping and self._calls:
+                # Half-closed by the pool: answer what is still running, then end (sooner if the
+                # worker stops meanwhile: a handler that ignores cancellation may never return).
+                calls_done: "asyncio.Future[Any]" = asyncio.ensure_future(
+                    asyncio.gather(*(task for _slot, task in self._calls.values()), return_exceptions=True))
+                stop: "asyncio.Future[Any]" = asyncio.ensure_future(self._stop_requested.wait())
+                try:
+                    await asyncio.wait([calls_done, stop], return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    stop.cancel()
             if self._stopping:
                 self._end_unanswered()
-            elif self._calls:
-                # Half-closed by the pool: answer what is still running, then end.
-                await asyncio.gather(*(task for _slot, task in self._calls.values()), return_exceptions=True)
             finished = True
         finally:
             self._registry.discard(self)
@@ -128,6 +136,7 @@ class _Pipe:
         """The worker is stopping: read no more calls; calls not answered yet are answered as
         stopping (``_status.codes.WORKER_STOPPING_*``), then the stream ends."""
         self._stopping = True
+        self._stop_requested.set()
         if self._reader is not None:
             self._reader.cancel()
 
