@@ -116,6 +116,12 @@ async def count_async(spec: Dict[str, Any], context: Any) -> Dict[str, Any]:
     return {"worker_pid": os.getpid()}
 
 
+def env(spec: Dict[str, Any], context: Any) -> Dict[str, Any]:
+    """The worker's environment variables named in ``names`` (absent ones left out)."""
+    return {"env": {n: os.environ[n] for n in spec.get("names", []) if n in os.environ},
+            "pgid": os.getpgrp(), "worker_pid": os.getpid()}
+
+
 def runs(spec: Dict[str, Any], context: Any) -> Dict[str, Any]:
     with _lock:
         return {"runs": dict(_runs), "children": list(_children), "worker_pid": os.getpid()}
@@ -236,6 +242,7 @@ def add_hostile_to_server(servicer: Any, server: Any) -> None:
         "CountSync": grpc.unary_unary_rpc_method_handler(_json(count_sync)),
         "CountAsync": grpc.unary_unary_rpc_method_handler(_json_async(count_async)),
         "Runs": grpc.unary_unary_rpc_method_handler(_json(runs)),
+        "Env": grpc.unary_unary_rpc_method_handler(_json(env)),
         "HoldSync": grpc.unary_unary_rpc_method_handler(_json(hold_sync)),
         "HoldAsync": grpc.unary_unary_rpc_method_handler(_json_async(hold_async)),
         "Release": grpc.unary_unary_rpc_method_handler(_json(release)),
