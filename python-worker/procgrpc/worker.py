@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import platform
 import sys
 from typing import Mapping, NoReturn, Optional, Sequence, Type
 
@@ -67,10 +66,6 @@ def run_worker(*services: ServiceRegistration,
         _log.error("invalid worker configuration: " + str(exc))
         sys.exit(EXIT_CONFIG)
 
-    _log.info("starting", socket=config.socket_path, services=[_service_hint(s) for s in services],
-              python=platform.python_version(), grpcio=grpc.__version__,
-              control_fd=config.control_fd, max_concurrency=config.max_concurrency, threads=config.threads)
-
     if not config.standalone and not set_parent_death_signal(original_ppid):
         _log.error("parent process died during startup")
         sys.exit(1)
@@ -98,8 +93,3 @@ def run_worker(*services: ServiceRegistration,
         remove_socket(config.socket_path, config.socket_dir_owned, parent_dead=False)
         code = 1
     exit_process(code)
-
-
-def _service_hint(entry: ServiceRegistration) -> str:
-    # Names are only known once add_* has run; log the add function meanwhile.
-    return getattr(entry[0], "__name__", repr(entry[0]))

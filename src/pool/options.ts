@@ -1,6 +1,6 @@
 import type { UnaryMiddleware } from "../client/middleware";
 import type { PoolResilienceOptions } from "../resilience/pool-resilience";
-import type { Logger } from "./logger";
+import { isLogLevel, type Logger, type LogLevel } from "./logger";
 
 /** How to start and run a pool of Python workers. */
 export interface WorkerPoolOptions extends PoolResilienceOptions {
@@ -37,8 +37,15 @@ export interface WorkerPoolOptions extends PoolResilienceOptions {
   shutdownGraceMs?: number;
   /** After SIGTERM, how long a worker has to exit before SIGKILL. Default 3000. */
   killTimeoutMs?: number;
-  /** Where the pool logs, and where worker log lines are re-emitted. Default: JSON lines on stderr at info. */
+  /** Where the pool logs, and where worker log lines are re-emitted. Default: JSON lines on stderr at `logLevel`. */
   logger?: Logger;
+  /**
+   * Level of the default logger (ignored when `logger` is given: its own level counts). Default
+   * `$PROCGRPC_LOG_LEVEL`, else `"warn"`: a healthy pool and its workers write nothing; worker
+   * starts, stops and restarts show at `"info"`. Workers get the level too (as
+   * `PROCGRPC_LOG_LEVEL`, at most `"warn"`) and write no line below it.
+   */
+  logLevel?: LogLevel;
   /** Middleware around every call of every client of this pool (outermost first). */
   middleware?: readonly UnaryMiddleware[];
   /**
@@ -125,6 +132,7 @@ export interface ResolvedPoolOptions {
   maxMemoryMb: number;
   recycleJitter: number;
   handleSignals: boolean;
+  logLevel: LogLevel;
 }
 
 function positiveNumber(name: string, value: number | undefined, fallback: number, min = 0, max = Infinity): number {
@@ -194,7 +202,20 @@ export function resolvePoolOptions(options: WorkerPoolOptions): ResolvedPoolOpti
     maxMemoryMb: positiveNumber("maxMemoryMb", options.maxMemoryMb, 0),
     recycleJitter: positiveNumber("recycleJitter", options.recycleJitter, 0.1, 0, 0.9),
     handleSignals: options.handleSignals === true,
+    logLevel: logLevelOf(options.logLevel),
   };
+}
+
+function logLevelOf(given: unknown): LogLevel {
+  if (given !== undefined) {
+    if (isLogLevel(given)) return given;
+    throw new TypeError(`WorkerPool: logLevel must be "debug", "info", "warn", "error" or "silent", got ${JSON.stringify(given)}`);
+  }
+  const env = process.env.PROCGRPC_LOG_LEVEL?.trim().toLowerCase();
+  if (!env) return "warn";
+  if (isLogLevel(env)) return env;
+  if (env === "warning") return "warn";
+  throw new TypeError(`PROCGRPC_LOG_LEVEL must be "debug", "info", "warn", "error" or "silent", got ${JSON.stringify(process.env.PROCGRPC_LOG_LEVEL)}`);
 }
 
 function transportOf(value: unknown): "unary" | "pipelined" {

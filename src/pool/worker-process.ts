@@ -54,6 +54,30 @@ export function workerDrainGraceMs(killTimeoutMs: number): number {
   return killTimeoutMs - Math.min(1000, killTimeoutMs / 2);
 }
 
+/**
+ * The level a worker writes its own log lines at, from the pool's logger (`level` of pino and
+ * of `jsonLogger`): nothing below what the pool would drop, but always `warn` and above, which
+ * also feed the stderr tail of start errors and `workerExit`. Undefined for a logger without a
+ * recognisable level (the worker then uses its own default).
+ */
+export function workerLogLevel(logger: Logger): "debug" | "info" | "warn" | undefined {
+  const level = (logger as { level?: unknown }).level;
+  switch (level) {
+    case "trace":
+    case "debug":
+      return "debug";
+    case "info":
+      return "info";
+    case "warn":
+    case "error":
+    case "fatal":
+    case "silent":
+      return "warn";
+    default:
+      return undefined;
+  }
+}
+
 /** The environment of a local worker: the Node process's without procgrpc's control variables. */
 function inheritedEnvironment(): NodeJS.ProcessEnv {
   const inherited: NodeJS.ProcessEnv = { ...process.env };
@@ -182,12 +206,14 @@ export class WorkerProcess {
         cause,
       });
 
+    const logLevel = workerLogLevel(this.logger);
     let child: ChildProcess;
     try {
       child = spawn(python, argv, {
         cwd,
         env: {
           ...inheritedEnvironment(),
+          ...(logLevel ? { PROCGRPC_LOG_LEVEL: logLevel } : {}),
           // The user's own variables, procgrpc's control variables included when given on purpose.
           ...env,
           PYTHONUNBUFFERED: "1",
@@ -330,21 +356,29 @@ export class WorkerProcess {
     });
   }
 
-  /** Re-emits a worker's JSON log line through the pool logger, or keeps a plain line as text. */
+  /**
+   * Re-emits a worker's line through the pool logger. Relayed lines use the worker's snake_case
+   * keys, one per fact: `worker_id`, `worker_pid` (the worker's; `pid`, like `time`, is the pool
+   * logger's own), `source: "worker"`, then the record's own fields (`request_id`, …). A JSON
+   * line from procgrpc's logger keeps its level; any other line is kept as text, at `warn` from
+   * stderr (tracebacks, crash dumps) and at `info` from stdout.
+   */
   private relayLog(line: string, stream: "stdout" | "stderr"): void {
-    const base = { workerId: this.id, pid: this.pid };
     if (line.startsWith("{")) {
+      let rec: unknown;
       try {
-        const rec = JSON.parse(line) as Record<string, unknown>;
-        const { level, msg, ...rest } = rec;
-        const log = this.logger[levelOf(level)];
-        log.call(this.logger, { ...rest, ...base, source: "worker" }, typeof msg === "string" ? msg : undefined);
-        return;
+        rec = JSON.parse(line);
       } catch {
-        // Not JSON after all: fall through and keep it as text.
+        rec = undefined; // Not JSON after all: kept as text below.
+      }
+      if (typeof rec === "object" && rec !== null && !Array.isArray(rec)) {
+        const { level, msg, time: _time, pid, worker_id: _workerId, ...rest } = rec as Record<string, unknown>;
+        const fields = { ...rest, worker_id: this.id, worker_pid: typeof pid === "number" ? pid : this.pid, source: "worker" };
+        this.logger[levelOf(level)](fields, typeof msg === "string" ? msg : undefined);
+        return;
       }
     }
-    this.logger.info({ ...base, source: "worker", stream }, line);
+    this.logger[stream === "stderr" ? "warn" : "info"]({ worker_id: this.id, worker_pid: this.pid, source: "worker", stream }, line);
   }
 }
 
