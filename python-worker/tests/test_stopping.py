@@ -16,8 +16,10 @@ from typing import Any, Dict, List, Tuple
 
 import grpc
 import pytest
+from google.protobuf import empty_pb2, json_format, struct_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from conftest import HOSTILE_WORKER, Worker, short_tmpdir, start_worker
+from conftest import HOSTILE_WORKER, Worker, eventually, short_tmpdir, start_worker
 from pipe_client import HOSTILE, PipeClient, metadata_pairs, pipe_call
 
 STOPPING = (grpc.StatusCode.UNAVAILABLE.value[0], "worker is shutting down")
@@ -99,3 +101,66 @@ def test_calls_that_finish_within_the_grace_are_answered_normally() -> None:
         assert worker.wait(timeout=20) == 0
     finally:
         worker.stop()
+
+
+@pytest.mark.parametrize("method", ["Count", "AsyncCount"])
+def test_a_server_stream_still_open_after_the_grace_ends_with_the_stopping_status(method: str) -> None:
+    from testing.v1 import streaming_pb2
+    path = os.path.join(short_tmpdir(), "stream.sock")
+    script = os.path.join(os.path.dirname(HOSTILE_WORKER), "streaming_worker.py")
+    worker = start_worker(script, path, env={"PROCGRPC_GRACE_SECONDS": "0.5"})
+    try:
+        request_type = streaming_pb2.CountRequest if method == "Count" else streaming_pb2.AsyncCountRequest
+        response_type = streaming_pb2.CountResponse if method == "Count" else streaming_pb2.AsyncCountResponse
+        stream = worker.channel().unary_stream(f"/testing.v1.StreamingTestService/{method}",
+                                               request_serializer=request_type.SerializeToString,
+                                               response_deserializer=response_type.FromString)
+        call = stream(request_type(n=100_000, interval_ms=20), timeout=30)
+        next(call)  # the stream is open and producing
+        worker.proc.send_signal(signal.SIGTERM)
+        with pytest.raises(grpc.RpcError) as info:
+            for _ in call:
+                pass
+        assert (info.value.code(), info.value.details()) == (grpc.StatusCode.UNAVAILABLE, "worker is shutting down")
+        assert (MARKER[0], MARKER[1].decode()) in tuple(info.value.trailing_metadata() or ())
+        assert worker.wait(timeout=20) == 0
+    finally:
+        worker.stop()
+
+
+@pytest.mark.parametrize("flavour", ["Sync", "Async"])
+def test_on_the_plain_path_a_call_whose_deadline_passed_while_it_waited_never_runs(flavour: str) -> None:
+    # One pool thread (def) or one event loop (async def), both busy: the next call waits past
+    # its deadline before the worker gets to it.
+    path = os.path.join(short_tmpdir(), "late.sock")
+    worker = start_worker(HOSTILE_WORKER, path, env={"PROCGRPC_THREADS": "1"})
+    try:
+        busy_method, busy = ("HoldSync", {"seconds": 1.0}) if flavour == "Sync" else ("BlockLoop", {"seconds": 1.0})
+        held = worker.channel().unary_unary(HOSTILE + busy_method).future(json.dumps(busy).encode(), timeout=30)
+        if flavour == "Sync":  # the thread is taken once Running (served on the loop) lists HoldSync
+            assert eventually(lambda: any(r["method"].endswith("/HoldSync") for r in _introspect(worker)))
+        else:  # the loop is taken once it stops answering health checks
+            assert eventually(lambda: _loop_blocked(worker))
+        with pytest.raises(grpc.RpcError) as info:
+            worker.channel().unary_unary(HOSTILE + "Count" + flavour)(b"{}", timeout=0.3)
+        assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        held.result(timeout=30)
+        runs = json.loads(worker.channel().unary_unary(HOSTILE + "Runs")(b"{}", timeout=10))["runs"]
+        assert runs.get("Count" + flavour, 0) == 0
+    finally:
+        worker.stop()
+
+
+def _introspect(worker: Worker) -> List[Dict[str, Any]]:
+    fn = worker.channel().unary_unary("/procgrpc.internal.v1.Worker/Running",
+                                      request_serializer=empty_pb2.Empty.SerializeToString,
+                                      response_deserializer=struct_pb2.Struct.FromString)
+    return json_format.MessageToDict(fn(empty_pb2.Empty(), timeout=5))["running"]  # type: ignore[no-any-return]
+
+
+def _loop_blocked(worker: Worker) -> bool:
+    try:
+        health_pb2_grpc.HealthStub(worker.channel()).Check(health_pb2.HealthCheckRequest(), timeout=0.2)
+        return False
+    except grpc.RpcError as exc:
+        return exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED
