@@ -8,6 +8,7 @@ import { TestServiceDefinition } from "../src/gen/testing/v1/testing";
 import { checkHealth } from "../src/pool/health-check";
 import { ROOT, WORKERS, eventually, isAlive, pidsMatching, testingPool } from "./helpers/env";
 import { HOSTILE_WORKER, groupMembers } from "./helpers/hostile";
+import { untilAsync } from "./helpers/wait";
 
 // Each test gets its own TMPDIR so that "no socket directory left behind" is checkable.
 let tmp: string;
@@ -205,13 +206,4 @@ async function health(socket: string, timeoutMs: number): Promise<string> {
   } finally {
     probe.close();
   }
-}
-
-async function untilAsync(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return check();
 }

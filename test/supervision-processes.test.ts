@@ -7,20 +7,11 @@ import { workerDrainGraceMs } from "../src/pool/worker-process";
 import { eventually, isAlive, rejection, testingPool } from "./helpers/env";
 import { HOSTILE_WORKER, groupMembers, hostile } from "./helpers/hostile";
 import { nextEvent } from "./helpers/supervision";
+import { untilAsync } from "./helpers/wait";
 
 jest.setTimeout(120_000);
 
 type Exit = WorkerPoolEvents["workerExit"][0];
-
-/** Polls an async check until it holds or `timeoutMs` passes (a bound on failure only). */
-async function until(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return check();
-}
 
 describe.each(["SpawnChild", "Fork"])("a servicer that starts a child process (%s)", (method) => {
   test("kill -9 of its worker: the exit is seen at once, calls go only to live workers, a replacement serves, nothing of the group is left", async () => {
@@ -78,7 +69,7 @@ describe("a worker that uses its whole drain grace", () => {
       const call = pool.unary(hostile(method), { seconds: 60, ignore_cancel: true }, { timeoutMs: 60_000 });
       call.catch(() => undefined);
       // Running in the worker before the stop begins.
-      expect(await until(async () => Boolean(((await pool.unary(hostile("Runs"), {})).runs as Record<string, number>)[method]), 20_000)).toBe(true);
+      expect(await untilAsync(async () => Boolean(((await pool.unary(hostile("Runs"), {})).runs as Record<string, number>)[method]), 20_000)).toBe(true);
       await pool.shutdown({ graceMs: 0 });
       const err = await rejection(call);
       outcome[transport] = {

@@ -124,6 +124,25 @@ def eventually(check: Any, timeout: float = 20.0, step: float = 0.02) -> bool:
     return True
 
 
+def introspect(worker: Worker) -> Dict[str, Any]:
+    """procgrpc.internal.v1.Worker/Running: {"pid", "running": [{callId, requestId, method, seconds}]}."""
+    from google.protobuf import empty_pb2, json_format, struct_pb2
+    fn = worker.channel().unary_unary("/procgrpc.internal.v1.Worker/Running",
+                                      request_serializer=empty_pb2.Empty.SerializeToString,
+                                      response_deserializer=struct_pb2.Struct.FromString)
+    return json_format.MessageToDict(fn(empty_pb2.Empty(), timeout=5))  # type: ignore[no-any-return]
+
+
+def loop_blocked(worker: Worker) -> bool:
+    """True once the worker's event loop stopped answering (a health check times out)."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    try:
+        health_pb2_grpc.HealthStub(worker.channel()).Check(health_pb2.HealthCheckRequest(), timeout=0.3)
+        return False
+    except grpc.RpcError as exc:
+        return exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
 def short_tmpdir() -> str:
     # Under /tmp so socket paths stay far below the 107-byte limit.
     return tempfile.mkdtemp(prefix="pg-", dir="/tmp")

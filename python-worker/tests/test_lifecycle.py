@@ -17,7 +17,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from conftest import HOSTILE_WORKER, TESTING_WORKER, Worker, alive, eventually, group_members, short_tmpdir, start_worker
+from conftest import (HOSTILE_WORKER, TESTING_WORKER, Worker, alive, eventually, group_members, loop_blocked, short_tmpdir,
+                      start_worker)
 
 from testing.v1 import testing_pb2, testing_pb2_grpc  # noqa: E402
 
@@ -202,7 +203,7 @@ def test_parent_death_takes_the_worker_its_group_socket_and_directory(state: str
             if method != "BlockLoop":  # a blocked loop answers nothing, not even Runs
                 assert eventually(lambda: json.loads(runs(b"{}", timeout=5))["runs"].get(method, 0) >= 1)
             else:
-                assert eventually(lambda: _blocked(worker))
+                assert eventually(lambda: loop_blocked(worker))
         assert worker.control is not None
         started = time.monotonic()
         worker.control.close()  # what the kernel does when the Node process dies
@@ -221,16 +222,6 @@ def test_parent_death_takes_the_worker_its_group_socket_and_directory(state: str
         worker.stop()
         for pid in group_members(pgid):
             os.kill(pid, signal.SIGKILL)
-
-
-def _blocked(worker: Worker) -> bool:
-    """True once the worker's event loop stopped answering (a health check times out)."""
-    stub = health_pb2_grpc.HealthStub(worker.channel())
-    try:
-        stub.Check(health_pb2.HealthCheckRequest(), timeout=0.3)
-        return False
-    except grpc.RpcError as exc:
-        return exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED
 
 
 @pytest.mark.parametrize("portable", [False, True], ids=["linux", "portable"])

@@ -9,14 +9,12 @@ worker got to them.
 from __future__ import annotations
 
 import json
-import time
-from typing import Any, Callable, Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 import grpc
 import pytest
-from google.protobuf import empty_pb2, json_format, struct_pb2
 
-from conftest import Worker
+from conftest import Worker, eventually, introspect
 from pipe_client import HOSTILE, PipeClient, metadata_pairs, pipe_call
 
 FLAVOURS = ["Sync", "Async"]
@@ -70,21 +68,18 @@ def test_one_batch_of_calls_is_answered_once_each_in_fewer_messages(pipe: PipeCl
 
 def test_a_cancelled_call_gets_no_answer_and_its_handler_sees_the_cancellation(pipe: PipeClient, hostile_worker: Worker) -> None:
     pipe.send([pipe_call(1, "HoldSync", {"tag": "cancel-me", "seconds": 30}, metadata=[("x-request-id", "held-1")])])
-    assert _eventually(lambda: "held-1" in running_request_ids(hostile_worker))
+    assert eventually(lambda: "held-1" in running_request_ids(hostile_worker))
     pipe.send(cancel=[1])
     # The handler saw is_active() turn False and returned; the pipe keeps serving.
-    assert _eventually(lambda: "held-1" not in running_request_ids(hostile_worker))
+    assert eventually(lambda: "held-1" not in running_request_ids(hostile_worker))
     pipe.send([pipe_call(2, "CountSync", {})])
     assert pipe.result(2).code == 0
     assert 1 not in pipe.results
 
 
 def running(worker: Worker) -> List[Dict[str, Any]]:
-    """The handlers running in the worker (procgrpc.internal.v1.Worker/Running)."""
-    fn = worker.channel().unary_unary("/procgrpc.internal.v1.Worker/Running",
-                                      request_serializer=empty_pb2.Empty.SerializeToString,
-                                      response_deserializer=struct_pb2.Struct.FromString)
-    return json_format.MessageToDict(fn(empty_pb2.Empty(), timeout=5))["running"]  # type: ignore[no-any-return]
+    """The handlers running in the worker."""
+    return introspect(worker)["running"]  # type: ignore[no-any-return]
 
 
 def running_request_ids(worker: Worker) -> List[str]:
@@ -97,20 +92,11 @@ def test_running_reports_the_call_id_of_pipe_calls(hostile_worker: Worker, pipe:
     pipe.send([pipe_call(i, "Hold" + flavour, {"tag": tag, "seconds": 30},
                          metadata=[("x-request-id", "same-" + flavour), ("procgrpc-call-id", f"{flavour}-{i}")])
                for i in (1, 2)])
-    assert _eventually(lambda: len([r for r in running(hostile_worker) if r["requestId"] == "same-" + flavour]) == 2)
+    assert eventually(lambda: len([r for r in running(hostile_worker) if r["requestId"] == "same-" + flavour]) == 2)
     ids = sorted(r["callId"] for r in running(hostile_worker) if r["requestId"] == "same-" + flavour)
     assert ids == [f"{flavour}-1", f"{flavour}-2"]
     pipe.send([pipe_call(3, "Release", {"tag": tag})])
     assert pipe.wait(lambda: 1 in pipe.results and 2 in pipe.results)
-
-
-def _eventually(check: Callable[[], bool], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)

@@ -16,10 +16,7 @@ from typing import Any, Dict, List, Tuple
 
 import grpc
 import pytest
-from google.protobuf import empty_pb2, json_format, struct_pb2
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-from conftest import HOSTILE_WORKER, Worker, eventually, short_tmpdir, start_worker
+from conftest import HOSTILE_WORKER, Worker, eventually, introspect, loop_blocked, short_tmpdir, start_worker
 from pipe_client import HOSTILE, PipeClient, metadata_pairs, pipe_call
 
 STOPPING = (grpc.StatusCode.UNAVAILABLE.value[0], "worker is shutting down")
@@ -138,9 +135,9 @@ def test_on_the_plain_path_a_call_whose_deadline_passed_while_it_waited_never_ru
         busy_method, busy = ("HoldSync", {"seconds": 1.0}) if flavour == "Sync" else ("BlockLoop", {"seconds": 1.0})
         held = worker.channel().unary_unary(HOSTILE + busy_method).future(json.dumps(busy).encode(), timeout=30)
         if flavour == "Sync":  # the thread is taken once Running (served on the loop) lists HoldSync
-            assert eventually(lambda: any(r["method"].endswith("/HoldSync") for r in _introspect(worker)))
+            assert eventually(lambda: any(r["method"].endswith("/HoldSync") for r in introspect(worker)["running"]))
         else:  # the loop is taken once it stops answering health checks
-            assert eventually(lambda: _loop_blocked(worker))
+            assert eventually(lambda: loop_blocked(worker))
         with pytest.raises(grpc.RpcError) as info:
             worker.channel().unary_unary(HOSTILE + "Count" + flavour)(b"{}", timeout=0.3)
         assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
@@ -150,17 +147,3 @@ def test_on_the_plain_path_a_call_whose_deadline_passed_while_it_waited_never_ru
     finally:
         worker.stop()
 
-
-def _introspect(worker: Worker) -> List[Dict[str, Any]]:
-    fn = worker.channel().unary_unary("/procgrpc.internal.v1.Worker/Running",
-                                      request_serializer=empty_pb2.Empty.SerializeToString,
-                                      response_deserializer=struct_pb2.Struct.FromString)
-    return json_format.MessageToDict(fn(empty_pb2.Empty(), timeout=5))["running"]  # type: ignore[no-any-return]
-
-
-def _loop_blocked(worker: Worker) -> bool:
-    try:
-        health_pb2_grpc.HealthStub(worker.channel()).Check(health_pb2.HealthCheckRequest(), timeout=0.2)
-        return False
-    except grpc.RpcError as exc:
-        return exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED

@@ -8,11 +8,10 @@ from typing import Any, Dict, Iterator
 
 import grpc
 import pytest
-from google.protobuf import empty_pb2, json_format, struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import procgrpc
-from conftest import TESTING_WORKER, Worker, short_tmpdir, start_worker
+from conftest import TESTING_WORKER, Worker, eventually, introspect, short_tmpdir, start_worker
 
 from testing.v1 import testing_pb2, testing_pb2_grpc  # noqa: E402
 
@@ -34,12 +33,7 @@ def _health(worker: Worker, service: str = "") -> int:
 
 
 def _running(worker: Worker) -> Dict[str, Any]:
-    call = worker.channel().unary_unary(
-        "/procgrpc.internal.v1.Worker/Running",
-        request_serializer=empty_pb2.Empty.SerializeToString,
-        response_deserializer=struct_pb2.Struct.FromString,
-    )
-    return json_format.MessageToDict(call(empty_pb2.Empty(), timeout=5))  # type: ignore[no-any-return]
+    return introspect(worker)
 
 
 def _stub(worker: Worker) -> testing_pb2_grpc.TestServiceStub:
@@ -63,21 +57,12 @@ def test_set_serving_outside_a_worker_raises_a_clear_error() -> None:
         procgrpc.set_serving(False)
 
 
-def _eventually(check: Any, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def test_running_lists_a_handler_that_ignores_cancellation_until_it_returns(worker: Worker) -> None:
     stub = _stub(worker)
     assert _running(worker)["running"] == []
     md = (("x-request-id", "runaway-1"),)
     future = stub.Sleep.future(testing_pb2.SleepRequest(ms=3000, ignore_cancel=True), timeout=1.0, metadata=md)
-    assert _eventually(lambda: _running(worker)["running"])
+    assert eventually(lambda: _running(worker)["running"])
     with pytest.raises(grpc.RpcError) as info:
         future.result()
     assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
@@ -85,7 +70,7 @@ def test_running_lists_a_handler_that_ignores_cancellation_until_it_returns(work
     listed = _running(worker)["running"]
     assert [(r["requestId"], r["method"]) for r in listed] == [("runaway-1", "/testing.v1.TestService/Sleep")]
     assert listed[0]["seconds"] >= 0.2
-    assert _eventually(lambda: not _running(worker)["running"])
+    assert eventually(lambda: not _running(worker)["running"])
 
 
 def test_running_reports_each_calls_own_call_id_even_when_request_ids_repeat(worker: Worker) -> None:
@@ -94,7 +79,7 @@ def test_running_reports_each_calls_own_call_id_even_when_request_ids_repeat(wor
              (("x-request-id", "shared"), ("procgrpc-call-id", "attempt-2")),
              (("x-request-id", "no-call-id"),)]
     futures = [stub.Sleep.future(testing_pb2.SleepRequest(ms=1500), timeout=10, metadata=md) for md in calls]
-    assert _eventually(lambda: len(_running(worker)["running"]) == 3)
+    assert eventually(lambda: len(_running(worker)["running"]) == 3)
     listed = sorted((r["callId"], r["requestId"], r["method"]) for r in _running(worker)["running"])
     assert listed == [("", "no-call-id", "/testing.v1.TestService/Sleep"),
                       ("attempt-1", "shared", "/testing.v1.TestService/Sleep"),

@@ -188,43 +188,43 @@ class _Status(grpc.Status):
         self.trailing_metadata = trailing_metadata
 
 
-def status_sync(spec: Dict[str, Any], context: Any) -> Dict[str, Any]:
-    """Ends the call with ``code`` by ``way``: set_code, abort or abort_with_status."""
-    trailers = [("x-trailer", "t"), ("x-trailer-bin", b"\x01\x02")]
-    way = spec["way"]
-    if way == "set_code":
-        context.set_trailing_metadata(trailers)
+_TRAILERS = (("x-trailer", "t"), ("x-trailer-bin", b"\x01\x02"))
+
+
+def _set_status(spec: Dict[str, Any], context: Any) -> None:
+    """The part of every way that only sets things on the context (the same for def and async def)."""
+    if spec["way"] in ("set_code", "abort"):
+        context.set_trailing_metadata(_TRAILERS)
+    if spec["way"] in ("set_code", "set_code_then_raise"):
         context.set_code(_code(spec))
+    if spec["way"] == "set_code":
         context.set_details(spec.get("details", ""))
-        return {"returned": True}
+
+
+def status_sync(spec: Dict[str, Any], context: Any) -> Dict[str, Any]:
+    """Ends the call with ``code`` (``as`` int or enum) by ``way``: set_code, abort,
+    abort_with_status, or set_code then raise."""
+    _set_status(spec, context)
+    way = spec["way"]
     if way == "abort":
-        context.set_trailing_metadata(trailers)
         context.abort(_code(spec), spec.get("details", ""))
-    if way == "abort_with_status":
-        context.abort_with_status(_Status(_code(spec), spec.get("details", ""), tuple(trailers)))
-    if way == "set_code_then_raise":
-        context.set_code(_code(spec))
+    elif way == "abort_with_status":
+        context.abort_with_status(_Status(_code(spec), spec.get("details", ""), _TRAILERS))
+    elif way == "set_code_then_raise":
         raise RuntimeError("raised after set_code")
-    raise AssertionError("unknown way " + way)
+    return {"returned": True}
 
 
 async def status_async(spec: Dict[str, Any], context: Any) -> Dict[str, Any]:
-    trailers = [("x-trailer", "t"), ("x-trailer-bin", b"\x01\x02")]
+    _set_status(spec, context)
     way = spec["way"]
-    if way == "set_code":
-        context.set_trailing_metadata(trailers)
-        context.set_code(_code(spec))
-        context.set_details(spec.get("details", ""))
-        return {"returned": True}
     if way == "abort":
-        context.set_trailing_metadata(trailers)
         await context.abort(_code(spec), spec.get("details", ""))
-    if way == "abort_with_status":
-        await context.abort_with_status(_Status(_code(spec), spec.get("details", ""), tuple(trailers)))
-    if way == "set_code_then_raise":
-        context.set_code(_code(spec))
+    elif way == "abort_with_status":
+        await context.abort_with_status(_Status(_code(spec), spec.get("details", ""), _TRAILERS))
+    elif way == "set_code_then_raise":
         raise RuntimeError("raised after set_code")
-    raise AssertionError("unknown way " + way)
+    return {"returned": True}
 
 
 def raise_sync(spec: Dict[str, Any], context: Any) -> Dict[str, Any]:
