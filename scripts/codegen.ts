@@ -24,7 +24,7 @@ const tsOptions = ["importSuffix="];
 
 // procgrpc's own internal protos ship inside the Python package, not in gen/python (where a
 // `procgrpc` directory would shadow the real package's name). One line per shipped module.
-const SHIPPED_PYTHON_MODULES = [{ generated: "procgrpc/internal/v1/pipeline_pb2", shipped: "python-worker/procgrpc/_pipeline_pb2" }];
+const SHIPPED_PYTHON_MODULES = [{ generated: "procgrpc/internal/v1/pipeline_pb2", shipped: "python-worker/procgrpc/_services/_pipeline_pb2" }];
 
 rmSync(join(root, "src", "gen"), { recursive: true, force: true });
 rmSync(join(root, "gen", "python"), { recursive: true, force: true });

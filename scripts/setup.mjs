@@ -183,7 +183,7 @@ try {
   });
 
   const gencodePython = ensureGencode(root, process.env.PROCGRPC_PYTHON || "python3", { log, run });
-  const generated = [join(root, "src", "gen", "google", "rpc", "status.ts"), join(root, "gen", "python"), join(root, "python-worker", "procgrpc", "_pipeline_pb2.py")];
+  const generated = [join(root, "src", "gen", "google", "rpc", "status.ts"), join(root, "gen", "python"), join(root, "python-worker", "procgrpc", "_services", "_pipeline_pb2.py")];
   if (!generated.every(existsSync)) rmSync(join(venv, ".procgrpc-codegen"), { force: true });
   step("generating stubs", join(venv, ".procgrpc-codegen"), ["proto", "scripts/codegen.ts", "scripts/gencode.mjs", "src/cli/codegen.ts", "src/cli/protoc.ts", "package-lock.json"], () => {
     run(nodeBinary(PRIMARY_NODE), ["--import", "tsx", join(root, "scripts", "codegen.ts")], { env: { ...nodeEnv, PROCGRPC_GENCODE_PYTHON: gencodePython } });

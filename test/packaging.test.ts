@@ -97,9 +97,9 @@ import json, sys, tarfile, zipfile
 w = zipfile.ZipFile(sys.argv[1]); s = tarfile.open(sys.argv[2])
 meta = w.read([n for n in w.namelist() if n.endswith(".dist-info/METADATA")][0]).decode()
 print(json.dumps({"wheel": w.namelist(), "sdist": [m.name.split("/", 1)[1] for m in s.getmembers() if "/" in m.name], "meta": meta,
-  "pb2": w.read("procgrpc/_pipeline_pb2.py").decode().splitlines()[:4]}))`;
+  "pb2": w.read("procgrpc/_services/_pipeline_pb2.py").decode().splitlines()[:4]}))`;
     const got = JSON.parse(run(python, ["-c", inspect, wheel, sdist], ROOT)) as { wheel: string[]; sdist: string[]; meta: string; pb2: string[] };
-    expect(got.wheel).toEqual(expect.arrayContaining([`procgrpc-${version}.dist-info/licenses/LICENSE`, `procgrpc-${version}.dist-info/licenses/NOTICE`, "procgrpc/_pipeline_pb2.py", "procgrpc/py.typed"]));
+    expect(got.wheel).toEqual(expect.arrayContaining([`procgrpc-${version}.dist-info/licenses/LICENSE`, `procgrpc-${version}.dist-info/licenses/NOTICE`, "procgrpc/_services/_pipeline_pb2.py", "procgrpc/py.typed"]));
     expect(got.sdist).toEqual(expect.arrayContaining(["LICENSE", "NOTICE", "pyproject.toml"]));
     expect(got.meta).toMatch(/^License-Expression: Apache-2.0$/m);
     expect(got.meta).toMatch(/^Requires-Python: >=3.10$/m);

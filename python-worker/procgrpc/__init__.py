@@ -7,9 +7,9 @@ A worker script is ``run_worker((add_XServicer_to_server, XServicer()))``; see
 from __future__ import annotations
 
 from . import errors
-from ._call_context import CallInfo, current_call
-from ._logging import Logger, get_logger
-from ._serving import set_serving
+from ._call_info import CallInfo, current_call
+from ._process.log import Logger, get_logger
+from ._process.serving import set_serving
 from .worker import WorkerConfig, run_worker
 
 __all__ = ["run_worker", "WorkerConfig", "errors", "get_logger", "Logger", "set_serving", "current_call", "CallInfo"]

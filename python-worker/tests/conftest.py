@@ -22,6 +22,8 @@ REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 GEN = os.path.join(REPO, "gen", "python")
 TESTING_WORKER = os.path.join(REPO, "test", "workers", "testing_worker.py")
 PROBE_WORKER = os.path.join(HERE, "workers", "probe_worker.py")
+# Servicer code that misbehaves on purpose (subprocesses, forks, blocked loop, held calls).
+HOSTILE_WORKER = os.path.join(REPO, "test", "workers", "hostile_worker.py")
 
 if GEN not in sys.path:
     sys.path.insert(0, GEN)
@@ -82,6 +84,65 @@ class Worker:
             self.proc.stdout.close()
 
 
+def alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:
+        try:
+            os.kill(pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+
+
+def group_members(pgid: int) -> List[int]:
+    """Live processes of process group ``pgid`` (from /proc)."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if fields[0] != "Z" and int(fields[2]) == pgid:
+                members.append(int(entry))
+    return members
+
+
+def eventually(check: Any, timeout: float = 20.0, step: float = 0.02) -> bool:
+    """Poll ``check()`` until true or ``timeout`` (a bound on failure only, never an expectation)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return bool(check())
+        time.sleep(step)
+    return True
+
+
+def introspect(worker: Worker) -> Dict[str, Any]:
+    """procgrpc.internal.v1.Worker/Running: {"pid", "running": [{callId, requestId, method, seconds}]}."""
+    from google.protobuf import empty_pb2, json_format, struct_pb2
+    fn = worker.channel().unary_unary("/procgrpc.internal.v1.Worker/Running",
+                                      request_serializer=empty_pb2.Empty.SerializeToString,
+                                      response_deserializer=struct_pb2.Struct.FromString)
+    return json_format.MessageToDict(fn(empty_pb2.Empty(), timeout=5))  # type: ignore[no-any-return]
+
+
+def loop_blocked(worker: Worker) -> bool:
+    """True once the worker's event loop stopped answering (a health check times out)."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    try:
+        health_pb2_grpc.HealthStub(worker.channel()).Check(health_pb2.HealthCheckRequest(), timeout=0.3)
+        return False
+    except grpc.RpcError as exc:
+        return exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
 def short_tmpdir() -> str:
     # Under /tmp so socket paths stay far below the 107-byte limit.
     return tempfile.mkdtemp(prefix="pg-", dir="/tmp")
@@ -89,11 +150,14 @@ def short_tmpdir() -> str:
 
 def start_worker(script: str, socket_path: str, env: Optional[Dict[str, str]] = None,
                  control: bool = True, wait_ready: bool = True, args: Optional[List[str]] = None,
-                 timeout: float = 15.0) -> Worker:
-    """Start ``script`` like the Node pool does (control socketpair on fd 3)."""
+                 timeout: float = 15.0, own_group: bool = False) -> Worker:
+    """Start ``script`` like the Node pool does (control socketpair on fd 3; with ``own_group``
+    in its own process group, as the pool spawns it, with PROCGRPC_PROCESS_GROUP=1)."""
     full_env = dict(os.environ)
     full_env.pop("PROCGRPC_DEBUG", None)
     full_env.update({"PROCGRPC_SOCKET": socket_path, "PROCGRPC_WORKER_ID": "w-test", "PROCGRPC_GRACE_SECONDS": "2"})
+    if own_group:
+        full_env["PROCGRPC_PROCESS_GROUP"] = "1"
     full_env.update(env or {})
     ours: Optional[socket.socket] = None
     pass_fds: List[int] = []
@@ -103,7 +167,8 @@ def start_worker(script: str, socket_path: str, env: Optional[Dict[str, str]] = 
         pass_fds = [theirs.fileno()]
         full_env["PROCGRPC_CONTROL_FD"] = str(theirs.fileno())
     proc = subprocess.Popen([sys.executable, script] + (args or []), env=full_env, pass_fds=pass_fds,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=own_group)
     if theirs is not None:
         theirs.close()
     ready = None
@@ -146,6 +211,13 @@ def tmpdir_short() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def testing_worker(tmpdir_short: str) -> Iterator[Worker]:
     worker = start_worker(TESTING_WORKER, os.path.join(tmpdir_short, "testing.sock"))
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture(scope="module")
+def hostile_worker(tmpdir_short: str) -> Iterator[Worker]:
+    worker = start_worker(HOSTILE_WORKER, os.path.join(tmpdir_short, "hostile.sock"))
     yield worker
     worker.stop()
 

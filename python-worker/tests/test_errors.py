@@ -12,6 +12,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from conftest import Worker
+from procgrpc._status.codes import SERVER_FAILURES
 
 from testing.v1 import testing_pb2, testing_pb2_grpc  # noqa: E402
 
@@ -89,9 +90,11 @@ def assert_no_traceback(err: grpc.RpcError) -> None:
 @pytest.mark.parametrize("flavour", FLAVOURS)
 @pytest.mark.parametrize("exc_name,code", BUILTINS)
 def test_builtin_exceptions_map(probe_worker: Worker, flavour: str, exc_name: str, code: grpc.StatusCode) -> None:
-    err = fail(probe_worker, "Raise" + flavour, {"exception": exc_name, "message": "it broke"})
+    err = fail(probe_worker, "Raise" + flavour, {"exception": exc_name, "message": "it broke"},
+               metadata=[("x-request-id", "req-map-1")])
     assert err.code() == code
-    expected = f"{exc_name}: it broke" if code == grpc.StatusCode.UNKNOWN else "it broke"
+    # A server-side failure shows its class and the request id, never its text (16.15).
+    expected = f"{exc_name} (request id req-map-1; details in the worker log)" if code in SERVER_FAILURES else "it broke"
     assert err.details() == expected
     info = [d for d in details_of(err) if isinstance(d, error_details_pb2.ErrorInfo)]
     assert len(info) == 1 and info[0].reason == exc_name and info[0].domain == "python"
@@ -133,8 +136,45 @@ def test_user_mapping_is_checked_first(probe_worker: Worker, flavour: str) -> No
 @pytest.mark.parametrize("flavour", FLAVOURS)
 def test_debug_mode_adds_debug_info(probe_debug_worker: Worker, flavour: str) -> None:
     err = fail(probe_debug_worker, "Raise" + flavour, {"exception": "RuntimeError", "message": "dbg"})
+    # Debug mode shows everything: the text too.
+    assert err.details() == "RuntimeError: dbg"
     debug = [d for d in details_of(err) if isinstance(d, error_details_pb2.DebugInfo)]
     assert len(debug) == 1 and any("probe_worker.py" in e for e in debug[0].stack_entries)
+    err = fail(probe_debug_worker, "Raise" + flavour, {"exception": "TimeoutError", "message": "db at 10.0.0.7"})
+    assert (err.code(), err.details()) == (grpc.StatusCode.DEADLINE_EXCEEDED, "db at 10.0.0.7")
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_the_text_of_a_server_side_failure_never_reaches_the_caller_but_the_log(probe_worker: Worker, flavour: str) -> None:
+    secret = "/srv/secret/models/weights-v7.bin"
+    err = fail(probe_worker, "Raise" + flavour, {"exception": "FileNotFoundError", "message": secret},
+               metadata=[("x-request-id", "req-secret-" + flavour)])
+    assert err.code() == grpc.StatusCode.UNKNOWN
+    assert err.details() == f"FileNotFoundError (request id req-secret-{flavour}; details in the worker log)"
+    assert secret not in err.details() + repr(err.trailing_metadata())
+    # Without a request id the class alone.
+    err = fail(probe_worker, "Raise" + flavour, {"exception": "ConnectionError", "message": "db-7.internal:5432"})
+    assert (err.code(), err.details()) == (grpc.StatusCode.UNAVAILABLE, "ConnectionError (details in the worker log)")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        records = [json.loads(line) for line in probe_worker.stderr_lines() if line.startswith("{")]
+        hit = [r for r in records if r.get("request_id") == "req-secret-" + flavour]
+        if hit:
+            assert hit[0]["level"] == "error" and hit[0]["error"] == secret
+            assert secret in hit[0]["traceback"]
+            return
+        time.sleep(0.05)
+    raise AssertionError("error record not found")
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_client_errors_and_deliberate_statuses_keep_their_message(probe_worker: Worker, flavour: str) -> None:
+    err = fail(probe_worker, "Raise" + flavour, {"exception": "ValueError", "message": "quantity must be > 0"})
+    assert (err.code(), err.details()) == (grpc.StatusCode.INVALID_ARGUMENT, "quantity must be > 0")
+    err = fail(probe_worker, "Raise" + flavour, {"exception": "procgrpc.errors.Internal", "message": "cache rebuild failed"})
+    assert (err.code(), err.details()) == (grpc.StatusCode.INTERNAL, "cache rebuild failed")
+    err = fail(probe_worker, "Raise" + flavour, {"exception": "procgrpc.errors.Unavailable", "message": "warming up"})
+    assert (err.code(), err.details()) == (grpc.StatusCode.UNAVAILABLE, "warming up")
 
 
 def test_errors_are_logged_with_method_request_id_and_traceback(probe_worker: Worker) -> None:

@@ -10,12 +10,15 @@ import subprocess
 import sys
 import threading
 import time
+from typing import List
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from conftest import TESTING_WORKER, Worker, short_tmpdir, start_worker
+from conftest import (HOSTILE_WORKER, TESTING_WORKER, Worker, alive, eventually, group_members, loop_blocked, short_tmpdir,
+                      start_worker)
 
 from testing.v1 import testing_pb2, testing_pb2_grpc  # noqa: E402
 
@@ -105,6 +108,17 @@ def test_too_long_path_is_refused_with_its_length() -> None:
         worker.stop()
 
 
+def test_the_portable_path_uses_the_macos_socket_path_limit() -> None:
+    path = "/tmp/" + "y" * 95 + ".sock"  # 105 bytes: fine on Linux, over macOS's 103
+    worker = start_worker(TESTING_WORKER, path, wait_ready=False, env={"PROCGRPC_PORTABLE": "1"})
+    try:
+        assert worker.wait(timeout=10) == 2
+        err = "\n".join(worker.stderr_lines())
+        assert "is 105 bytes, the limit for a Unix socket address is 103" in err
+    finally:
+        worker.stop()
+
+
 def test_missing_socket_configuration_fails_clearly() -> None:
     env = dict(os.environ)
     env.pop("PROCGRPC_SOCKET", None)
@@ -156,52 +170,87 @@ def test_sigterm_drains_reports_not_serving_and_cleans_up() -> None:
     os.rmdir(directory)
 
 
-def test_parent_death_via_control_fd_exits_within_two_seconds() -> None:
+# What the servicer is doing when the parent dies: none of it may keep the worker alive.
+SERVICER_STATES = {
+    "runaway def handler": ("HoldSync", {"seconds": 60, "ignore_cancel": True}),
+    "endless def handler": ("Endless", {}),
+    "loop blocked by a sleep": ("BlockLoop", {"seconds": 60}),
+    "loop blocked by a busy loop": ("BlockLoop", {"seconds": 60, "busy": True}),
+    "servicer subprocess": ("SpawnChild", {"seconds": 300}),
+}
+
+
+@pytest.mark.parametrize("portable", [False, True], ids=["linux", "portable"])
+@pytest.mark.parametrize("state", list(SERVICER_STATES))
+def test_parent_death_takes_the_worker_its_group_socket_and_directory(state: str, portable: bool) -> None:
     directory = short_tmpdir()
     path = os.path.join(directory, "orphan.sock")
-    worker = start_worker(TESTING_WORKER, path, env={"PROCGRPC_SOCKET_DIR_OWNED": "1"})
+    env = {"PROCGRPC_SOCKET_DIR_OWNED": "1"}
+    if portable:
+        env["PROCGRPC_PORTABLE"] = "1"  # no PR_SET_PDEATHSIG: control fd EOF and getppid polling only
+    worker = start_worker(HOSTILE_WORKER, path, env=env, own_group=True)
+    pgid = worker.proc.pid
     try:
-        # A runaway call must not hold the process past the deadline.
-        stub = testing_pb2_grpc.TestServiceStub(worker.channel())
-        stub.Sleep.future(testing_pb2.SleepRequest(ms=10000, ignore_cancel=True), timeout=20)
-        time.sleep(0.2)
+        method, spec = SERVICER_STATES[state]
+        child: List[int] = []
+        fn = worker.channel().unary_unary("/procgrpc.test.Hostile/" + method)
+        if method == "SpawnChild":
+            child.append(json.loads(fn(json.dumps(spec).encode(), timeout=10))["pid"])
+            assert alive(child[0])
+        else:
+            held = fn.future(json.dumps(spec).encode(), timeout=60)  # kept: a dropped future cancels its call
+            runs = worker.channel().unary_unary("/procgrpc.test.Hostile/Runs")
+            if method != "BlockLoop":  # a blocked loop answers nothing, not even Runs
+                assert eventually(lambda: json.loads(runs(b"{}", timeout=5))["runs"].get(method, 0) >= 1)
+            else:
+                assert eventually(lambda: loop_blocked(worker))
         assert worker.control is not None
-        worker.control.close()
-        worker.control = None
         started = time.monotonic()
-        worker.wait(timeout=5)
-        assert time.monotonic() - started < 2.0
+        worker.control.close()  # what the kernel does when the Node process dies
+        worker.control = None
+        assert eventually(lambda: not alive(worker.proc.pid) or worker.proc.poll() is not None)
+        took = time.monotonic() - started
+        assert eventually(lambda: group_members(pgid) == []), f"left in the group: {group_members(pgid)}"
+        assert all(not alive(pid) for pid in child)
         assert not os.path.exists(path)
         # The parent is gone: the last worker out removes the pool's private directory.
         assert not os.path.exists(directory)
+        print(f"{state} ({'portable' if portable else 'linux'}): gone {took:.2f} s after the parent")
+        if method != "SpawnChild":
+            held.cancel()
     finally:
         worker.stop()
+        for pid in group_members(pgid):
+            os.kill(pid, signal.SIGKILL)
 
 
-def test_parent_death_without_control_fd_exits() -> None:
+@pytest.mark.parametrize("portable", [False, True], ids=["linux", "portable"])
+def test_parent_death_without_control_fd_exits(portable: bool) -> None:
     directory = short_tmpdir()
     path = os.path.join(directory, "noctl.sock")
-    # An intermediate parent starts the worker (no control fd) and dies.
+    # An intermediate parent starts the worker (no control fd), waits until it serves, and dies.
     launcher = (
-        "import subprocess, sys, os\n"
-        f"p = subprocess.Popen([sys.executable, {TESTING_WORKER!r}], stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL,"
-        f" env=dict(os.environ, PROCGRPC_SOCKET={path!r}))\n"
+        "import os, socket, subprocess, sys, time\n"
+        f"env = dict(os.environ, PROCGRPC_SOCKET={path!r})\n"
+        + ("env['PROCGRPC_PORTABLE'] = '1'\n" if portable else "")
+        + f"p = subprocess.Popen([sys.executable, {TESTING_WORKER!r}], stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env)\n"
         "print(p.pid, flush=True)\n"
-        "import time; time.sleep(1.5)\n"  # let the worker start serving, then die
+        "deadline = time.monotonic() + 60\n"
+        "while time.monotonic() < deadline:\n"
+        "    s = socket.socket(socket.AF_UNIX)\n"
+        "    try:\n"
+        f"        s.connect({path!r}); break\n"
+        "    except OSError:\n"
+        "        time.sleep(0.05)\n"
+        "    finally:\n"
+        "        s.close()\n"
     )
-    out = subprocess.run([sys.executable, "-c", launcher], capture_output=True, timeout=15)
+    out = subprocess.run([sys.executable, "-c", launcher], capture_output=True, timeout=90)
     pid = int(out.stdout.strip())
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-    else:
+    if not eventually(lambda: not alive(pid)):
         os.kill(pid, signal.SIGKILL)
         raise AssertionError("orphaned worker kept running")
-    assert not os.path.exists(path)
+    assert eventually(lambda: not os.path.exists(path))
     os.rmdir(directory)
 
 

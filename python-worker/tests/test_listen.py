@@ -207,6 +207,26 @@ def test_bearer_token_is_required_except_for_health(pki: Dict[str, Any], source:
         worker.stop()
 
 
+def test_without_a_token_an_unknown_method_is_refused_like_an_existing_one(pki: Dict[str, Any]) -> None:
+    worker = TcpWorker(["--listen", "127.0.0.1:0"], _tls_env(pki, PROCGRPC_TOKEN=TOKEN))
+    try:
+        with _secure(pki, worker.port) as ch:
+            seen = {}
+            for method in ("/testing.v1.TestService/Echo", "/testing.v1.TestService/NoSuchMethod", "/no.such.Service/X"):
+                with pytest.raises(grpc.RpcError) as info:
+                    ch.unary_unary(method)(b"", timeout=5)
+                seen[method] = (info.value.code(), info.value.details())
+            # Nothing tells an existing method from an unknown one.
+            assert set(seen.values()) == {(grpc.StatusCode.UNAUTHENTICATED, "missing bearer token: send metadata "
+                                           "'authorization: Bearer <token>' (RemotePool option `token`)")}
+            # With the token, an unknown method is UNIMPLEMENTED as usual.
+            with pytest.raises(grpc.RpcError) as info:
+                ch.unary_unary("/testing.v1.TestService/NoSuchMethod")(b"", timeout=5, metadata=[("authorization", f"Bearer {TOKEN}")])
+            assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    finally:
+        worker.stop()
+
+
 def test_token_refuses_streaming_calls_too(pki: Dict[str, Any]) -> None:
     script = os.path.join(os.path.dirname(TESTING_WORKER), "streaming_worker.py")
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("PROCGRPC_")}

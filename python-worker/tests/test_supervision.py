@@ -8,11 +8,10 @@ from typing import Any, Dict, Iterator
 
 import grpc
 import pytest
-from google.protobuf import empty_pb2, json_format, struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import procgrpc
-from conftest import TESTING_WORKER, Worker, short_tmpdir, start_worker
+from conftest import TESTING_WORKER, Worker, eventually, introspect, short_tmpdir, start_worker
 
 from testing.v1 import testing_pb2, testing_pb2_grpc  # noqa: E402
 
@@ -34,12 +33,7 @@ def _health(worker: Worker, service: str = "") -> int:
 
 
 def _running(worker: Worker) -> Dict[str, Any]:
-    call = worker.channel().unary_unary(
-        "/procgrpc.internal.v1.Worker/Running",
-        request_serializer=empty_pb2.Empty.SerializeToString,
-        response_deserializer=struct_pb2.Struct.FromString,
-    )
-    return json_format.MessageToDict(call(empty_pb2.Empty(), timeout=5))  # type: ignore[no-any-return]
+    return introspect(worker)
 
 
 def _stub(worker: Worker) -> testing_pb2_grpc.TestServiceStub:
@@ -67,17 +61,30 @@ def test_running_lists_a_handler_that_ignores_cancellation_until_it_returns(work
     stub = _stub(worker)
     assert _running(worker)["running"] == []
     md = (("x-request-id", "runaway-1"),)
+    future = stub.Sleep.future(testing_pb2.SleepRequest(ms=3000, ignore_cancel=True), timeout=1.0, metadata=md)
+    assert eventually(lambda: _running(worker)["running"])
     with pytest.raises(grpc.RpcError) as info:
-        stub.Sleep(testing_pb2.SleepRequest(ms=1500, ignore_cancel=True), timeout=0.2, metadata=md)
+        future.result()
     assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     # The call is over for grpc, but its thread still runs: Running says so.
     listed = _running(worker)["running"]
     assert [(r["requestId"], r["method"]) for r in listed] == [("runaway-1", "/testing.v1.TestService/Sleep")]
     assert listed[0]["seconds"] >= 0.2
-    deadline = time.monotonic() + 5
-    while _running(worker)["running"] and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert _running(worker)["running"] == []
+    assert eventually(lambda: not _running(worker)["running"])
+
+
+def test_running_reports_each_calls_own_call_id_even_when_request_ids_repeat(worker: Worker) -> None:
+    stub = _stub(worker)
+    calls = [(("x-request-id", "shared"), ("procgrpc-call-id", "attempt-1")),
+             (("x-request-id", "shared"), ("procgrpc-call-id", "attempt-2")),
+             (("x-request-id", "no-call-id"),)]
+    futures = [stub.Sleep.future(testing_pb2.SleepRequest(ms=1500), timeout=10, metadata=md) for md in calls]
+    assert eventually(lambda: len(_running(worker)["running"]) == 3)
+    listed = sorted((r["callId"], r["requestId"], r["method"]) for r in _running(worker)["running"])
+    assert listed == [("", "no-call-id", "/testing.v1.TestService/Sleep"),
+                      ("attempt-1", "shared", "/testing.v1.TestService/Sleep"),
+                      ("attempt-2", "shared", "/testing.v1.TestService/Sleep")]
+    assert all(f.result().completed for f in futures)
 
 
 def test_running_forgets_a_handler_that_honours_cancellation(worker: Worker) -> None:

@@ -4,12 +4,22 @@ export interface Logger {
   info(obj: Record<string, unknown>, msg?: string): void;
   warn(obj: Record<string, unknown>, msg?: string): void;
   error(obj: Record<string, unknown>, msg?: string): void;
+  /**
+   * The lowest level written, when the logger knows it (pino's `level`, `jsonLogger`'s): the pool
+   * tells its workers, so that they do not even write lines nobody would see.
+   */
+  readonly level?: string;
 }
 
 /** Log levels, lowest first. */
 export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
 
 const LEVELS: Record<LogLevel, number> = { debug: 20, info: 30, warn: 40, error: 50, silent: Infinity };
+
+/** True for the names `LogLevel` allows. */
+export function isLogLevel(value: unknown): value is LogLevel {
+  return typeof value === "string" && Object.prototype.hasOwnProperty.call(LEVELS, value);
+}
 
 /**
  * The default logger: pino-style JSON lines (`level` as pino's numbers, `time` in ms, `msg`) on
@@ -21,8 +31,24 @@ export function jsonLogger(level: LogLevel = "info", write: (line: string) => vo
     if (LEVELS[lvl] < threshold) return;
     write(`${JSON.stringify({ level: LEVELS[lvl], time: Date.now(), name: "procgrpc", ...obj, msg })}\n`);
   };
-  return { debug: emit("debug"), info: emit("info"), warn: emit("warn"), error: emit("error") };
+  return { level, debug: emit("debug"), info: emit("info"), warn: emit("warn"), error: emit("error") };
 }
 
 /** A logger that drops everything. */
 export const silentLogger: Logger = jsonLogger("silent");
+
+/**
+ * The level of a pool's default logger: `given` (checked), else `$PROCGRPC_LOG_LEVEL`, else
+ * `"warn"` — a healthy pool writes nothing. Throws a TypeError naming `owner` for a bad level.
+ */
+export function resolveLogLevel(owner: string, given: unknown): LogLevel {
+  if (given !== undefined) {
+    if (isLogLevel(given)) return given;
+    throw new TypeError(`${owner}: logLevel must be "debug", "info", "warn", "error" or "silent", got ${JSON.stringify(given)}`);
+  }
+  const env = process.env.PROCGRPC_LOG_LEVEL?.trim().toLowerCase();
+  if (!env) return "warn";
+  if (isLogLevel(env)) return env;
+  if (env === "warning") return "warn";
+  throw new TypeError(`PROCGRPC_LOG_LEVEL must be "debug", "info", "warn", "error" or "silent", got ${JSON.stringify(process.env.PROCGRPC_LOG_LEVEL)}`);
+}

@@ -3,7 +3,7 @@ import type { Interceptor } from "../call/interceptor";
 import { MAX_TIMER_MS } from "../core/deadline";
 import { integerOption, numberOption } from "../core/option-checks";
 import type { PoolResilienceOptions, ResilienceCallOptions } from "../resilience/pool-resilience";
-import type { Logger } from "../core/logger";
+import { resolveLogLevel, type Logger, type LogLevel } from "../core/logger";
 import { resolveWatchOptions, type ResolvedWatchOptions, type WatchOptions } from "./reload-watcher";
 
 /** How to start and run a pool of Python workers. */
@@ -47,8 +47,15 @@ export interface WorkerPoolOptions extends PoolResilienceOptions {
   shutdownGraceMs?: number;
   /** After SIGTERM, how long a worker has to exit before SIGKILL. Default 3000. */
   killTimeoutMs?: number;
-  /** Where the pool logs, and where worker log lines are re-emitted. Default: JSON lines on stderr at info. */
+  /** Where the pool logs, and where worker log lines are re-emitted. Default: JSON lines on stderr at `logLevel`. */
   logger?: Logger;
+  /**
+   * Level of the default logger (ignored when `logger` is given: its own level counts). Default
+   * `$PROCGRPC_LOG_LEVEL`, else `"warn"`: a healthy pool and its workers write nothing; worker
+   * starts, stops and restarts show at `"info"`. Workers get the level too (as
+   * `PROCGRPC_LOG_LEVEL`, at most `"warn"`) and write no line below it.
+   */
+  logLevel?: LogLevel;
   /** Interceptors around every call of every kind, of every client of this pool (outermost first). */
   middleware?: readonly Interceptor<ResilienceCallOptions>[];
   /**
@@ -143,6 +150,7 @@ export interface ResolvedPoolOptions {
   recycleJitter: number;
   handleSignals: boolean;
   watch: ResolvedWatchOptions | undefined;
+  logLevel: LogLevel;
 }
 
 const OWNER = "WorkerPool";
@@ -204,6 +212,7 @@ export function resolvePoolOptions(options: WorkerPoolOptions): ResolvedPoolOpti
     recycleJitter: numberOption(OWNER, "recycleJitter", options.recycleJitter, 0.1, { max: 0.9 }),
     handleSignals: options.handleSignals === true,
     watch: resolveWatchOptions(options.watch),
+    logLevel: resolveLogLevel(OWNER, options.logLevel),
   };
 }
 

@@ -93,7 +93,7 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
     const resolved = resolvePoolOptions(options);
     super({
       name: "WorkerPool",
-      logger: options.logger ?? jsonLogger("info"),
+      logger: options.logger ?? jsonLogger(resolved.logLevel),
       requestTimeoutMs: resolved.requestTimeoutMs,
       interceptors: options.middleware,
       attemptInterceptors: options.attemptMiddleware,

@@ -13,6 +13,88 @@ import type { WorkerExit, WorkerState } from "./worker-state";
 const STDERR_TAIL_LINES = 40;
 /** The fd on which the worker reports readiness and, by its EOF, learns that this process died. */
 const CONTROL_FD = 3;
+/**
+ * After the process exited, how long its stdio may stay open (held by a descendant that left
+ * its process group) before the pool stops reading it. Start errors wait up to this for the
+ * complete stderr tail; nothing else waits for stdio.
+ */
+const OUTPUT_AFTER_EXIT_MS = 1000;
+/** The worker's exit code when its socket path is another live server's (never unlink it then). */
+const EXIT_SOCKET_IN_USE = 3;
+
+/**
+ * procgrpc's own control variables: a local worker never inherits them from the Node process's
+ * environment (the pool sets those it needs), only from the pool's `env` option. A
+ * `PROCGRPC_LISTEN` exported for a remote worker, say, must not make local workers listen on TCP.
+ */
+export const CONTROL_VARIABLES: readonly string[] = [
+  "PROCGRPC_SOCKET",
+  "PROCGRPC_WORKER_ID",
+  "PROCGRPC_CONTROL_FD",
+  "PROCGRPC_MAX_CONCURRENCY",
+  "PROCGRPC_GRACE_SECONDS",
+  "PROCGRPC_SOCKET_DIR_OWNED",
+  "PROCGRPC_PROCESS_GROUP",
+  "PROCGRPC_LOG_LEVEL",
+  "PROCGRPC_LISTEN",
+  "PROCGRPC_HEALTH_LISTEN",
+  "PROCGRPC_ALLOW_PLAINTEXT",
+  "PROCGRPC_TLS_CERT",
+  "PROCGRPC_TLS_KEY",
+  "PROCGRPC_TLS_CLIENT_CA",
+  "PROCGRPC_TOKEN",
+  "PROCGRPC_TOKEN_FILE",
+];
+
+/**
+ * The worker's drain grace after SIGTERM: shorter than `killTimeoutMs` by a margin (half of it,
+ * at most 1 s) in which a worker that used its whole grace ends its remaining calls itself
+ * (UNAVAILABLE "worker is shutting down") and exits, before the pool's SIGKILL.
+ */
+export function workerDrainGraceMs(killTimeoutMs: number): number {
+  return killTimeoutMs - Math.min(1000, killTimeoutMs / 2);
+}
+
+/**
+ * The level a worker writes its own log lines at, from the pool's logger (`level` of pino and
+ * of `jsonLogger`): nothing below what the pool would drop, but always `warn` and above, which
+ * also feed the stderr tail of start errors and `workerExit`. Undefined for a logger without a
+ * recognisable level (the worker then uses its own default).
+ */
+export function workerLogLevel(logger: Logger): "debug" | "info" | "warn" | undefined {
+  const level = (logger as { level?: unknown }).level;
+  switch (level) {
+    case "trace":
+    case "debug":
+      return "debug";
+    case "info":
+      return "info";
+    case "warn":
+    case "error":
+    case "fatal":
+    case "silent":
+      return "warn";
+    default:
+      return undefined;
+  }
+}
+
+/** The environment of a local worker: the Node process's without procgrpc's control variables. */
+function inheritedEnvironment(): NodeJS.ProcessEnv {
+  const inherited: NodeJS.ProcessEnv = { ...process.env };
+  for (const name of CONTROL_VARIABLES) delete inherited[name];
+  return inherited;
+}
+
+/** Sends `signal` to the worker's whole process group (it leads its own: spawned detached). */
+function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // ESRCH: nothing is left in the group.
+  }
+}
 
 /**
  * Channel options for a local Unix socket: no grpc-js retries (procgrpc has its own), no channelz,
@@ -51,6 +133,9 @@ export class WorkerProcess {
   private readonly stderrTail: string[] = [];
   private readonly exited: Promise<WorkerExit>;
   private resolveExited!: (exit: WorkerExit) => void;
+  /** Resolves when the worker's stdio closed, or `OUTPUT_AFTER_EXIT_MS` after its exit. */
+  private readonly outputDone: Promise<void>;
+  private resolveOutputDone!: () => void;
   private exitListener: ((exit: WorkerExit) => void) | undefined;
 
   constructor(
@@ -62,6 +147,7 @@ export class WorkerProcess {
     private readonly socketDirOwned: boolean,
   ) {
     this.exited = new Promise((resolve) => (this.resolveExited = resolve));
+    this.outputDone = new Promise((resolve) => (this.resolveOutputDone = resolve));
   }
 
   /** Current lifecycle state (docs/supervision.md); every change is reported to the state listener. */
@@ -123,22 +209,29 @@ export class WorkerProcess {
         cause,
       });
 
+    const logLevel = workerLogLevel(this.logger);
     let child: ChildProcess;
     try {
       child = spawn(python, argv, {
         cwd,
         env: {
-          ...process.env,
+          ...inheritedEnvironment(),
+          ...(logLevel ? { PROCGRPC_LOG_LEVEL: logLevel } : {}),
+          // The user's own variables, procgrpc's control variables included when given on purpose.
           ...env,
           PYTHONUNBUFFERED: "1",
           PROCGRPC_SOCKET: this.socketPath,
           PROCGRPC_WORKER_ID: this.id,
           PROCGRPC_CONTROL_FD: String(CONTROL_FD),
           PROCGRPC_MAX_CONCURRENCY: String(maxInFlightPerWorker),
-          PROCGRPC_GRACE_SECONDS: String(this.options.killTimeoutMs / 1000),
+          PROCGRPC_GRACE_SECONDS: String(workerDrainGraceMs(this.options.killTimeoutMs) / 1000),
+          PROCGRPC_PROCESS_GROUP: "1",
           ...(this.socketDirOwned ? { PROCGRPC_SOCKET_DIR_OWNED: "1" } : {}),
         },
         stdio: ["ignore", "pipe", "pipe", "pipe"],
+        // Its own process group: stop and kill signals reach the servicer's subprocesses too,
+        // and whatever is left of the group after the worker exits is killed.
+        detached: true,
       });
     } catch (err) {
       throw fail(`could not spawn ${python}: ${(err as Error).message}`, err);
@@ -155,8 +248,13 @@ export class WorkerProcess {
     spawnFailed.catch(() => undefined);
     this.captureOutput(child.stdout as Readable, "stdout");
     this.captureOutput(child.stderr as Readable, "stderr");
-    // 'close' fires after stdio has drained, so the stderr tail is complete when we report.
-    child.once("close", (code, signal) => this.handleExit({ code, signal }));
+    // The exit is the process's exit, not the end of its stdio: a subprocess or fork of the
+    // servicer that inherited stdout/stderr may hold them open long after the worker died.
+    child.once("exit", (code, signal) => this.handleExit({ code, signal }));
+    child.once("close", (code: number | null, signal: NodeJS.Signals | null) => {
+      this.resolveOutputDone();
+      this.handleExit({ code, signal }); // a process that never started (spawn error) has no 'exit'
+    });
 
     const control = child.stdio[CONTROL_FD] as Readable;
     const reportedReady = new Promise<void>((resolve, reject) => {
@@ -168,9 +266,11 @@ export class WorkerProcess {
           // Not ours; the control channel carries only JSON lines from procgrpc.
         }
       });
-      void this.exited.then((exit) =>
-        reject(fail(`process exited before it was ready (${describeExit(exit)})`)),
-      );
+      // The stderr tail is complete once stdio closed (bounded: a descendant may hold it).
+      void this.exited.then(async (exit) => {
+        await this.outputDone;
+        reject(fail(`process exited before it was ready (${describeExit(exit)})`));
+      });
     });
 
     let timer: NodeJS.Timeout | undefined;
@@ -198,30 +298,47 @@ export class WorkerProcess {
     this.logger.debug({ workerId: this.id, pid: this.pid, socket: this.socketPath, ms: Date.now() - startedAt }, "worker ready");
   }
 
-  /** Sends SIGTERM, then SIGKILL after `killTimeoutMs`; resolves when the process is gone. */
+  /**
+   * Sends SIGTERM to the worker's process group, then SIGKILL after `killTimeoutMs`; resolves
+   * when the process is gone (the worker drains for `workerDrainGraceMs`, shorter, then exits).
+   */
   async stop(): Promise<WorkerExit> {
     if (this.exit) return this.exit;
-    this.child?.kill("SIGTERM");
+    if (this.child) signalGroup(this.child, "SIGTERM");
     const timer = setTimeout(() => this.kill(), this.options.killTimeoutMs);
     const exit = await this.exited;
     clearTimeout(timer);
     return exit;
   }
 
-  /** SIGKILLs the process at once. */
+  /** SIGKILLs the process and its process group at once. */
   kill(): void {
-    if (this.child && !this.exit && this.child.exitCode === null) this.child.kill("SIGKILL");
+    if (this.child && !this.exit && this.child.exitCode === null) signalGroup(this.child, "SIGKILL");
   }
 
   private handleExit(exit: WorkerExit): void {
+    if (this.exit) return;
+    const child = this.child as ChildProcess;
+    // Whatever the worker left in its group (a servicer's subprocess or fork) goes with it.
+    signalGroup(child, "SIGKILL");
     this.exit = exit;
     this.closeChannel();
-    // A killed worker cannot remove its own socket.
-    try {
-      unlinkSync(this.socketPath);
-    } catch {
-      // Removed by the worker itself.
+    // A killed worker cannot remove its own socket; one that found its path in use by another
+    // live server must not remove that server's.
+    if (exit.code !== EXIT_SOCKET_IN_USE) {
+      try {
+        unlinkSync(this.socketPath);
+      } catch {
+        // Removed by the worker itself.
+      }
     }
+    // Stdio held by a descendant outside the group is not read for ever (no fd leak per restart).
+    const stopReading = setTimeout(() => {
+      for (const stream of child.stdio) stream?.destroy();
+      this.resolveOutputDone();
+    }, OUTPUT_AFTER_EXIT_MS);
+    stopReading.unref();
+    void this.outputDone.then(() => clearTimeout(stopReading));
     for (const call of this.calls) call.failWorkerGone(exit);
     this.calls.clear();
     this.resolveExited(exit);
@@ -243,21 +360,29 @@ export class WorkerProcess {
     });
   }
 
-  /** Re-emits a worker's JSON log line through the pool logger, or keeps a plain line as text. */
+  /**
+   * Re-emits a worker's line through the pool logger. Relayed lines use the worker's snake_case
+   * keys, one per fact: `worker_id`, `worker_pid` (the worker's; `pid`, like `time`, is the pool
+   * logger's own), `source: "worker"`, then the record's own fields (`request_id`, …). A JSON
+   * line from procgrpc's logger keeps its level; any other line is kept as text, at `warn` from
+   * stderr (tracebacks, crash dumps) and at `info` from stdout.
+   */
   private relayLog(line: string, stream: "stdout" | "stderr"): void {
-    const base = { workerId: this.id, pid: this.pid };
     if (line.startsWith("{")) {
+      let rec: unknown;
       try {
-        const rec = JSON.parse(line) as Record<string, unknown>;
-        const { level, msg, ...rest } = rec;
-        const log = this.logger[levelOf(level)];
-        log.call(this.logger, { ...rest, ...base, source: "worker" }, typeof msg === "string" ? msg : undefined);
-        return;
+        rec = JSON.parse(line);
       } catch {
-        // Not JSON after all: fall through and keep it as text.
+        rec = undefined; // Not JSON after all: kept as text below.
+      }
+      if (typeof rec === "object" && rec !== null && !Array.isArray(rec)) {
+        const { level, msg, time: _time, pid, worker_id: _workerId, ...rest } = rec as Record<string, unknown>;
+        const fields = { ...rest, worker_id: this.id, worker_pid: typeof pid === "number" ? pid : this.pid, source: "worker" };
+        this.logger[levelOf(level)](fields, typeof msg === "string" ? msg : undefined);
+        return;
       }
     }
-    this.logger.info({ ...base, source: "worker", stream }, line);
+    this.logger[stream === "stderr" ? "warn" : "info"]({ worker_id: this.id, worker_pid: this.pid, source: "worker", stream }, line);
   }
 }
 

@@ -2,7 +2,7 @@ import type { ChannelOptions } from "@grpc/grpc-js";
 import type { Interceptor } from "../call/interceptor";
 import type { ResilienceCallOptions } from "../resilience/pool-resilience";
 import { MAX_TIMER_MS } from "../core/deadline";
-import type { Logger } from "../core/logger";
+import type { Logger, LogLevel } from "../core/logger";
 import { integerOption } from "../core/option-checks";
 import type { PoolResilienceOptions } from "../resilience/pool-resilience";
 
@@ -63,8 +63,10 @@ export interface RemotePoolOptions extends PoolResilienceOptions {
   middleware?: readonly Interceptor<ResilienceCallOptions>[];
   /** Middleware around every attempt, inside the built-in retry, hedging and breakers (e.g. `tracing.attempt`). */
   attemptMiddleware?: readonly Interceptor<ResilienceCallOptions>[];
-  /** Where the pool logs. Default: JSON lines on stderr at info. */
+  /** Where the pool logs. Default: JSON lines on stderr at `logLevel`. */
   logger?: Logger;
+  /** Level of the default logger (ignored when `logger` is given). Default `$PROCGRPC_LOG_LEVEL`, else `"warn"`. */
+  logLevel?: LogLevel;
 }
 
 /** Options after defaults and validation. */

@@ -1,6 +1,6 @@
 import { Metadata, type ServiceError } from "@grpc/grpc-js";
 import type { Call, Interceptor } from "../call/interceptor";
-import { jsonLogger } from "../core/logger";
+import { jsonLogger, resolveLogLevel } from "../core/logger";
 import type { MetadataInit } from "../core/metadata";
 import { RpcError } from "../core/rpc-error";
 import { Status } from "../core/status";
@@ -66,7 +66,7 @@ export class RemotePool extends CallSurface<RemotePoolEvents> {
     const resolved = resolveRemoteOptions(options);
     super({
       name: "RemotePool",
-      logger: options.logger ?? jsonLogger("info"),
+      logger: options.logger ?? jsonLogger(resolveLogLevel("RemotePool", options.logLevel)),
       requestTimeoutMs: resolved.requestTimeoutMs,
       interceptors: options.middleware,
       attemptInterceptors: options.attemptMiddleware,

@@ -1,8 +1,9 @@
 """What procgrpc knows about the call being served, for log correlation and tracing.
 
-The handler wrapper (``_exception_mapping``) sets it for the whole call: on the event loop
-for ``async def`` methods, and in the worker thread for ``def`` methods (the thread runs
-in a copy of the call's ``contextvars`` context). Every ``procgrpc.get_logger()`` line
+The lowest layer of the package (it imports nothing of procgrpc): the log writer
+(``_process.log``) reads it, the handler adapters (``_handlers``) set it for the whole call: on
+the event loop for ``async def`` methods, and in the worker thread for ``def`` methods (the
+thread runs in a copy of the call's ``contextvars`` context). Every ``procgrpc.get_logger()`` line
 written during the call then carries ``request_id`` and, when the caller sent a W3C
 ``traceparent`` and the ``opentelemetry-api`` package is installed, ``trace_id`` and
 ``parent_span_id``. The extracted OpenTelemetry context is also made current, so spans the
@@ -64,25 +65,15 @@ def current_call() -> Optional[CallInfo]:
 Handle = Tuple["contextvars.Token[Optional[CallInfo]]", Any]
 
 
-def enter(method: str, ctx: Any) -> Handle:
-    """Make the call described by ``ctx`` (a grpc.aio context) current; returns what ``leave`` needs."""
-    request_id: Optional[str] = None
-    traceparent = False
-    try:
-        metadata = tuple(ctx.invocation_metadata() or ())
-    except Exception:
-        metadata = ()
-    for key, value in metadata:
-        if key == "x-request-id":
-            request_id = str(value)
-        elif key == "traceparent":
-            traceparent = True
+def enter(method: str, request_id: Optional[str], traced_metadata: Optional[Tuple[Tuple[str, Any], ...]]) -> Handle:
+    """Make the call current; ``traced_metadata`` is the call's metadata when it carries a
+    ``traceparent`` (else None). Returns what ``leave`` needs."""
     trace_id = parent_span_id = None
     otel_token = None
-    otel = _opentelemetry() if traceparent else None
-    if otel is not None:
+    otel = _opentelemetry() if traced_metadata is not None else None
+    if otel is not None and traced_metadata is not None:
         otel_context, otel_propagate, otel_trace = otel
-        carrier = {k: v for k, v in metadata if isinstance(v, str)}
+        carrier = {k: v for k, v in traced_metadata if isinstance(v, str)}
         extracted = otel_propagate.extract(carrier)
         span_context = otel_trace.get_current_span(extracted).get_span_context()
         if span_context.is_valid:

@@ -24,11 +24,11 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import grpc
 from grpc_health.v1 import health_pb2_grpc
 
-from . import _logging
+from .._process.log import get_logger
 
 __all__ = ["ListenConfig", "ListenConfigError", "TcpListeners", "from_environment", "is_loopback", "server_options", "split_host_port", "start_tcp"]
 
-_log = _logging.get_logger()
+_log = get_logger()
 
 
 class ListenConfigError(Exception):

@@ -16,11 +16,11 @@ import time
 import traceback
 from typing import Any, Dict, Optional
 
-from . import _call_context
+from .. import _call_info
 
 __all__ = ["Logger", "get_logger", "configure"]
 
-_LEVELS: Dict[str, int] = {"debug": 10, "info": 20, "warn": 30, "error": 40}
+_LEVELS: Dict[str, int] = {"debug": 10, "info": 20, "warn": 30, "error": 40, "silent": 100}
 _ALIASES = {"warning": "warn", "err": "error", "fatal": "error", "critical": "error"}
 
 # One lock for the whole process so lines written from the event loop and from
@@ -43,7 +43,7 @@ def _emit(level: str, msg: str, fields: Dict[str, Any]) -> None:
         "worker_id": _state["worker_id"],
         "pid": os.getpid(),
     }
-    call = _call_context.current_call()
+    call = _call_info.current_call()
     if call is not None:
         # Lines written while serving a call carry its request id (and trace id when traced).
         for key, value in call.log_fields().items():

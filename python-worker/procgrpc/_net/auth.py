@@ -5,7 +5,9 @@ constant-time (``hmac.compare_digest``). grpc.health.v1 is exempt so that
 load balancers, grpc-js client-side health checking and Kubernetes ``grpc:``
 probes (which cannot send metadata) see the worker's status; the status says
 nothing secret. A refused call ends with UNAUTHENTICATED before the servicer
-runs, whatever the method's streaming kind.
+runs, whatever the method's streaming kind, and before the method is even looked up: without
+a token an unknown method is refused just like an existing one, so the method names cannot be
+probed.
 """
 
 from __future__ import annotations
@@ -15,14 +17,14 @@ from typing import Any, Awaitable, Callable, Optional
 
 import grpc
 
-from . import _logging
+from .._process.log import get_logger
 
 __all__ = ["TokenInterceptor", "EXEMPT_PREFIX"]
 
 #: Methods under this prefix need no token.
 EXEMPT_PREFIX = "/grpc.health.v1.Health/"
 
-_log = _logging.get_logger()
+_log = get_logger()
 
 
 def _presented_token(metadata: Any) -> Optional[bytes]:
@@ -36,19 +38,13 @@ def _presented_token(metadata: Any) -> Optional[bytes]:
     return None
 
 
-def _deny_handler(handler: Any, message: str) -> Any:
-    """A handler of the same streaming kind as ``handler`` that only aborts."""
-    async def deny(_request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+def _deny_handler(message: str) -> "grpc.RpcMethodHandler[Any, Any]":
+    """A handler that only aborts. Stream-stream fits a call of any kind: it reads nothing, and
+    on the wire an abort before any message looks the same for every kind."""
+    async def deny(_requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
 
-    req, res = handler.request_deserializer, handler.response_serializer
-    if handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(deny, req, res)
-    if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(deny, req, res)
-    if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(deny, req, res)
-    return grpc.unary_unary_rpc_method_handler(deny, req, res)
+    return grpc.stream_stream_rpc_method_handler(deny)
 
 
 class TokenInterceptor(grpc.aio.ServerInterceptor):
@@ -62,16 +58,16 @@ class TokenInterceptor(grpc.aio.ServerInterceptor):
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Optional["grpc.RpcMethodHandler[Any, Any]"]]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Optional["grpc.RpcMethodHandler[Any, Any]"]:
-        """Passes the call on when its token matches (or it is a health check), else denies it."""
-        handler = await continuation(handler_call_details)
+        """Passes the call on when its token matches (or it is a health check), else denies it
+        without looking the method up."""
         method = str(handler_call_details.method)
-        if handler is None or method.startswith(EXEMPT_PREFIX):
-            return handler
+        if method.startswith(EXEMPT_PREFIX):
+            return await continuation(handler_call_details)
         presented = _presented_token(handler_call_details.invocation_metadata)
         if presented is not None and hmac.compare_digest(presented, self._token):
-            return handler
+            return await continuation(handler_call_details)
         reason = "missing" if presented is None else "wrong"
         _log.warn("call refused: bearer token " + reason, method=method)
         message = ("missing bearer token: send metadata 'authorization: Bearer <token>' (RemotePool option `token`)"
                    if presented is None else "invalid bearer token")
-        return _deny_handler(handler, message)  # type: ignore[no-any-return]
+        return _deny_handler(message)

@@ -13,10 +13,19 @@ import os
 import socket
 import stat
 
-__all__ = ["SocketPathError", "SocketInUseError", "MAX_PATH_BYTES", "check_path", "prepare_path"]
+from .platform import portable
 
-# sockaddr_un.sun_path is 108 bytes on Linux, including the terminating NUL.
+__all__ = ["SocketPathError", "SocketInUseError", "MAX_PATH_BYTES", "MAX_PATH_BYTES_BSD", "max_path_bytes",
+           "check_path", "prepare_path"]
+
+# sockaddr_un.sun_path is 108 bytes on Linux, 104 on macOS and the BSDs, including the NUL.
 MAX_PATH_BYTES = 107
+MAX_PATH_BYTES_BSD = 103
+
+
+def max_path_bytes() -> int:
+    """The longest socket path this platform binds (the macOS limit on the portable path)."""
+    return MAX_PATH_BYTES_BSD if portable() else MAX_PATH_BYTES
 
 
 class SocketPathError(Exception):
@@ -32,10 +41,11 @@ def check_path(path: str) -> None:
     if not path:
         raise SocketPathError("socket path is empty")
     size = len(os.fsencode(path))
-    if size > MAX_PATH_BYTES:
+    limit = max_path_bytes()
+    if size > limit:
         raise SocketPathError(
             f"socket path is too long: {path!r} is {size} bytes, "
-            f"the limit for a Unix socket address is {MAX_PATH_BYTES}"
+            f"the limit for a Unix socket address is {limit}"
         )
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):

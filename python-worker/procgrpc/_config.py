@@ -1,0 +1,85 @@
+"""The worker's settings: ``--socket``/``--listen`` and the ``PROCGRPC_*`` environment."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Mapping, Optional, Sequence
+
+from ._net import listen as _listen
+
+__all__ = ["ConfigError", "WorkerConfig"]
+
+
+class ConfigError(Exception):
+    """The worker cannot start with the given arguments and environment."""
+
+
+def _env_int(env: Mapping[str, str], name: str, minimum: int) -> Optional[int]:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+class WorkerConfig:
+    """Settings of one worker, read from ``--socket`` and the ``PROCGRPC_*`` environment."""
+
+    def __init__(self, socket_path: str, worker_id: Optional[str] = None, control_fd: Optional[int] = None,
+                 max_concurrency: Optional[int] = None, threads: Optional[int] = None,
+                 grace_seconds: float = 5.0, socket_dir_owned: bool = False,
+                 listen: Optional[_listen.ListenConfig] = None) -> None:
+        self.socket_path = socket_path  # "" when the worker serves TCP only
+        self.listen = listen
+        self.worker_id = worker_id
+        self.control_fd = control_fd
+        self.max_concurrency = max_concurrency
+        self.threads = threads if threads is not None else max(8, max_concurrency or 0)
+        self.grace_seconds = grace_seconds
+        self.socket_dir_owned = socket_dir_owned
+
+    @classmethod
+    def from_environment(cls, argv: Optional[Sequence[str]] = None,
+                         env: Optional[Mapping[str, str]] = None) -> "WorkerConfig":
+        """Build the config; ``--socket`` in ``argv`` wins over ``PROCGRPC_SOCKET``; TCP from ``--listen`` (``_listen``).
+
+        Unknown arguments are left alone: they belong to the user's script.
+        """
+        env = os.environ if env is None else env
+        parser = argparse.ArgumentParser(add_help=False)
+        parser.add_argument("--socket", default=None)
+        known, _ = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
+        path = known.socket or env.get("PROCGRPC_SOCKET", "")
+        try:
+            listen = _listen.from_environment(argv, env)
+        except _listen.ListenConfigError as exc:
+            raise ConfigError(str(exc)) from None
+        if not path and listen is None:
+            raise ConfigError("no socket path: pass --socket PATH or set PROCGRPC_SOCKET (or --listen HOST:PORT for TCP)")
+        grace_raw = env.get("PROCGRPC_GRACE_SECONDS", "").strip()
+        try:
+            grace = float(grace_raw) if grace_raw else 5.0
+        except ValueError:
+            raise ConfigError(f"PROCGRPC_GRACE_SECONDS must be a number, got {grace_raw!r}") from None
+        return cls(
+            socket_path=path,
+            worker_id=env.get("PROCGRPC_WORKER_ID") or None,
+            control_fd=_env_int(env, "PROCGRPC_CONTROL_FD", 0),
+            max_concurrency=_env_int(env, "PROCGRPC_MAX_CONCURRENCY", 1),
+            threads=_env_int(env, "PROCGRPC_THREADS", 1),
+            grace_seconds=max(0.0, grace),
+            socket_dir_owned=env.get("PROCGRPC_SOCKET_DIR_OWNED") == "1",
+            listen=listen,
+        )
+
+    @property
+    def standalone(self) -> bool:
+        """Serving TCP with no pool parent: parent-death detection does not apply (a remote worker)."""
+        return self.listen is not None and self.control_fd is None

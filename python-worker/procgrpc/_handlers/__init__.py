@@ -1,0 +1,1 @@
+"""Handler adapters: the servicer contexts, the per-call scope, in-flight bookkeeping."""

@@ -1,0 +1,206 @@
+"""Servicer contexts that give ``def`` and ``async def`` methods the full grpc API.
+
+grpcio's asyncio server hands sync methods a thin ``_SyncServicerContext``
+that lacks ``is_active`` and ``abort_with_status``, whose ``abort`` does not
+raise (the method keeps running) and whose ``add_callback`` callbacks only run
+when the method returns normally (never on cancellation). Its async context
+has no ``is_active``/``add_callback``. procgrpc wraps every method and passes
+one of these contexts instead, so code written for ``grpc.server`` works
+unchanged. Everything both kinds share is forwarded by one base,
+:class:`ForwardingContext`; the two subclasses differ only where blocking differs
+(``send_initial_metadata``, ``abort``) and in what each API has (``cancel``; ``read``/``write``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any, Callable, List, NoReturn, Optional, Tuple
+
+import grpc
+
+from .._process.log import get_logger
+from .._status.codes import status_code
+
+__all__ = ["ForwardingContext", "SyncContext", "AsyncContext", "as_code"]
+
+_log = get_logger()
+
+
+def as_code(code: Any) -> Any:
+    """An int code as its ``grpc.StatusCode``; anything else as given.
+
+    grpc.aio takes ints but converts only 0..15 (its range check ends at DATA_LOSS), so an
+    ``int`` 16 would arrive as UNKNOWN instead of UNAUTHENTICATED; procgrpc converts ints itself,
+    the same way on every transport (``_status.codes.status_code``)."""
+    return status_code(code) if isinstance(code, int) else code
+
+
+def _as_tuple(metadata: Any) -> Tuple[Any, ...]:
+    # The aio context's abort is typed `tuple` in Cython; lists would be rejected.
+    return tuple(metadata) if metadata else ()
+
+
+class ForwardingContext:
+    """What both contexts share: call state (``is_active``, ``add_callback``), and everything
+    forwarded as it is to the context grpc (or the pipeline) made for the call."""
+
+    __slots__ = ("_ctx", "_active", "_callbacks", "_lock")
+
+    def __init__(self, ctx: Any) -> None:
+        self._ctx = ctx
+        self._active = True
+        self._callbacks: Optional[List[Callable[[], None]]] = None
+        # add_callback may come from a pool thread while the loop terminates the call.
+        self._lock = threading.Lock()
+
+    def terminate(self) -> None:
+        """The call is over: ``is_active()`` turns False and ``add_callback`` callbacks run (once)."""
+        with self._lock:
+            if not self._active:
+                return
+            self._active = False
+            callbacks, self._callbacks = self._callbacks, None
+        for callback in callbacks or ():
+            try:
+                callback()
+            except Exception:
+                _log.error("RPC termination callback raised", exc_info=True)
+
+    # -- call state
+    def is_active(self) -> bool:
+        """False once the call was cancelled, timed out or finished."""
+        return self._active
+
+    def add_callback(self, callback: Callable[[], None]) -> bool:
+        """Run ``callback()`` when the call terminates (including by cancellation)."""
+        with self._lock:
+            if not self._active:
+                return False
+            if self._callbacks is None:
+                self._callbacks = []
+            self._callbacks.append(callback)
+            return True
+
+    def time_remaining(self) -> Optional[float]:
+        """Seconds until the deadline, or None without one."""
+        return self._ctx.time_remaining()  # type: ignore[no-any-return]
+
+    # -- metadata and status
+    def invocation_metadata(self) -> Any:
+        """Metadata the client sent."""
+        return self._ctx.invocation_metadata()
+
+    def set_trailing_metadata(self, trailing_metadata: Any) -> None:
+        """Set trailing metadata sent with the status."""
+        self._ctx.set_trailing_metadata(_as_tuple(trailing_metadata))
+
+    def trailing_metadata(self) -> Any:
+        """Trailing metadata set so far."""
+        return self._ctx.trailing_metadata()
+
+    def set_code(self, code: Any) -> None:
+        """Set the status code sent when the method returns (a ``grpc.StatusCode`` or an int)."""
+        self._ctx.set_code(as_code(code))
+
+    def code(self) -> Any:
+        """Status code set so far."""
+        return self._ctx.code()
+
+    def set_details(self, details: str) -> None:
+        """Set the status message sent when the method returns."""
+        self._ctx.set_details(details if details is not None else "")
+
+    def details(self) -> Any:
+        """Status message set so far."""
+        return self._ctx.details()
+
+    # -- peer and compression
+    def peer(self) -> Any:
+        """The client's address."""
+        return self._ctx.peer()
+
+    def peer_identities(self) -> Any:
+        """Authenticated peer identities, if any."""
+        return self._ctx.peer_identities()
+
+    def peer_identity_key(self) -> Any:
+        """Key of the peer identity property, if any."""
+        return self._ctx.peer_identity_key()
+
+    def auth_context(self) -> Any:
+        """The auth context of the call."""
+        return self._ctx.auth_context()
+
+    def set_compression(self, compression: Any) -> None:
+        """Set the response compression algorithm."""
+        self._ctx.set_compression(compression)
+
+    def disable_next_message_compression(self) -> None:
+        """Do not compress the next response message."""
+        self._ctx.disable_next_message_compression()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ctx, name)
+
+
+class SyncContext(ForwardingContext, grpc.ServicerContext):  # type: ignore[misc]  # time_remaining may be None
+    """``grpc.ServicerContext`` for ``def`` methods running in the worker thread pool."""
+
+    __slots__ = ("_loop",)
+
+    def __init__(self, ctx: Any, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(ctx)
+        self._loop = loop
+
+    def cancel(self) -> bool:
+        """End the call with CANCELLED."""
+        try:
+            self.abort(grpc.StatusCode.CANCELLED, "cancelled by the server")
+        except Exception:
+            pass
+        return True
+
+    def send_initial_metadata(self, initial_metadata: Any) -> None:
+        """Send initial metadata now (blocks until sent)."""
+        asyncio.run_coroutine_threadsafe(
+            self._ctx.send_initial_metadata(_as_tuple(initial_metadata)), self._loop).result()
+
+    def abort(self, code: Any, details: str = "", trailing_metadata: Any = ()) -> NoReturn:
+        """Send the status now and raise, ending the method (as in ``grpc.server``)."""
+        future = asyncio.run_coroutine_threadsafe(
+            self._ctx.abort(as_code(code), details or "", _as_tuple(trailing_metadata)), self._loop)
+        exc = future.exception()
+        # Re-raise grpc's own AbortError object: the server checks its identity.
+        raise exc if exc is not None else grpc.RpcError("RPC aborted")
+
+    def abort_with_status(self, status: Any) -> NoReturn:
+        """Abort with a ``grpc.Status`` (e.g. from ``grpc_status.rpc_status.to_status``)."""
+        self.abort(status.code, status.details, status.trailing_metadata)
+
+
+class AsyncContext(ForwardingContext, grpc.aio.ServicerContext[Any, Any]):  # type: ignore[misc]  # time_remaining may be None
+    """``grpc.aio.ServicerContext`` plus ``is_active`` and ``add_callback``."""
+
+    __slots__ = ()
+
+    async def read(self) -> Any:
+        """Read the next request message (``grpc.aio.EOF`` at the end)."""
+        return await self._ctx.read()
+
+    async def write(self, message: Any) -> None:
+        """Write one response message."""
+        await self._ctx.write(message)
+
+    async def send_initial_metadata(self, initial_metadata: Any) -> None:
+        """Send initial metadata now."""
+        await self._ctx.send_initial_metadata(_as_tuple(initial_metadata))
+
+    async def abort(self, code: Any, details: str = "", trailing_metadata: Any = ()) -> NoReturn:
+        """Send the status now and raise, ending the method."""
+        await self._ctx.abort(as_code(code), details or "", _as_tuple(trailing_metadata))
+        raise AssertionError("grpc abort returned")  # unreachable: abort always raises
+
+    async def abort_with_status(self, status: Any) -> NoReturn:
+        """Abort with a ``grpc.Status`` (e.g. from ``grpc_status.rpc_status.to_status``)."""
+        await self.abort(status.code, status.details or "", status.trailing_metadata)

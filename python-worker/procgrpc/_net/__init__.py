@@ -1,0 +1,1 @@
+"""Network: TCP listening (TLS, plaintext rules, health-only port) and bearer-token auth."""

@@ -1,0 +1,1 @@
+"""Process concerns: logging, parent watch, socket guard, serving state, exit."""

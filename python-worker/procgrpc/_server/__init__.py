@@ -1,0 +1,1 @@
+"""Server construction (registration recording, health, reflection) and the serving lifecycle."""

@@ -1,0 +1,183 @@
+"""The servicer context of one call carried on the pipeline stream (``_services.pipeline``).
+
+It behaves as grpc.aio's own ``_ServicerContext`` does (``_cygrpc/aio/server.pyx.pxi``), where a
+servicer can tell: codes as ``grpc.StatusCode`` or int, ``code()`` returning what was set,
+``details()`` starting as ``""``, ``abort`` sending the status at once and raising
+``AbortError`` (a second ``abort`` raises ``UsageError``), ``send_initial_metadata`` sending the
+headers at once (a second one raises ``UsageError``). A call is answered exactly once: the first
+answer (a result, an abort, a deadline, a stopping worker) wins, later ones are dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Dict, List, NoReturn, Optional, Sequence, Tuple
+
+import grpc
+
+from .._status.codes import status_code
+from . import _pipeline_pb2 as pb
+
+__all__ = ["PipeContext", "CallSlot", "entries"]
+
+_OK = grpc.StatusCode.OK
+
+
+def entries(metadata: Sequence[Tuple[str, Any]]) -> List[Any]:
+    """grpc metadata pairs as ``MetadataEntry`` messages (text values as UTF-8)."""
+    out = []
+    for key, value in metadata:
+        out.append(pb.MetadataEntry(key=key, value=value if isinstance(value, bytes) else str(value).encode()))
+    return out
+
+
+class CallSlot:
+    """One call on one pipe: answered at most once, through the pipe's batch writer."""
+
+    __slots__ = ("call_id", "answered", "_emit", "_emit_header")
+
+    def __init__(self, call_id: int, emit: Callable[[Any], None], emit_header: Callable[[Any], None]) -> None:
+        self.call_id = call_id
+        self.answered = False
+        self._emit = emit
+        self._emit_header = emit_header
+
+    def answer(self, result: Any) -> None:
+        """Send ``result`` (a PipeResult) unless the call was already answered or given up."""
+        if not self.answered:
+            self.answered = True
+            self._emit(result)
+
+    def give_up(self) -> None:
+        """The caller cancelled: it expects no answer, and none will be sent."""
+        self.answered = True
+
+    def status(self, code: grpc.StatusCode, details: str, trailing: Sequence[Tuple[str, Any]] = (),
+               initial: Sequence[Tuple[str, Any]] = ()) -> None:
+        """Answer with a status."""
+        self.answer(pb.PipeResult(call_id=self.call_id, code=code.value[0], details=details,
+                                  trailing_metadata=entries(trailing), initial_metadata=entries(initial)))
+
+    def header(self, metadata: Sequence[Tuple[str, Any]]) -> None:
+        """Send the call's initial metadata now (a PipeHeader)."""
+        self._emit_header(pb.PipeHeader(call_id=self.call_id, metadata=entries(metadata)))
+
+
+class PipeContext:
+    """A ``grpc.aio.ServicerContext`` for one call carried on the pipeline stream."""
+
+    __slots__ = ("_slot", "_metadata", "_deadline", "_code", "_details", "_trailing", "_initial",
+                 "_headers_sent", "_abort")
+
+    def __init__(self, slot: CallSlot, metadata: Tuple[Tuple[str, Any], ...], deadline: Optional[float]) -> None:
+        self._slot = slot
+        self._metadata = metadata
+        self._deadline = deadline
+        self._code: Any = None
+        self._details = ""
+        self._trailing: Tuple[Tuple[str, Any], ...] = ()
+        self._initial: Tuple[Tuple[str, Any], ...] = ()
+        self._headers_sent = False
+        self._abort: Optional[grpc.aio.AbortError] = None
+
+    def invocation_metadata(self) -> Tuple[Tuple[str, Any], ...]:
+        """Metadata the client sent."""
+        return self._metadata
+
+    def time_remaining(self) -> Optional[float]:
+        """Seconds until the deadline, or None without one."""
+        return None if self._deadline is None else max(0.0, self._deadline - time.monotonic())
+
+    def set_code(self, code: Any) -> None:
+        """Set the status code sent when the method returns (a ``grpc.StatusCode`` or an int)."""
+        self._code = status_code(code) if isinstance(code, int) else code
+
+    def code(self) -> Any:
+        """Status code set so far (None when none was; an int given is a ``grpc.StatusCode``)."""
+        return self._code
+
+    def set_details(self, details: str) -> None:
+        """Set the status message sent when the method returns."""
+        self._details = details
+
+    def details(self) -> str:
+        """Status message set so far."""
+        return self._details
+
+    def set_trailing_metadata(self, trailing_metadata: Any) -> None:
+        """Set trailing metadata sent with the status."""
+        self._trailing = tuple(trailing_metadata or ())
+
+    def trailing_metadata(self) -> Tuple[Tuple[str, Any], ...]:
+        """Trailing metadata set so far."""
+        return self._trailing
+
+    def _raise_if_finished(self) -> None:
+        if self._abort is not None:
+            raise self._abort
+        if self._slot.answered:
+            raise grpc.aio.UsageError("RPC already finished.")
+
+    async def send_initial_metadata(self, initial_metadata: Any) -> None:
+        """Send initial metadata now, before the result (once per call, as in grpc.aio)."""
+        self._raise_if_finished()
+        if self._headers_sent:
+            raise grpc.aio.UsageError("Send initial metadata failed: already sent")
+        self._initial = tuple(initial_metadata or ())
+        self._headers_sent = True
+        self._slot.header(self._initial)
+
+    async def abort(self, code: Any, details: str = "", trailing_metadata: Any = ()) -> NoReturn:
+        """Send the status now and end the method with grpc's own ``AbortError``."""
+        if self._abort is not None:
+            raise grpc.aio.UsageError("Abort already called!")
+        self._abort = grpc.aio.AbortError("Locally aborted.")
+        # As grpc.aio: empty arguments keep what set_trailing_metadata / set_details set.
+        if trailing_metadata:
+            self._trailing = tuple(trailing_metadata)
+        if details:
+            self._details = details
+        self._code = status_code(code) if isinstance(code, int) else code
+        self.answer_status()
+        raise self._abort
+
+    async def abort_with_status(self, status: Any) -> NoReturn:
+        """Abort with a ``grpc.Status``."""
+        await self.abort(status.code, status.details, status.trailing_metadata)
+
+    def peer(self) -> str:
+        """The pool, on the worker's Unix socket."""
+        return "unix:pipeline"
+
+    def peer_identities(self) -> None:
+        """No authenticated identities on a local socket."""
+        return None
+
+    def peer_identity_key(self) -> None:
+        """No authenticated identities on a local socket."""
+        return None
+
+    def auth_context(self) -> Dict[str, Any]:
+        """No auth context on a local socket."""
+        return {}
+
+    def set_compression(self, compression: Any) -> None:
+        """Compression is not used on the pipeline."""
+
+    def disable_next_message_compression(self) -> None:
+        """Compression is not used on the pipeline."""
+
+    def answer(self, payload: bytes) -> None:
+        """The method returned: answer with its response, or with the status it set."""
+        code = _OK if self._code is None else status_code(self._code)
+        if code is _OK:
+            self._slot.answer(pb.PipeResult(call_id=self._slot.call_id, payload=payload,
+                                            trailing_metadata=entries(self._trailing),
+                                            initial_metadata=entries(self._initial)))
+        else:
+            self._slot.status(code, self._details, self._trailing, self._initial)
+
+    def answer_status(self) -> None:
+        """Answer with the status set or aborted with (UNKNOWN when none was)."""
+        code = grpc.StatusCode.UNKNOWN if self._code is None else status_code(self._code)
+        self._slot.status(code, self._details, self._trailing, self._initial)

@@ -1,0 +1,265 @@
+"""``procgrpc.internal.v1.PipelineService/Pipe``: many unary calls on one bidirectional stream.
+
+The pool's ``transport: "pipelined"`` mode sends each unary call as one ``PipeRequest`` on a
+long-lived stream per worker, which saves the per-call HTTP/2 stream set-up that dominates the
+cost of small calls. Each call runs through the very same wrapped handler as a normal call
+(exception mapping, full ``def``/``async def`` contexts, in-flight counting), with a
+:class:`PipeContext` standing in for grpc's servicer context, so servicers behave identically:
+``abort``, ``set_code``, ``set_details``, ``set_trailing_metadata``, ``abort_with_status``,
+``time_remaining``, ``is_active``, ``add_callback`` and ``invocation_metadata`` all work.
+Every call is answered exactly once unless the client cancelled it first. Calls and
+results travel in batches (one stream message per event-loop turn on either side); initial
+metadata a servicer sends explicitly goes out at once as a ``PipeHeader``, before its result.
+After the pool half-closes the stream the worker answers what is running and ends it; a
+stopping worker answers what is left with the stopping status and ends it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
+
+import grpc
+
+from . import _pipeline_pb2 as pb
+from .._process.log import get_logger
+from .._status.codes import WORKER_STOPPING_CODE, WORKER_STOPPING_DETAILS, WORKER_STOPPING_TRAILER
+from .pipe_context import CallSlot, PipeContext
+
+__all__ = ["SERVICE_NAME", "PipeRegistry", "handler", "method_lookup"]
+
+SERVICE_NAME = "procgrpc.internal.v1.PipelineService"
+
+_log = get_logger()
+
+
+class _Details(NamedTuple):
+    """The ``grpc.HandlerCallDetails`` a generic handler looks a method up with."""
+
+    method: str
+    invocation_metadata: Tuple[Tuple[str, Any], ...]
+
+
+class PipeRegistry:
+    """The open pipes of a server, so that a stopping worker can end them."""
+
+    def __init__(self) -> None:
+        self._pipes: Set["_Pipe"] = set()
+
+    def add(self, pipe: "_Pipe") -> None:
+        self._pipes.add(pipe)
+
+    def discard(self, pipe: "_Pipe") -> None:
+        self._pipes.discard(pipe)
+
+    def __len__(self) -> int:
+        return len(self._pipes)
+
+    async def stop_all(self, timeout: float) -> bool:
+        """Stop reading every pipe, answer its unanswered calls as stopping, flush and end it.
+        True when every pipe ended within ``timeout`` seconds."""
+        pipes = list(self._pipes)
+        for pipe in pipes:
+            pipe.stop()
+        if not pipes:
+            return True
+        _done, pending = await asyncio.wait([asyncio.ensure_future(p.ended.wait()) for p in pipes], timeout=timeout)
+        for waiter in pending:
+            waiter.cancel()
+        return not pending
+
+
+class _Pipe:
+    """One pipeline stream: runs each call as a task and writes the headers and results that are
+    ready as one batch per stream message, so that under load many calls share each message's
+    cost. After the pool half-closes the stream (EOF), every call still running is answered and
+    the stream ends; a stopping worker (:meth:`stop`) ends it sooner."""
+
+    def __init__(self, lookup: Callable[[str, Tuple[Tuple[str, Any], ...]], Any], context: Any,
+                 registry: PipeRegistry) -> None:
+        self._lookup = lookup
+        self._context = context
+        self._registry = registry
+        self._calls: Dict[int, Tuple[CallSlot, "asyncio.Task[None]"]] = {}
+        self._results: List[Any] = []
+        self._headers: List[Any] = []
+        self._wake = asyncio.Event()
+        self._reading = True
+        self._stopping = False
+        self._reader: Optional["asyncio.Task[None]"] = None
+        self._stop_requested = asyncio.Event()
+        #: Set once the stream is over (normally or not).
+        self.ended = asyncio.Event()
+
+    async def serve(self) -> None:
+        """Run the stream until the pool half-closes it (or the worker stops) and all is answered."""
+        self._registry.add(self)
+        writer = asyncio.ensure_future(self._write_loop())
+        self._reader = asyncio.ensure_future(self._read_loop())
+        finished = False
+        try:
+            try:
+                await self._reader
+            except asyncio.CancelledError:
+                if not self._stopping:
+                    raise  # the RPC itself was cancelled (the pool went away, the server stops)
+            if not self._stopping and self._calls:
+                # Half-closed by the pool: answer what is still running, then end (sooner if the
+                # worker stops meanwhile: a handler that ignores cancellation may never return).
+                calls_done: "asyncio.Future[Any]" = asyncio.ensure_future(
+                    asyncio.gather(*(task for _slot, task in self._calls.values()), return_exceptions=True))
+                stop: "asyncio.Future[Any]" = asyncio.ensure_future(self._stop_requested.wait())
+                try:
+                    await asyncio.wait([calls_done, stop], return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    stop.cancel()
+            if self._stopping:
+                self._end_unanswered()
+            finished = True
+        finally:
+            self._registry.discard(self)
+            self._reader.cancel()
+            for _slot, task in list(self._calls.values()):
+                task.cancel()
+            self._reading = False
+            self._wake.set()
+            try:
+                if finished:
+                    await writer  # the last headers and results go out before the stream ends
+                else:
+                    writer.cancel()
+            finally:
+                self.ended.set()
+
+    def stop(self) -> None:
+        """The worker is stopping: read no more calls; calls not answered yet are answered as
+        stopping (``_status.codes.WORKER_STOPPING_*``), then the stream ends."""
+        self._stopping = True
+        self._stop_requested.set()
+        if self._reader is not None:
+            self._reader.cancel()
+
+    def _end_unanswered(self) -> None:
+        for slot, task in list(self._calls.values()):
+            slot.status(WORKER_STOPPING_CODE, WORKER_STOPPING_DETAILS, (WORKER_STOPPING_TRAILER,))
+            task.cancel()
+
+    async def _read_loop(self) -> None:
+        while True:
+            batch = await self._context.read()
+            if batch is grpc.aio.EOF:
+                return
+            for call_id in batch.cancel:
+                entry = self._calls.get(call_id)
+                if entry is not None:
+                    entry[0].give_up()  # the caller expects no answer
+                    entry[1].cancel()
+            received = time.monotonic()
+            for call in batch.calls:
+                slot = CallSlot(call.call_id, self._emit, self._emit_header)
+                deadline = received + call.timeout_us / 1e6 if call.timeout_us else None
+                self._calls[call.call_id] = (slot, asyncio.ensure_future(self._run(call, slot, deadline)))
+
+    def _emit(self, result: Any) -> None:
+        self._results.append(result)
+        self._wake.set()
+
+    def _emit_header(self, header: Any) -> None:
+        self._headers.append(header)
+        self._wake.set()
+
+    async def _write_loop(self) -> None:
+        while True:
+            if not self._results and not self._headers:
+                if not self._reading:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            headers, results = self._headers, self._results
+            self._headers, self._results = [], []
+            await self._context.write(pb.PipeResponse(results=results, headers=headers))
+
+    async def _run(self, call: Any, slot: CallSlot, deadline: Optional[float]) -> None:
+        expired = False
+        timer: Optional[asyncio.TimerHandle] = None
+        try:
+            metadata = tuple((e.key, e.value if e.key.endswith("-bin") else e.value.decode("utf-8", "replace"))
+                             for e in call.metadata)
+            handler = self._lookup(call.method, metadata)
+            if handler is None or handler.request_streaming or handler.response_streaming:
+                slot.status(grpc.StatusCode.UNIMPLEMENTED, f"Method not found: {call.method}")
+                return
+            try:
+                message = handler.request_deserializer(call.payload) if handler.request_deserializer else call.payload
+            except Exception as exc:
+                slot.status(grpc.StatusCode.INTERNAL, f"Exception deserializing request: {exc}")
+                return
+            ctx = PipeContext(slot, metadata, deadline)
+            if deadline is not None:
+                # The deadline cancels this task, as grpc cancels a call whose deadline passes.
+                task = asyncio.current_task()
+                assert task is not None
+
+                def expire() -> None:
+                    nonlocal expired
+                    expired = True
+                    task.cancel()
+                timer = asyncio.get_running_loop().call_later(max(0.0, deadline - time.monotonic()), expire)
+            try:
+                response = await handler.unary_unary(message, ctx)
+            except grpc.aio.AbortError:
+                ctx.answer_status()  # already answered by abort, unless the servicer raised it itself
+                return
+            except asyncio.CancelledError:
+                if not expired:
+                    raise
+                slot.status(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+                return
+            ctx.answer(handler.response_serializer(response) if (handler.response_serializer and response is not None)
+                       else (response or b""))
+        except asyncio.CancelledError:
+            pass  # The caller cancelled (no answer expected), or the worker stopped (answered).
+        except Exception as exc:  # A fault outside the servicer (e.g. the response does not serialize).
+            _log.error("pipeline call failed", method=call.method, exc_info=True)
+            slot.status(grpc.StatusCode.UNKNOWN, f"Unexpected {type(exc)}: {exc}")
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self._calls.pop(call.call_id, None)
+
+
+def handler(lookup: Callable[[str, Tuple[Tuple[str, Any], ...]], Any], registry: PipeRegistry) -> grpc.GenericRpcHandler:
+    """The generic handler serving ``Pipe``; ``lookup(method, metadata)`` finds wrapped handlers.
+    The pool half-closes a worker's pipe when the worker stops taking calls; the pipe answers
+    what is still running and ends."""
+    async def pipe(request_iterator: Any, context: Any) -> None:
+        await _Pipe(lookup, context, registry).serve()
+
+    return grpc.method_handlers_generic_handler(SERVICE_NAME, {
+        "Pipe": grpc.stream_stream_rpc_method_handler(
+            pipe,
+            request_deserializer=pb.PipeRequest.FromString,
+            response_serializer=pb.PipeResponse.SerializeToString,
+        ),
+    })
+
+
+def method_lookup(registered: Dict[str, Any], generic: Sequence[Any]) -> Callable[[str, Tuple[Tuple[str, Any], ...]], Any]:
+    """Finds the wrapped handler for a method path among what ``add_*_to_server`` registered."""
+    cache: Dict[str, Any] = {}
+
+    def lookup(method: str, metadata: Tuple[Tuple[str, Any], ...]) -> Any:
+        found = cache.get(method) or registered.get(method)
+        if found is None:
+            details = _Details(method, metadata)
+            for generic_handler in generic:
+                found = generic_handler.service(details)
+                if found is not None:
+                    break
+        if found is not None:
+            cache[method] = found
+        return found
+
+    return lookup

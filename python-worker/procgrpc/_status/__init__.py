@@ -1,0 +1,1 @@
+"""Status mapping: exceptions to gRPC statuses, status-code coercion."""

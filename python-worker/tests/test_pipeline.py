@@ -1,0 +1,195 @@
+"""The pipeline servicer (procgrpc.internal.v1.PipelineService/Pipe) at the protocol level.
+
+A real worker (test/workers/hostile_worker.py) and a raw grpc client of the pipe: batching,
+cancellation, deadlines, half-close then end, every way of giving a status (compared with the
+plain path, which is grpc.aio itself), response headers, and calls that expired before the
+worker got to them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, Iterator, List, Tuple
+
+import grpc
+import pytest
+
+from conftest import Worker, eventually, introspect
+from pipe_client import HOSTILE, PipeClient, metadata_pairs, pipe_call
+
+FLAVOURS = ["Sync", "Async"]
+CODES = [code for code in grpc.StatusCode if code != grpc.StatusCode.OK]
+
+
+@pytest.fixture()
+def pipe(hostile_worker: Worker) -> Iterator[PipeClient]:
+    client = PipeClient(hostile_worker.channel())
+    yield client
+    client.close()
+
+
+def plain(worker: Worker, method: str, spec: Dict[str, Any], timeout: float = 10.0,
+          metadata: Tuple[Tuple[str, str], ...] = ()) -> Dict[str, Any]:
+    """The same call on its own HTTP/2 stream, as (code, details, payload, trailers, headers)."""
+    fn = worker.channel().unary_unary(HOSTILE + method)
+    try:
+        response, call = fn.with_call(json.dumps(spec).encode(), timeout=timeout, metadata=metadata)
+        code, details, payload = 0, "", response
+        trailing, initial = call.trailing_metadata(), call.initial_metadata()
+    except grpc.RpcError as exc:
+        code, details, payload = exc.code().value[0], exc.details(), b""
+        trailing, initial = exc.trailing_metadata(), exc.initial_metadata()
+    return {"code": code, "details": details, "payload": payload,
+            "trailing": _pairs(trailing), "initial": _pairs(initial)}
+
+
+def _pairs(metadata: Any) -> List[Tuple[str, bytes]]:
+    return sorted((k, v if isinstance(v, bytes) else v.encode()) for k, v in (metadata or ()))
+
+
+def piped(result: Any) -> Dict[str, Any]:
+    return {"code": result.code, "details": result.details, "payload": result.payload,
+            "trailing": metadata_pairs(result.trailing_metadata), "initial": metadata_pairs(result.initial_metadata)}
+
+
+def runs(worker: Worker) -> Dict[str, int]:
+    """How many times each Hostile method's body ran in the worker."""
+    return json.loads(plain(worker, "Runs", {})["payload"])["runs"]  # type: ignore[no-any-return]
+
+
+def test_one_batch_of_calls_is_answered_once_each_in_fewer_messages(pipe: PipeClient) -> None:
+    calls = [pipe_call(i, "CountAsync" if i % 2 else "CountSync", {}) for i in range(1, 61)]
+    pipe.send(calls)
+    assert pipe.wait(lambda: len(pipe.results) == 60)
+    assert all(len(r) == 1 and r[0].code == 0 for r in pipe.results.values())
+    # Results that are ready together share a stream message.
+    assert len(pipe.messages) < 60
+
+
+def test_a_cancelled_call_gets_no_answer_and_its_handler_sees_the_cancellation(pipe: PipeClient, hostile_worker: Worker) -> None:
+    pipe.send([pipe_call(1, "HoldSync", {"tag": "cancel-me", "seconds": 30}, metadata=[("x-request-id", "held-1")])])
+    assert eventually(lambda: "held-1" in running_request_ids(hostile_worker))
+    pipe.send(cancel=[1])
+    # The handler saw is_active() turn False and returned; the pipe keeps serving.
+    assert eventually(lambda: "held-1" not in running_request_ids(hostile_worker))
+    pipe.send([pipe_call(2, "CountSync", {})])
+    assert pipe.result(2).code == 0
+    assert 1 not in pipe.results
+
+
+def running(worker: Worker) -> List[Dict[str, Any]]:
+    """The handlers running in the worker."""
+    return introspect(worker)["running"]  # type: ignore[no-any-return]
+
+
+def running_request_ids(worker: Worker) -> List[str]:
+    return [r["requestId"] for r in running(worker)]
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_running_reports_the_call_id_of_pipe_calls(hostile_worker: Worker, pipe: PipeClient, flavour: str) -> None:
+    tag = "call-id-" + flavour
+    pipe.send([pipe_call(i, "Hold" + flavour, {"tag": tag, "seconds": 30},
+                         metadata=[("x-request-id", "same-" + flavour), ("procgrpc-call-id", f"{flavour}-{i}")])
+               for i in (1, 2)])
+    assert eventually(lambda: len([r for r in running(hostile_worker) if r["requestId"] == "same-" + flavour]) == 2)
+    ids = sorted(r["callId"] for r in running(hostile_worker) if r["requestId"] == "same-" + flavour)
+    assert ids == [f"{flavour}-1", f"{flavour}-2"]
+    pipe.send([pipe_call(3, "Release", {"tag": tag})])
+    assert pipe.wait(lambda: 1 in pipe.results and 2 in pipe.results)
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_a_deadline_that_passes_answers_deadline_exceeded(pipe: PipeClient, flavour: str) -> None:
+    pipe.send([pipe_call(1, "Hold" + flavour, {"tag": "never-" + flavour, "seconds": 30}, timeout_s=0.2)])
+    result = pipe.result(1)
+    assert (result.code, result.details) == (grpc.StatusCode.DEADLINE_EXCEEDED.value[0], "Deadline Exceeded")
+
+
+def test_after_a_half_close_every_running_call_is_answered_and_the_stream_ends(hostile_worker: Worker) -> None:
+    # Results finishing while the last batch is being written used to leave the writer waiting
+    # for a wake-up nobody sent: the stream never ended. Many rounds make that interleaving likely.
+    for round_ in range(40):
+        pipe = PipeClient(hostile_worker.channel())
+        try:
+            calls = [pipe_call(i, ("HoldAsync", "CountAsync", "CountSync")[i % 3],
+                               {"tag": "none", "seconds": 0.001 * (i % 7)}) for i in range(1, 31)]
+            pipe.send(calls)
+            pipe.half_close()
+            assert pipe.wait_ended() == grpc.StatusCode.OK, f"round {round_}: the pipe did not end"
+            assert sorted(pipe.results) == list(range(1, 31))
+            assert all(len(r) == 1 for r in pipe.results.values())
+        finally:
+            pipe.close()
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize("way", ["set_code", "abort", "abort_with_status", "set_code_then_raise"])
+@pytest.mark.parametrize("form", ["enum", "int"])
+def test_every_status_form_answers_as_on_the_plain_path(hostile_worker: Worker, pipe: PipeClient,
+                                                          flavour: str, way: str, form: str) -> None:
+    for n, code in enumerate(CODES, start=1):
+        spec = {"way": way, "code": code.value[0], "as": form, "details": f"set {code.name} ✓ 𝄞 "}
+        pipe.send([pipe_call(n, "Status" + flavour, spec)])
+        got, want = piped(pipe.result(n)), plain(hostile_worker, "Status" + flavour, spec)
+        assert got == want, f"{way}({form} {code.name})"
+        assert got["code"] == code.value[0]
+        if way != "set_code_then_raise":
+            assert got["details"] == spec["details"]
+            assert ("x-trailer", b"t") in got["trailing"] and ("x-trailer-bin", b"\x01\x02") in got["trailing"]
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_initial_metadata_sent_before_the_result_arrives_at_once(hostile_worker: Worker, pipe: PipeClient,
+                                                                  flavour: str) -> None:
+    tag = "headers-" + flavour
+    pipe.send([pipe_call(1, "Headers" + flavour, {"times": 1, "tag": tag})])
+    # The handler is still parked after sending its headers: they are here before its result.
+    assert pipe.wait(lambda: 1 in pipe.headers)
+    assert 1 not in pipe.results
+    assert metadata_pairs(pipe.headers[1][0].metadata) == [("x-header", b"0"), ("x-header-bin", b"\x00\x01")]
+    pipe.send([pipe_call(2, "Release", {"tag": tag})])
+    result = pipe.result(1)
+    assert result.code == 0
+    assert pipe.events.index(("header", 1)) < pipe.events.index(("result", 1))
+    assert len(pipe.headers[1]) == 1
+    # Readers that predate PipeHeader still find the headers in the result.
+    assert metadata_pairs(result.initial_metadata) == [("x-header", b"0"), ("x-header-bin", b"\x00\x01")]
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_without_explicit_headers_initial_metadata_travels_in_the_result(pipe: PipeClient, flavour: str) -> None:
+    pipe.send([pipe_call(1, "Count" + flavour, {})])
+    assert pipe.result(1).code == 0
+    assert pipe.headers == {}
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_a_second_send_initial_metadata_fails_as_in_grpc_aio(hostile_worker: Worker, pipe: PipeClient,
+                                                              flavour: str) -> None:
+    spec = {"times": 2}
+    pipe.send([pipe_call(1, "Headers" + flavour, spec)])
+    got, want = piped(pipe.result(1)), plain(hostile_worker, "Headers" + flavour, spec)
+    assert got["code"] == want["code"] == grpc.StatusCode.UNKNOWN.value[0]
+    assert got["details"] == want["details"]
+    assert got["initial"] == want["initial"] == [("x-header", b"0"), ("x-header-bin", b"\x00\x01")]
+    assert len(pipe.headers[1]) == 1
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_a_call_whose_deadline_passed_before_the_worker_got_to_it_never_runs(hostile_worker: Worker,
+                                                                              pipe: PipeClient, flavour: str) -> None:
+    before = runs(hostile_worker).get("Count" + flavour, 0)
+    # 1 µs left when sent: expired by the time the worker starts it.
+    pipe.send([pipe_call(i, "Count" + flavour, {}, timeout_s=1e-6) for i in range(1, 21)])
+    assert pipe.wait(lambda: len(pipe.results) == 20)
+    assert {(r[0].code, r[0].details) for r in pipe.results.values()} == {
+        (grpc.StatusCode.DEADLINE_EXCEEDED.value[0], "Deadline Exceeded")}
+    assert runs(hostile_worker).get("Count" + flavour, 0) == before
+
+
+def test_an_unknown_method_is_unimplemented(pipe: PipeClient) -> None:
+    pipe.send([pipe_call(1, "NoSuchMethod", {})])
+    result = pipe.result(1)
+    assert (result.code, result.details) == (grpc.StatusCode.UNIMPLEMENTED.value[0],
+                                              "Method not found: /procgrpc.test.Hostile/NoSuchMethod")
