@@ -121,10 +121,39 @@ describe.each([
   });
 
   test("details with non-ASCII, non-BMP characters and inner whitespace", async () => {
-    for (const details of ["é ü ß", "😀 emoji", "tab\tinside", "line\nbreak", "%41 not an escape", ""]) {
+    for (const details of ["é ü ß", "😀 emoji", "tab\tinside", "line\nbreak", "%41 not an escape", "", " leading space", "trailing space ", "  both  "]) {
       const seen = await sameOnEveryTransport((t, o) => call(t, { mode: RespondRequest_Mode.MODE_ABORT, code: Status.FAILED_PRECONDITION, details }, o));
       expect(seen.details).toBe(details);
     }
+  });
+
+  test("details with edge spaces after set_code/set_details, and in an exception message, arrive exactly", async () => {
+    const set = await sameOnEveryTransport((t, o) => call(t, { mode: RespondRequest_Mode.MODE_SET_CODE, code: Status.ABORTED, details: " spaced " }, o));
+    expect(set).toMatchObject({ code: Status.ABORTED, details: " spaced ", statusDetails: [] });
+    const raised = await sameOnEveryTransport((t, o) => call(t, { mode: RespondRequest_Mode.MODE_RAISE, exception: "ValueError", details: "bad " }, o));
+    expect(raised).toMatchObject({ code: Status.INVALID_ARGUMENT, details: "bad " });
+  });
+
+  test("metadata the transports cannot carry alike is refused the same way: INTERNAL naming the problem", async () => {
+    const cases: Partial<RespondRequest>[] = [
+      { trailing: { "x-t": "non-ASCII é" } },
+      { trailing: { "x-t": " edge space" } },
+      { trailing: { "x-t": "z".repeat(20_000) } },
+      { initial: { "x-i": "non-ASCII é" } },
+      { trailing: { "grpc-status": "0" } },
+    ];
+    for (const md of cases) {
+      for (const mode of [RespondRequest_Mode.MODE_UNSPECIFIED, RespondRequest_Mode.MODE_ABORT]) {
+        const seen = await sameOnEveryTransport((t, o) => call(t, { ...md, mode, code: Status.NOT_FOUND, details: "x" }, o));
+        expect(seen).toMatchObject({ ok: false, code: Status.INTERNAL, category: "worker" });
+        expect(seen.details).toMatch(/^invalid (initial|trailing) metadata set by the servicer: /);
+      }
+    }
+    // Other grpc-* keys are the servicer's (e.g. server pushback): carried alike.
+    const pushback = await sameOnEveryTransport((t, o) => call(t, { mode: RespondRequest_Mode.MODE_ABORT, code: Status.UNAVAILABLE, details: "busy", trailing: { "grpc-retry-pushback-ms": "50", "grpc-custom": "x" } }, o));
+    expect(pushback.trailing).toMatchObject({ "grpc-retry-pushback-ms": ["50"] });
+    // The worker is still fine afterwards (a too-large block would have broken a plain connection).
+    expect((await sameOnEveryTransport((t, o) => call(t, { text: "after" }, o))).ok).toBe(true);
   });
 
   test("rich error details (google.rpc.Status) from abort_with_status", async () => {
@@ -138,8 +167,9 @@ describe.each([
   test("exceptions: a client-error mapping keeps its message; an uncaught one is UNKNOWN", async () => {
     const invalid = await sameOnEveryTransport((t, o) => call(t, { mode: RespondRequest_Mode.MODE_RAISE, exception: "ValueError", details: "bad quantity" }, o));
     expect(invalid).toMatchObject({ code: Status.INVALID_ARGUMENT, details: "bad quantity", category: "worker" });
-    const uncaught = await sameOnEveryTransport((t, o) => call(t, { mode: RespondRequest_Mode.MODE_RAISE, exception: "RuntimeError", details: "boom" }, o));
-    expect(uncaught).toMatchObject({ code: Status.UNKNOWN, category: "worker" });
+    const uncaught = await sameOnEveryTransport((t, o) => call(t, { mode: RespondRequest_Mode.MODE_RAISE, exception: "RuntimeError", details: "boom at /srv/secret" }, o), { requestId: "conf-uncaught" });
+    // The exception's text stays in the worker's log; the caller gets its class and the request id.
+    expect(uncaught).toMatchObject({ code: Status.UNKNOWN, category: "worker", details: "RuntimeError (request id conf-uncaught; details in the worker log)" });
   });
 });
 

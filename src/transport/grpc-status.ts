@@ -67,10 +67,10 @@ export function deadlineDetails(facts: { deadlineAt: number; startedAt: number }
   return `Deadline exceeded after ${Math.max(0, Math.round(facts.deadlineAt - facts.startedAt))} ms`;
 }
 
-function statusDetailsOf(metadata: Metadata | undefined): StatusDetail[] {
+function richStatusOf(metadata: Metadata | undefined): { message: string; details: StatusDetail[] } | undefined {
   const raw = metadata?.get(STATUS_DETAILS_KEY)[0];
-  if (!raw || typeof raw === "string") return [];
-  return decodeStatusDetails(raw)?.details ?? [];
+  if (!raw || typeof raw === "string") return undefined;
+  return decodeStatusDetails(raw);
 }
 
 /**
@@ -80,7 +80,10 @@ function statusDetailsOf(metadata: Metadata | undefined): StatusDetail[] {
  */
 export function rpcErrorFromStatus(status: ReceivedStatus, facts: CallFacts): RpcError {
   const code = status.code;
-  const details = (status.details ?? "").replace(LB_PREFIX, "");
+  const rich = richStatusOf(status.metadata);
+  // A message HTTP/2 cannot carry as it is (edge spaces) arrives empty in grpc-message; the
+  // worker then sends it exactly in grpc-status-details-bin (python-worker _status/wire.py).
+  const details = (status.details || rich?.message || "").replace(LB_PREFIX, "");
   const common = {
     method: facts.method,
     workerId: facts.workerId,
@@ -88,7 +91,7 @@ export function rpcErrorFromStatus(status: ReceivedStatus, facts: CallFacts): Rp
     idempotent: facts.idempotent,
     initialMetadata: userMetadata(facts.initialMetadata),
     trailingMetadata: userMetadata(status.metadata),
-    statusDetails: statusDetailsOf(status.metadata),
+    statusDetails: rich?.details ?? [],
     cause: status,
   };
   if (!(code in Status) || code === Status.OK) {

@@ -21,6 +21,7 @@ import grpc
 
 from .._process.log import get_logger
 from .._status.codes import status_code
+from .._status.wire import checked_metadata, exact_details
 
 __all__ = ["ForwardingContext", "SyncContext", "AsyncContext", "as_code"]
 
@@ -34,11 +35,6 @@ def as_code(code: Any) -> Any:
     ``int`` 16 would arrive as UNKNOWN instead of UNAUTHENTICATED; procgrpc converts ints itself,
     the same way on every transport (``_status.codes.status_code``)."""
     return status_code(code) if isinstance(code, int) else code
-
-
-def _as_tuple(metadata: Any) -> Tuple[Any, ...]:
-    # The aio context's abort is typed `tuple` in Cython; lists would be rejected.
-    return tuple(metadata) if metadata else ()
 
 
 class ForwardingContext:
@@ -92,8 +88,8 @@ class ForwardingContext:
         return self._ctx.invocation_metadata()
 
     def set_trailing_metadata(self, trailing_metadata: Any) -> None:
-        """Set trailing metadata sent with the status."""
-        self._ctx.set_trailing_metadata(_as_tuple(trailing_metadata))
+        """Set trailing metadata sent with the status (checked: ``_status.wire``)."""
+        self._ctx.set_trailing_metadata(checked_metadata(trailing_metadata, "trailing metadata"))
 
     def trailing_metadata(self) -> Any:
         """Trailing metadata set so far."""
@@ -164,12 +160,13 @@ class SyncContext(ForwardingContext, grpc.ServicerContext):  # type: ignore[misc
     def send_initial_metadata(self, initial_metadata: Any) -> None:
         """Send initial metadata now (blocks until sent)."""
         asyncio.run_coroutine_threadsafe(
-            self._ctx.send_initial_metadata(_as_tuple(initial_metadata)), self._loop).result()
+            self._ctx.send_initial_metadata(checked_metadata(initial_metadata, "initial metadata")), self._loop).result()
 
     def abort(self, code: Any, details: str = "", trailing_metadata: Any = ()) -> NoReturn:
         """Send the status now and raise, ending the method (as in ``grpc.server``)."""
+        trailing = exact_details(as_code(code), details or "", checked_metadata(trailing_metadata, "trailing metadata"))
         future = asyncio.run_coroutine_threadsafe(
-            self._ctx.abort(as_code(code), details or "", _as_tuple(trailing_metadata)), self._loop)
+            self._ctx.abort(as_code(code), details or "", trailing), self._loop)
         exc = future.exception()
         # Re-raise grpc's own AbortError object: the server checks its identity.
         raise exc if exc is not None else grpc.RpcError("RPC aborted")
@@ -194,11 +191,12 @@ class AsyncContext(ForwardingContext, grpc.aio.ServicerContext[Any, Any]):  # ty
 
     async def send_initial_metadata(self, initial_metadata: Any) -> None:
         """Send initial metadata now."""
-        await self._ctx.send_initial_metadata(_as_tuple(initial_metadata))
+        await self._ctx.send_initial_metadata(checked_metadata(initial_metadata, "initial metadata"))
 
     async def abort(self, code: Any, details: str = "", trailing_metadata: Any = ()) -> NoReturn:
         """Send the status now and raise, ending the method."""
-        await self._ctx.abort(as_code(code), details or "", _as_tuple(trailing_metadata))
+        trailing = exact_details(as_code(code), details or "", checked_metadata(trailing_metadata, "trailing metadata"))
+        await self._ctx.abort(as_code(code), details or "", trailing)
         raise AssertionError("grpc abort returned")  # unreachable: abort always raises
 
     async def abort_with_status(self, status: Any) -> NoReturn:

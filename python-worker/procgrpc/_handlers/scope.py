@@ -20,6 +20,7 @@ from .. import _call_info, errors
 from .._process.log import get_logger
 from .._status.codes import WORKER_STOPPING_CODE, WORKER_STOPPING_DETAILS, WORKER_STOPPING_TRAILER
 from .._status.mapping import ExceptionMapper
+from .._status.wire import checked_metadata, exact_details
 from .contexts import ForwardingContext
 from .in_flight import CALL_ID_KEY, InFlight
 
@@ -105,6 +106,8 @@ class CallScope:
         try:
             if isinstance(exc, Exception) and not isinstance(exc, ABORT_TYPES):
                 await self.fail(exc)  # ends the call: raises grpc's AbortError
+            if exc is None:
+                self._carry_set_details()
         finally:
             if self._handle is not None:
                 _call_info.leave(self._handle)
@@ -116,6 +119,21 @@ class CallScope:
             self._calls.in_flight.leave()
             self.facade.terminate()
         return False
+
+    def _carry_set_details(self) -> None:
+        """A method that returned after ``set_code``/``set_details``: its status message travels
+        exactly on every transport (``_status.wire.exact_details``)."""
+        try:
+            code = self.ctx.code()
+            if code is None or code == grpc.StatusCode.OK or code == 0:
+                return
+            details = self.ctx.details() or ""
+            trailing = tuple(self.ctx.trailing_metadata() or ())
+            carried = exact_details(code, details, trailing)
+            if len(carried) != len(trailing):
+                self.ctx.set_trailing_metadata(carried)
+        except Exception:
+            pass  # the status goes as grpc has it
 
     def run_tracked(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(*args)`` (in a pool thread) listed as running while it runs.
@@ -170,4 +188,9 @@ class CallScope:
                            if m[0] != "grpc-status-details-bin")
         except Exception:
             before = ()
-        await ctx.abort(status.code, status.details, before + tuple(status.trailing_metadata))
+        try:
+            trailing = checked_metadata(before + tuple(status.trailing_metadata), "trailing metadata")
+        except errors.Internal as invalid:
+            _log.error("servicer metadata refused", method=calls.method, request_id=self.request_id, error=invalid.message)
+            await ctx.abort(grpc.StatusCode.INTERNAL, invalid.message)
+        await ctx.abort(status.code, status.details, exact_details(status.code, status.details, trailing))
