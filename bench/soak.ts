@@ -3,7 +3,9 @@
 // every few seconds (kill -9) and now and then stalls one (a handler that ignores cancellation,
 // or SIGSTOP for a while). Reports calls, failures by code and category, latency percentiles,
 // restarts, and Node's file descriptors and resident memory at start and end, then checks the
-// bar of docs/supervision.md and exits non-zero if it is not met.
+// bar of docs/supervision.md and exits non-zero if it is not met. Beside it, bench/soak-hostile.ts
+// runs hostile servicers (subprocesses, a blocked event loop, abandoned streams, shared request
+// ids, non-idempotent calls under retry) and reports leaked slots, orphans and duplicate executions.
 import { readdirSync } from "node:fs";
 import { loadavg } from "node:os";
 import { monitorEventLoopDelay } from "node:perf_hooks";
@@ -11,6 +13,7 @@ import { join } from "node:path";
 import { RpcError, Status, WorkerPool, silentLogger, statusName } from "../src";
 import { TestServiceDefinition } from "../src/gen/testing/v1/testing";
 import { residentMemoryMb } from "../src/pool/resident-memory";
+import { hostileSoak } from "./soak-hostile";
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -177,7 +180,9 @@ async function main(): Promise<void> {
     maxLoad = Math.max(maxLoad, loadavg()[0]);
     process.stderr.write(`[soak] ${((Date.now() - start.at) / 1000).toFixed(0)} s: load ${loadavg()[0].toFixed(1)}, loop delay max ${(loopDelay.max / 1e6).toFixed(0)} ms, ${made} calls, ${made - ok} failed, restarts ${restarts}, fds ${fds()}, rss ${rss()} MB\n`);
   }, 30_000);
+  const hostileRun = hostileSoak(root, process.env.PROCGRPC_PYTHON ?? join(root, ".venv", "bin", "python"), endAt);
   await Promise.all([chaos(), ...Array.from({ length: concurrency }, (_, i) => caller(i))]);
+  const hostile = await hostileRun;
   clearInterval(progress);
   // Let the pool settle (last restarts) before the final sample.
   await new Promise((r) => setTimeout(r, 3000));
@@ -203,11 +208,13 @@ async function main(): Promise<void> {
     settledOtherThanOnce: doubleSettle,
     unexplainedFailures: unexplained.length,
     node: { fdsStart: start.fds, fdsEnd: end.fds, heapMbStart: start.heapMb, heapMbEnd: end.heapMb, rssMbStart: start.rssMb, rssMbEnd: end.rssMb },
+    hostile,
   };
   process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   if (unexplained.length) process.stderr.write(`unexplained failures (first 10):\n${unexplained.slice(0, 10).join("\n")}\n`);
   const grew = end.fds > start.fds + 5 || end.heapMb > start.heapMb * 1.5 + 10;
-  const pass = late === 0 && wrongReply === 0 && doubleSettle === 0 && unexplained.length === 0 && !grew;
+  const hostileOk = hostile.leakedSlots === 0 && hostile.queuedAtEnd === 0 && hostile.orphanProcesses === 0 && hostile.duplicateExecutions === 0 && hostile.fdsEnd <= hostile.fdsStart + 5;
+  const pass = late === 0 && wrongReply === 0 && doubleSettle === 0 && unexplained.length === 0 && !grew && hostileOk;
   process.stdout.write(pass ? "PASS\n" : "FAIL\n");
   process.exit(pass ? 0 : 1);
 }
