@@ -85,7 +85,7 @@ describe("what ships", () => {
     expect(files.filter((f) => f.endsWith(".map") || f.startsWith("src/") || f.includes("__pycache__") || f.startsWith("python-worker/"))).toEqual([]);
     const manifest = JSON.parse(run("tar", ["-xzOf", tarball, "package/package.json"], scratch)) as Record<string, unknown>;
     expect(manifest).toMatchObject({ license: "Apache-2.0", sideEffects: false, repository: { url: expect.stringContaining("github.com/procgrpc/procgrpc") }, homepage: expect.any(String), bugs: { url: expect.any(String) } });
-    expect(Object.keys(manifest.dependencies as object).sort()).toEqual(["@bufbuild/protobuf", "@grpc/grpc-js", "@grpc/proto-loader", "@opentelemetry/api"]);
+    expect(Object.keys(manifest.dependencies as object).sort()).toEqual(["@bufbuild/protobuf", "@grpc/grpc-js", "@grpc/proto-loader", "@opentelemetry/api", "chokidar"]);
   });
 
   test("the wheel and the sdist: licence files, SPDX licence, grpcio-tools only in the codegen extra, the pinned generator's module", () => {
