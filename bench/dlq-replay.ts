@@ -7,13 +7,12 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { parseArgs } from "node:util";
 import { DirectoryDeadLetterStore, JsonlDeadLetterStore, WorkerPool, replayDeadLetters, silentLogger, type DeadLetter, type DeadLetterStore, type UnaryRunner } from "../src";
 import { EchoRequest } from "../src/gen/bench/v1/bench";
+import { sectionFlags, sectionMarkers, writeMarkedSection, type SectionFlags } from "./lib/doc-section";
 
 const root = join(__dirname, "..");
-const START = "<!-- dlq-replay:start -->";
-const END = "<!-- dlq-replay:end -->";
+const MARKERS = sectionMarkers("dlq-replay");
 
 /** One measured replay. */
 export interface ReplayRow {
@@ -96,7 +95,7 @@ export async function runDlqBench(quick: boolean): Promise<DlqBenchResult> {
 /** The markdown section (between the markers). */
 export function renderDlqSection(result: DlqBenchResult): string {
   const lines = [
-    START,
+    MARKERS.start,
     "## Dead-letter replay",
     "",
     `Measured ${result.date}${result.quick ? " (--quick: tiny sizes, not figures to quote)" : ""} (load average ${result.load}) by \`bench/dlq-replay.ts\`: letters with a 64-byte`,
@@ -118,46 +117,24 @@ export function renderDlqSection(result: DlqBenchResult): string {
     "for 100,000). The JSON-lines rows are the deprecated store as it is now: linear too, slower per",
     "letter (each removal is an fsynced append). Through real workers the calls dominate; the store's",
     "own share is the store-only row.",
-    END,
+    MARKERS.end,
   ];
   return lines.join("\n");
 }
 
-/** Puts the section into `out`, replacing an earlier one. */
-export function writeDlqSection(out: string, section: string): void {
-  const text = existsSync(out) ? readFileSync(out, "utf8") : "";
-  const start = text.indexOf(START);
-  const end = text.indexOf(END);
-  const next = start >= 0 && end > start ? text.slice(0, start) + section + text.slice(end + END.length) : `${text.trimEnd()}\n\n${section}\n`;
-  writeFileSync(out, next);
-}
 
-function flags(): { quick: boolean; out: string; json: string; render?: string } {
-  const { values } = parseArgs({
-    args: process.argv.slice(2),
-    strict: false,
-    options: { quick: { type: "boolean" }, out: { type: "string" }, json: { type: "string" }, render: { type: "string" } },
-  });
-  const json = typeof values.json === "string" ? values.json : join(root, "bench", "results", "latest.json");
-  return {
-    quick: values.quick === true,
-    out: typeof values.out === "string" ? values.out : join(root, "docs", "benchmarks.md"),
-    json: join(dirname(json), "dlq-replay.json"),
-    ...(typeof values.render === "string" ? { render: join(dirname(values.render), "dlq-replay.json") } : {}),
-  };
-}
 
 async function main(): Promise<void> {
-  const f = flags();
+  const f = sectionFlags(root, "dlq-replay");
   if (f.render) {
-    if (existsSync(f.render)) writeDlqSection(f.out, renderDlqSection(JSON.parse(readFileSync(f.render, "utf8")) as DlqBenchResult));
+    if (existsSync(f.render)) writeMarkedSection(f.out, MARKERS, renderDlqSection(JSON.parse(readFileSync(f.render, "utf8")) as DlqBenchResult));
     return;
   }
   const result = await runDlqBench(f.quick);
   mkdirSync(dirname(f.json), { recursive: true });
   writeFileSync(f.json, JSON.stringify(result, null, 2));
   mkdirSync(dirname(f.out), { recursive: true });
-  writeDlqSection(f.out, renderDlqSection(result));
+  writeMarkedSection(f.out, MARKERS, renderDlqSection(result));
   log(`wrote its section of ${f.out} and ${f.json}`);
 }
 

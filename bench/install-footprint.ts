@@ -11,11 +11,10 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { parseArgs } from "node:util";
+import { sectionFlags, sectionMarkers, writeMarkedSection, type SectionFlags } from "./lib/doc-section";
 
 const root = join(__dirname, "..");
-const START = "<!-- install-footprint:start -->";
-const END = "<!-- install-footprint:end -->";
+const MARKERS = sectionMarkers("install-footprint");
 const IMPORT_RUNS = 15;
 
 /** One `npm install` into an empty project. */
@@ -228,7 +227,7 @@ const mib = (b: number): string => `${(b / 2 ** 20).toFixed(1)} MiB`;
 export function renderFootprintSection(r: FootprintResult): string {
   const lean = r.venvs[0];
   return [
-    START,
+    MARKERS.start,
     "## Install footprint and import time",
     "",
     `Measured ${r.date} (load average ${r.load}) by \`bench/install-footprint.ts\` with Node ${r.node} and Python ${r.python}:`,
@@ -264,48 +263,26 @@ export function renderFootprintSection(r: FootprintResult): string {
     "163 MB of node_modules (the `buf` binary, ts-proto's formatter, the metrics SDK twice), and in a",
     "paired run of 20 `require(\"procgrpc\")` each the new package took 0.67× the old one's wall time",
     "(medians 202 ms and 295 ms; bare node 34 ms) and 78 MiB instead of 85 MiB peak memory.",
-    END,
+    MARKERS.end,
   ].join("\n");
 }
 
-/** Puts the section into `out`, replacing an earlier one. */
-export function writeFootprintSection(out: string, section: string): void {
-  const text = existsSync(out) ? readFileSync(out, "utf8") : "";
-  const start = text.indexOf(START);
-  const end = text.indexOf(END);
-  const next = start >= 0 && end > start ? text.slice(0, start) + section + text.slice(end + END.length) : `${text.trimEnd()}\n\n${section}\n`;
-  writeFileSync(out, next);
-}
 
-function flags(): { quick: boolean; out: string; json: string; render?: string } {
-  const { values } = parseArgs({
-    args: process.argv.slice(2),
-    strict: false,
-    options: { quick: { type: "boolean" }, out: { type: "string" }, json: { type: "string" }, render: { type: "string" } },
-  });
-  const json = typeof values.json === "string" ? values.json : join(root, "bench", "results", "latest.json");
-  return {
-    quick: values.quick === true,
-    out: typeof values.out === "string" ? values.out : join(root, "docs", "benchmarks.md"),
-    json: join(dirname(json), "install-footprint.json"),
-    ...(typeof values.render === "string" ? { render: join(dirname(values.render), "install-footprint.json") } : {}),
-  };
-}
 
-function save(f: ReturnType<typeof flags>, result: FootprintResult): void {
+function save(f: SectionFlags, result: FootprintResult): void {
   mkdirSync(dirname(f.json), { recursive: true });
   writeFileSync(f.json, JSON.stringify(result, null, 2));
   mkdirSync(dirname(f.out), { recursive: true });
-  writeFootprintSection(f.out, renderFootprintSection(result));
+  writeMarkedSection(f.out, MARKERS, renderFootprintSection(result));
   log(`wrote its section of ${f.out} and ${f.json}`);
 }
 
-const f = flags();
+const f = sectionFlags(root, "install-footprint");
 if (f.render) {
   if (existsSync(f.render)) {
     const saved = JSON.parse(readFileSync(f.render, "utf8")) as FootprintResult;
-    if (require.main === module) writeFootprintSection(f.out, renderFootprintSection(saved));
-    else process.on("exit", () => writeFootprintSection(f.out, renderFootprintSection(saved)));
+    if (require.main === module) writeMarkedSection(f.out, MARKERS, renderFootprintSection(saved));
+    else process.on("exit", () => writeMarkedSection(f.out, MARKERS, renderFootprintSection(saved)));
   }
 } else if (!f.quick) {
   const result = measureFootprint();
