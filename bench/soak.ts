@@ -37,6 +37,8 @@ const heapMb = (): number => {
   if (typeof global.gc === "function") global.gc();
   return Math.round((process.memoryUsage().heapUsed / 1048576) * 10) / 10;
 };
+/** Memory outside the V8 heap (Buffers and the like), after the GC of `heapMb`, MB. */
+const externalMb = (): number => Math.round((process.memoryUsage().external / 1048576) * 10) / 10;
 
 /** Latencies in 1 ms buckets up to 10 s: constant memory however long the soak runs. */
 class Histogram {
@@ -87,7 +89,9 @@ async function main(): Promise<void> {
 
   // Warm up, then take the baseline.
   await Promise.all(Array.from({ length: 200 }, (_, i) => client.echo({ text: `warm-${i}` })));
-  const start = { fds: fds(), heapMb: heapMb(), rssMb: rss(), at: Date.now() };
+  const start = { fds: fds(), heapMb: heapMb(), externalMb: externalMb(), rssMb: rss(), at: Date.now() };
+  // RSS every 30 s: the trend after warm-up tells allocator retention (a plateau) from a leak.
+  const rssSamples: number[] = [];
   // A late call with an equally long event-loop stall was starved (machine load), not held by the pool.
   const loopDelay = monitorEventLoopDelay({ resolution: 20 });
   loopDelay.enable();
@@ -178,7 +182,9 @@ async function main(): Promise<void> {
 
   const progress = setInterval(() => {
     maxLoad = Math.max(maxLoad, loadavg()[0]);
-    process.stderr.write(`[soak] ${((Date.now() - start.at) / 1000).toFixed(0)} s: load ${loadavg()[0].toFixed(1)}, loop delay max ${(loopDelay.max / 1e6).toFixed(0)} ms, ${made} calls, ${made - ok} failed, restarts ${restarts}, fds ${fds()}, rss ${rss()} MB\n`);
+    const rssNow = rss();
+    rssSamples.push(rssNow);
+    process.stderr.write(`[soak] ${((Date.now() - start.at) / 1000).toFixed(0)} s: load ${loadavg()[0].toFixed(1)}, loop delay max ${(loopDelay.max / 1e6).toFixed(0)} ms, ${made} calls, ${made - ok} failed, restarts ${restarts}, fds ${fds()}, rss ${rssNow} MB, external ${externalMb()} MB\n`);
   }, 30_000);
   const hostileRun = hostileSoak(root, process.env.PROCGRPC_PYTHON ?? join(root, ".venv", "bin", "python"), endAt);
   await Promise.all([chaos(), ...Array.from({ length: concurrency }, (_, i) => caller(i))]);
@@ -187,7 +193,7 @@ async function main(): Promise<void> {
   // Let the pool settle (last restarts) before the final sample.
   await new Promise((r) => setTimeout(r, 3000));
   await Promise.all(Array.from({ length: 200 }, (_, i) => client.echo({ text: `cool-${i}` }).catch(() => undefined)));
-  const end = { fds: fds(), heapMb: heapMb(), rssMb: rss() };
+  const end = { fds: fds(), heapMb: heapMb(), externalMb: externalMb(), rssMb: rss() };
   await pool.shutdown();
 
   const report = {
@@ -207,12 +213,14 @@ async function main(): Promise<void> {
     wrongReplies: wrongReply,
     settledOtherThanOnce: doubleSettle,
     unexplainedFailures: unexplained.length,
-    node: { fdsStart: start.fds, fdsEnd: end.fds, heapMbStart: start.heapMb, heapMbEnd: end.heapMb, rssMbStart: start.rssMb, rssMbEnd: end.rssMb },
+    node: { fdsStart: start.fds, fdsEnd: end.fds, heapMbStart: start.heapMb, heapMbEnd: end.heapMb, externalMbStart: start.externalMb, externalMbEnd: end.externalMb, rssMbStart: start.rssMb, rssMbAfterWarmUp: rssSamples[0] ?? NaN, rssMbAtHalfTime: rssSamples[Math.floor(rssSamples.length / 2)] ?? NaN, rssMbEnd: end.rssMb },
     hostile,
   };
   process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   if (unexplained.length) process.stderr.write(`unexplained failures (first 10):\n${unexplained.slice(0, 10).join("\n")}\n`);
-  const grew = end.fds > start.fds + 5 || end.heapMb > start.heapMb * 1.5 + 10;
+  // Leaks would show in descriptors, the heap after GC or Buffers after GC; RSS is reported with
+  // its trend (glibc keeps freed arenas, so it steps up under bursts and plateaus).
+  const grew = end.fds > start.fds + 5 || end.heapMb > start.heapMb * 1.5 + 10 || end.externalMb > start.externalMb * 1.5 + 10;
   const hostileOk = hostile.leakedSlots === 0 && hostile.queuedAtEnd === 0 && hostile.orphanProcesses === 0 && hostile.duplicateExecutions === 0 && hostile.fdsEnd <= hostile.fdsStart + 5;
   const pass = late === 0 && wrongReply === 0 && doubleSettle === 0 && unexplained.length === 0 && !grew && hostileOk;
   process.stdout.write(pass ? "PASS\n" : "FAIL\n");
