@@ -43,7 +43,9 @@ test("1 GiB through a deliberately slow consumer: the Python producer is held ba
   let maxLead = 0;
   let consumed = 0;
   let bytes = 0;
-  for await (const message of streams.count({ n: total, payloadSize: MiB, tag: "gib" })) {
+  // The deadline only bounds a failure: on a loaded machine 1 GiB at this pace can take longer
+  // than the pool's 30 s default.
+  for await (const message of streams.count({ n: total, payloadSize: MiB, tag: "gib" }, { timeoutMs: 170_000 })) {
     bytes += message.payload.length;
     consumed += 1;
     // The slow consumer: every 64 messages it stops for a while and looks at how far ahead Python got.
@@ -70,7 +72,7 @@ test("a slow Python consumer of a client stream holds back the TypeScript produc
       yield { data: Buffer.alloc(MiB, i), delayMs: 10 };
     }
   }
-  const summary = await streams.upload(producer());
+  const summary = await streams.upload(producer(), { timeoutMs: 170_000 });
   expect(summary.chunks).toBe(192);
   // For each chunk i that Python read, count how many chunks TypeScript had already produced:
   // flow control keeps that lead to what the transport's windows hold (HTTP/2 windows that grpc
