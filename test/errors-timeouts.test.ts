@@ -23,7 +23,8 @@ async function observedInPython(tag: string): Promise<boolean> {
     tags = (await client.stats({})).cancelledTags;
   };
   await poll();
-  for (let i = 0; i < 200 && !tags.includes(tag); i++) {
+  const until = Date.now() + 20_000;
+  while (!tags.includes(tag) && Date.now() < until) {
     await new Promise((r) => setTimeout(r, 25));
     await poll();
   }

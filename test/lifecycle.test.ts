@@ -100,7 +100,7 @@ test("shutdown lets in-flight calls finish, then leaves no process, socket or di
   const client = pool.client(TestServiceDefinition);
   const workers = pool.health().workers;
   const calls = Array.from({ length: 4 }, () => client.sleep({ ms: 400 }));
-  await new Promise((r) => setTimeout(r, 50));
+  expect(await eventually(() => pool.health().workers.reduce((n, w) => n + w.inFlight, 0) === 4, 20_000)).toBe(true);
   const first = pool.shutdown();
   expect(pool.shutdown()).toBe(first); // concurrent calls share one result
   const replies = await Promise.all(calls);
@@ -115,17 +115,24 @@ test("shutdown lets in-flight calls finish, then leaves no process, socket or di
 });
 
 test("a worker reports NOT_SERVING while it drains at shutdown", async () => {
-  const pool = new WorkerPool(testingPool({ workers: 1, killTimeoutMs: 3000 }));
+  const pool = new WorkerPool(testingPool({ workers: 1, killTimeoutMs: 20_000 }));
   await pool.start();
   const { socket } = pool.health().workers[0];
   const probe = new Client(`unix:${socket}`, credentials.createInsecure());
   try {
     expect(await checkHealth(probe, new Date(Date.now() + 2000))).toBe("SERVING");
-    const longCall = pool.client(TestServiceDefinition).sleep({ ms: 1200 });
-    await new Promise((r) => setTimeout(r, 100));
+    // The call keeps the worker draining long enough to be seen; the drain grace (killTimeoutMs
+    // minus 1 s) is far longer than the call.
+    const longCall = pool.client(TestServiceDefinition).sleep({ ms: 4000 }, { timeoutMs: 20_000 });
+    expect(await eventually(() => pool.health().workers[0].inFlight === 1, 20_000)).toBe(true);
     const stopping = pool.shutdown({ graceMs: 0 });
-    const seen = await eventually(() => false, 300).then(() => checkHealth(probe, new Date(Date.now() + 1000)).catch((e: Error) => e.message));
-    expect(seen).toBe("NOT_SERVING");
+    let seen = "";
+    expect(
+      await untilAsync(async () => {
+        seen = await checkHealth(probe, new Date(Date.now() + 1000)).catch((e: Error) => e.message);
+        return seen === "NOT_SERVING";
+      }, 20_000),
+    ).toBe(true);
     expect((await longCall).completed).toBe(true);
     await stopping;
   } finally {

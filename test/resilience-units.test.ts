@@ -27,6 +27,7 @@ test("retry budget: retries allowed only while more than half the tokens remain"
 
 test("circuit: the failure ratio over the window opens it; half-open lets exactly one probe through", async () => {
   const changes: string[] = [];
+  jest.useFakeTimers();
   const c = new CircuitBreaker({ consecutiveFailures: 0, failureRatio: 0.5, minimumCalls: 4, halfOpenAfterMs: 50 }, (from, to) => changes.push(`${from}->${to}`));
   c.onSuccess();
   c.onFailure();
@@ -35,12 +36,13 @@ test("circuit: the failure ratio over the window opens it; half-open lets exactl
   c.onFailure();
   expect(c.state).toBe("open"); // 2 of 4
   expect(c.tryAcquire()).toBe(false);
-  await new Promise((r) => setTimeout(r, 80));
+  jest.advanceTimersByTime(50);
   expect(c.state).toBe("half-open");
   expect(c.tryAcquire()).toBe(true);
   expect(c.tryAcquire()).toBe(false);
   c.onSuccess();
   expect(changes).toEqual(["closed->open", "open->half-open", "half-open->closed"]);
+  jest.useRealTimers();
 });
 
 function letter(id: string): DeadLetter {

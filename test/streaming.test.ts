@@ -160,7 +160,7 @@ describe("cancellation reaches Python", () => {
 
 async function expectEventuallyTagged(tag: string): Promise<void> {
   let stats = await streamStats();
-  const until = Date.now() + 3000;
+  const until = Date.now() + 20_000;
   while (!(stats.cancelled.includes(tag) && stats.finished.includes(tag)) && Date.now() < until) {
     await new Promise((r) => setTimeout(r, 50));
     stats = await streamStats();
