@@ -1,7 +1,7 @@
 import { RpcError, Status, WorkerPool } from "../src";
 import { TestServiceDefinition } from "../src/gen/testing/v1/testing";
 import { eventually, isAlive, testingPool } from "./helpers/env";
-import { delay, nextEvent, recordEvents, sequence } from "./helpers/supervision";
+import { handlerStarted, handlersIdle, nextEvent, recordEvents, sequence } from "./helpers/supervision";
 
 test("a handler that ignores cancellation is killed after cancelGraceMs and replaced; calls on the other worker are unaffected", async () => {
   const pool = new WorkerPool(testingPool({ workers: 2, cancelGraceMs: 300 }));
@@ -31,7 +31,7 @@ test("a handler that ignores cancellation is killed after cancelGraceMs and repl
     expect(hung.runningMs).toBeGreaterThanOrEqual(500); // deadline + grace
     const ready = await nextEvent(pool, "workerReady", (e) => e.workerId === hungId);
     expect(isAlive(hungPid)).toBe(false);
-    await delay(200);
+    expect(await eventually(() => outcomes.some((o) => o.pid === ready.pid), 20_000)).toBe(true);
     stop = true;
     await traffic;
     for (const o of outcomes) {
@@ -64,13 +64,15 @@ test("a handler that honours cancellation does not get its worker killed", async
     const err = (await client.sleep({ ms: 60000, tag: "polite" }, { timeoutMs: 150 }).catch((e: unknown) => e)) as RpcError;
     expect(err.code()).toBe(Status.DEADLINE_EXCEEDED);
     const ac = new AbortController();
-    const cancelled = client.sleep({ ms: 60000, tag: "aborted" }, { signal: ac.signal }).catch((e: unknown) => e as RpcError);
-    await delay(50);
+    const cancelled = client.sleep({ ms: 60000, tag: "aborted" }, { signal: ac.signal, requestId: "aborted-1" }).catch((e: unknown) => e as RpcError);
+    await handlerStarted(pool.health().workers[0].socket, "aborted-1");
     ac.abort();
     expect(((await cancelled) as RpcError).code()).toBe(Status.CANCELLED);
-    await delay(600); // several grace periods
-    expect(events.filter((e) => e.name === "workerHung" || e.name === "workerExit")).toEqual([]);
+    // Both handlers have seen their cancellation and ended in Python: from then on nothing is left
+    // running that the watchdog could take for a hang, so the absence of events below is final.
+    await handlersIdle(pool.health().workers[0].socket);
     const stats = await client.stats({});
+    expect(events.filter((e) => e.name === "workerHung" || e.name === "workerExit")).toEqual([]);
     expect(stats.workerPid).toBe(pid);
     expect(stats.cancelledTags).toEqual(expect.arrayContaining(["polite", "aborted"]));
   } finally {

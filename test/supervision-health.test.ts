@@ -1,7 +1,7 @@
 import { RpcError, Status, WorkerPool } from "../src";
 import { TestServiceDefinition } from "../src/gen/testing/v1/testing";
 import { eventually, isAlive, testingPool } from "./helpers/env";
-import { delay, directCall, nextEvent, recordEvents, sequence } from "./helpers/supervision";
+import { directCall, nextEvent, recordEvents, sequence } from "./helpers/supervision";
 
 const setServing = TestServiceDefinition.methods.setServing;
 
@@ -83,8 +83,7 @@ test("a worker that stops answering health checks (SIGSTOP) is unhealthy after N
     expect(new Set(replies.map((r) => r.workerPid))).toEqual(new Set([w1.pid]));
     process.kill(w0.pid as number, "SIGCONT");
     expect(await nextEvent(pool, "workerHealthy")).toMatchObject({ workerId: "w0", pid: w0.pid });
-    await delay(10);
-    expect(pool.health().ready).toBe(2);
+    expect(await eventually(() => pool.health().ready === 2, 20_000)).toBe(true);
   } finally {
     if (isAlive(w0.pid)) process.kill(w0.pid as number, "SIGCONT");
     await pool.shutdown();

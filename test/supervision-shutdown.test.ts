@@ -6,7 +6,7 @@ import { dirname, join } from "node:path";
 import { RpcError, Status, WorkerPool } from "../src";
 import { TestServiceDefinition } from "../src/gen/testing/v1/testing";
 import { PYTHON, ROOT, eventually, isAlive, testingPool } from "./helpers/env";
-import { delay, recordEvents } from "./helpers/supervision";
+import { handlerStarted, recordEvents } from "./helpers/supervision";
 
 test("shutdown: in-flight calls finish, queued and new calls fail FAILED_PRECONDITION, workers go NOT_SERVING → SIGTERM, nothing is left", async () => {
   const pool = new WorkerPool(testingPool({ workers: 1, maxInFlightPerWorker: 1 }));
@@ -16,8 +16,7 @@ test("shutdown: in-flight calls finish, queued and new calls fail FAILED_PRECOND
   const { pid, socket } = pool.health().workers[0];
   const inFlight = client.sleep({ ms: 500 });
   const queued = client.echo({ text: "queued" }).catch((e: unknown) => e as RpcError);
-  await delay(50);
-  expect(pool.health().queued).toBe(1);
+  expect(await eventually(() => pool.health().queued === 1 && pool.health().workers[0].inFlight === 1, 20_000)).toBe(true);
   const stopping = pool.shutdown({ graceMs: 3000 });
   expect(pool.shutdown()).toBe(stopping);
   const fresh = (await client.echo({ text: "new" }).catch((e: unknown) => e)) as RpcError;
@@ -42,8 +41,8 @@ test("shutdown SIGKILLs a worker that does not exit within killTimeoutMs", async
   await pool.start();
   const events = recordEvents(pool);
   const { pid } = pool.health().workers[0];
-  const runaway = pool.client(TestServiceDefinition).sleep({ ms: 30000, ignoreCancel: true }).catch((e: unknown) => e as RpcError);
-  await delay(100);
+  const runaway = pool.client(TestServiceDefinition).sleep({ ms: 30000, ignoreCancel: true }, { requestId: "runaway-shutdown" }).catch((e: unknown) => e as RpcError);
+  await handlerStarted(pool.health().workers[0].socket, "runaway-shutdown");
   await pool.shutdown({ graceMs: 100 });
   expect(isAlive(pid)).toBe(false);
   expect(((await runaway) as RpcError).code()).toBe(Status.UNAVAILABLE);

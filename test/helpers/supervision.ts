@@ -1,5 +1,6 @@
 import { Client, credentials, type ServiceError } from "@grpc/grpc-js";
 import type { WorkerPool, WorkerPoolEvents } from "../../src";
+import { runningHandlers, type RunningHandler } from "../../src/transport/worker-introspection";
 
 /** One recorded pool event, in firing order. */
 export interface Recorded {
@@ -81,5 +82,31 @@ export function directCall<Req, Res>(socket: string, service: { fullName: string
   }).finally(() => client.close());
 }
 
-/** Sleeps `ms`. */
-export const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/**
+ * Resolves once the worker on `socket` runs a handler for `requestId` (asked through the worker's
+ * own Running service), so a test can act on a call that has really started in Python; the
+ * deadline only bounds a failure.
+ */
+export function handlerStarted(socket: string, requestId: string, timeoutMs = 20_000): Promise<void> {
+  return untilHandlers(socket, (running) => running.some((h) => h.requestId === requestId), `a handler for request ${requestId}`, timeoutMs);
+}
+
+/** Resolves once the worker on `socket` runs no servicer handler at all. */
+export function handlersIdle(socket: string, timeoutMs = 20_000): Promise<void> {
+  return untilHandlers(socket, (running) => running.length === 0, "no handler running", timeoutMs);
+}
+
+async function untilHandlers(socket: string, done: (running: RunningHandler[]) => boolean, what: string, timeoutMs: number): Promise<void> {
+  const client = new Client(`unix:${socket}`, credentials.createInsecure());
+  try {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const running = await runningHandlers(client, new Date(Date.now() + 5000)).catch(() => undefined);
+      if (running && done(running)) return;
+      if (Date.now() > until) throw new Error(`${what}: not seen within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  } finally {
+    client.close();
+  }
+}
