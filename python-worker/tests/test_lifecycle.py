@@ -17,7 +17,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from conftest import (HOSTILE_WORKER, TESTING_WORKER, Worker, alive, eventually, group_members, loop_blocked, short_tmpdir,
+from conftest import (HOSTILE_WORKER, TESTING_WORKER, Worker, alive, eventually, group_members, introspect, loop_blocked, short_tmpdir,
                       start_worker)
 
 from testing.v1 import testing_pb2, testing_pb2_grpc  # noqa: E402
@@ -141,22 +141,23 @@ def test_socket_flag_wins_and_user_args_survive() -> None:
 def test_sigterm_drains_reports_not_serving_and_cleans_up() -> None:
     directory = short_tmpdir()
     path = os.path.join(directory, "term.sock")
-    worker = start_worker(TESTING_WORKER, path, env={"PROCGRPC_SOCKET_DIR_OWNED": "1", "PROCGRPC_GRACE_SECONDS": "3"})
+    worker = start_worker(TESTING_WORKER, path, env={"PROCGRPC_SOCKET_DIR_OWNED": "1", "PROCGRPC_GRACE_SECONDS": "20"})
     try:
         health = health_pb2_grpc.HealthStub(worker.channel())
-        watch = health.Watch(health_pb2.HealthCheckRequest(service=SERVICE), timeout=10)
+        watch = health.Watch(health_pb2.HealthCheckRequest(service=SERVICE), timeout=30)
         assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
         stub = testing_pb2_grpc.TestServiceStub(worker.channel())
-        in_flight = stub.Sleep.future(testing_pb2.SleepRequest(ms=700, tag="drain"), timeout=10)
-        time.sleep(0.2)
+        # Long enough to still be draining when the fresh connection below asks (on a loaded machine too).
+        in_flight = stub.Sleep.future(testing_pb2.SleepRequest(ms=2000, tag="drain"), timeout=30)
+        assert eventually(lambda: len(introspect(worker)["running"]) == 1)
         worker.proc.send_signal(signal.SIGTERM)
         assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
         # While it drains the worker still answers on new connections, with NOT_SERVING.
         with grpc.insecure_channel("unix:" + path) as fresh:
             answer = health_pb2_grpc.HealthStub(fresh).Check(health_pb2.HealthCheckRequest(), timeout=5)
         assert answer.status == health_pb2.HealthCheckResponse.NOT_SERVING
-        assert in_flight.result(timeout=10).completed  # the in-flight call finishes within the grace
-        assert worker.wait(timeout=10) == 0
+        assert in_flight.result(timeout=30).completed  # the in-flight call finishes within the grace
+        assert worker.wait(timeout=30) == 0
         assert worker.proc.stdout is not None and worker.proc.stdout.read() == b""
         logs = _logs(worker)
         assert {"starting", "ready", "stopping", "stopped"} <= {r["msg"] for r in logs}
