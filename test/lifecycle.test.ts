@@ -5,6 +5,7 @@ import { dirname, join } from "node:path";
 import { credentials, Client } from "@grpc/grpc-js";
 import { RpcError, Status, WorkerPool, WorkerStartError, isLifecycleError } from "../src";
 import { TestServiceDefinition } from "../src/gen/testing/v1/testing";
+import { HealthCheckRequest, HealthCheckResponse, HealthCheckResponse_ServingStatus } from "../src/gen/grpc/health/v1/health";
 import { checkHealth } from "../src/transport/health-check";
 import { ROOT, WORKERS, eventually, isAlive, pidsMatching, testingPool } from "./helpers/env";
 import { HOSTILE_WORKER, groupMembers } from "./helpers/hostile";
@@ -119,23 +120,30 @@ test("a worker reports NOT_SERVING while it drains at shutdown", async () => {
   await pool.start();
   const { socket } = pool.health().workers[0];
   const probe = new Client(`unix:${socket}`, credentials.createInsecure());
+  // A health Watch opened before the shutdown (as a load balancer's would be) sees every change;
+  // new connections are refused once the worker drains, so polling Check could miss it.
+  const statuses: string[] = [];
+  const watch = probe.makeServerStreamRequest(
+    "/grpc.health.v1.Health/Watch",
+    (req: HealthCheckRequest) => Buffer.from(HealthCheckRequest.encode(req).finish()),
+    (bytes: Buffer) => HealthCheckResponse.decode(bytes),
+    { service: "" },
+    { deadline: new Date(Date.now() + 60_000) },
+  );
+  watch.on("data", (res: HealthCheckResponse) => statuses.push(HealthCheckResponse_ServingStatus[res.status] ?? "UNKNOWN"));
+  watch.on("error", () => undefined); // ends with the worker
   try {
-    expect(await checkHealth(probe, new Date(Date.now() + 2000))).toBe("SERVING");
-    // The call keeps the worker draining long enough to be seen; the drain grace (killTimeoutMs
-    // minus 1 s) is far longer than the call.
-    const longCall = pool.client(TestServiceDefinition).sleep({ ms: 4000 }, { timeoutMs: 20_000 });
+    expect(await eventually(() => statuses.includes("SERVING"), 20_000)).toBe(true);
+    // The call keeps the worker draining; the drain grace (killTimeoutMs minus 1 s) is far longer.
+    const longCall = pool.client(TestServiceDefinition).sleep({ ms: 2000 }, { timeoutMs: 20_000 });
     expect(await eventually(() => pool.health().workers[0].inFlight === 1, 20_000)).toBe(true);
     const stopping = pool.shutdown({ graceMs: 0 });
-    let seen = "";
-    expect(
-      await untilAsync(async () => {
-        seen = await checkHealth(probe, new Date(Date.now() + 1000)).catch((e: Error) => e.message);
-        return seen === "NOT_SERVING";
-      }, 20_000),
-    ).toBe(true);
+    expect(await eventually(() => statuses.includes("NOT_SERVING"), 20_000)).toBe(true);
     expect((await longCall).completed).toBe(true);
     await stopping;
+    expect(statuses.slice(-1)).toEqual(["NOT_SERVING"]);
   } finally {
+    watch.cancel();
     probe.close();
   }
 });

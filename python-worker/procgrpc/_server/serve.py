@@ -27,6 +27,9 @@ __all__ = ["serve"]
 _PARENT_DEATH_DEADLINE = 1.8
 # How long a stopping worker waits for its pipes' last batches to be written.
 _PIPE_FLUSH_SECONDS = 0.5
+# How long a stopping worker waits for the pool to half-close its pipes (it does so before it
+# signals the worker; only a pool that went away mid-stop makes the worker wait this long).
+_PIPE_HALF_CLOSE_SECONDS = 2.0
 
 _log = get_logger()
 
@@ -116,7 +119,9 @@ async def serve(services: Sequence[ServiceRegistration], config: WorkerConfig,
     # Drain while still accepting RPCs, so health checks see NOT_SERVING rather than a
     # refused connection; then stop with whatever grace is left.
     started = loop.time()
-    drained = await in_flight.wait_idle(grace)
+    # Calls the pool sent just before it half-closed its pipes are still read and run.
+    await built.pipes.wait_half_closed(min(grace, _PIPE_HALF_CLOSE_SECONDS))
+    drained = await in_flight.wait_idle(max(0.0, grace - (loop.time() - started)))
     if drained:
         _log.info("drained", in_flight=0)
     else:

@@ -56,6 +56,21 @@ class PipeRegistry:
     def __len__(self) -> int:
         return len(self._pipes)
 
+    async def wait_half_closed(self, timeout: float) -> bool:
+        """Wait until the pool has half-closed every pipe (or it ended), reading and running the
+        calls that were still on their way, for at most ``timeout`` seconds; True when all did.
+
+        A stopping pool half-closes its pipes before it signals the worker, but the calls it sent
+        just before may not have been read yet: stopping the reads at once would end the stream
+        under them, and the pool would see a broken pipe instead of answers."""
+        pipes = list(self._pipes)
+        if not pipes:
+            return True
+        _done, pending = await asyncio.wait([asyncio.ensure_future(p.reads_done.wait()) for p in pipes], timeout=timeout)
+        for waiter in pending:
+            waiter.cancel()
+        return not pending
+
     async def stop_all(self, timeout: float) -> bool:
         """Stop reading every pipe, answer its unanswered calls as stopping, flush and end it.
         True when every pipe ended within ``timeout`` seconds."""
@@ -91,6 +106,8 @@ class _Pipe:
         self._stop_requested = asyncio.Event()
         #: Set once the stream is over (normally or not).
         self.ended = asyncio.Event()
+        #: Set once no more calls will be read: the pool half-closed the stream, or it ended.
+        self.reads_done = asyncio.Event()
 
     async def serve(self) -> None:
         """Run the stream until the pool half-closes it (or the worker stops) and all is answered."""
@@ -130,6 +147,7 @@ class _Pipe:
                 else:
                     writer.cancel()
             finally:
+                self.reads_done.set()
                 self.ended.set()
 
     def stop(self) -> None:
@@ -149,6 +167,7 @@ class _Pipe:
         while True:
             batch = await self._context.read()
             if batch is grpc.aio.EOF:
+                self.reads_done.set()
                 return
             for call_id in batch.cancel:
                 entry = self._calls.get(call_id)
