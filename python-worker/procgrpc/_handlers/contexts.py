@@ -91,6 +91,12 @@ class ForwardingContext:
         """Set trailing metadata sent with the status (checked: ``_status.wire``)."""
         self._ctx.set_trailing_metadata(checked_metadata(trailing_metadata, "trailing metadata"))
 
+    def _abort_trailers(self, trailing_metadata: Any) -> Any:
+        # As grpc.aio: an abort without trailers of its own keeps those set_trailing_metadata set
+        # (exact_details may add an entry, and grpc.aio then sends only the entries it is given).
+        given = trailing_metadata if trailing_metadata else (self._ctx.trailing_metadata() or ())
+        return checked_metadata(given, "trailing metadata")
+
     def trailing_metadata(self) -> Any:
         """Trailing metadata set so far."""
         return self._ctx.trailing_metadata()
@@ -164,7 +170,7 @@ class SyncContext(ForwardingContext, grpc.ServicerContext):  # type: ignore[misc
 
     def abort(self, code: Any, details: str = "", trailing_metadata: Any = ()) -> NoReturn:
         """Send the status now and raise, ending the method (as in ``grpc.server``)."""
-        trailing = exact_details(as_code(code), details or "", checked_metadata(trailing_metadata, "trailing metadata"))
+        trailing = exact_details(as_code(code), details or "", self._abort_trailers(trailing_metadata))
         future = asyncio.run_coroutine_threadsafe(
             self._ctx.abort(as_code(code), details or "", trailing), self._loop)
         exc = future.exception()
@@ -195,7 +201,7 @@ class AsyncContext(ForwardingContext, grpc.aio.ServicerContext[Any, Any]):  # ty
 
     async def abort(self, code: Any, details: str = "", trailing_metadata: Any = ()) -> NoReturn:
         """Send the status now and raise, ending the method."""
-        trailing = exact_details(as_code(code), details or "", checked_metadata(trailing_metadata, "trailing metadata"))
+        trailing = exact_details(as_code(code), details or "", self._abort_trailers(trailing_metadata))
         await self._ctx.abort(as_code(code), details or "", trailing)
         raise AssertionError("grpc abort returned")  # unreachable: abort always raises
 
