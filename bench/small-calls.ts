@@ -92,14 +92,14 @@ async function main(): Promise<void> {
   const lines = [
     `16 B echo, 1 worker, ${rounds} interleaved rounds (${samples} sequential calls, then ${seconds} s at c=64, per path per round); median (min–max)`,
     "",
-    "| path | p50 µs | client CPU µs/call | worker CPU µs/call | calls/s at c=64 | worker CPU µs/call at c=64 |",
-    "|---|---|---|---|---|---|",
+    "| path | p50 µs | client CPU µs/call | worker CPU µs/call | calls/s at c=64 | client CPU µs/call at c=64 | worker CPU µs/call at c=64 |",
+    "|---|---|---|---|---|---|---|",
   ];
   for (const t of targets) {
     const s = seq.get(t.name) as RunFigures[];
     const l = load.get(t.name) as RunFigures[];
     lines.push(
-      `| ${t.name} | ${range(s.map((f) => f.p50us), us)} | ${range(s.map((f) => f.clientCpuUsPerCall), us)} | ${range(s.map((f) => f.serverCpuUsPerCall), us)} | ${range(l.map((f) => f.callsPerSec), k)} | ${range(l.map((f) => f.serverCpuUsPerCall), us)} |`,
+      `| ${t.name} | ${range(s.map((f) => f.p50us), us)} | ${range(s.map((f) => f.clientCpuUsPerCall), us)} | ${range(s.map((f) => f.serverCpuUsPerCall), us)} | ${range(l.map((f) => f.callsPerSec), k)} | ${range(l.map((f) => f.clientCpuUsPerCall), us)} | ${range(l.map((f) => f.serverCpuUsPerCall), us)} |`,
     );
   }
   const perRound = (a: string, b: string, f: (x: RunFigures) => number, m: Map<string, RunFigures[]>): number[] =>
