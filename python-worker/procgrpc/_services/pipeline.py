@@ -243,7 +243,10 @@ class _Pipe:
             ctx.answer(handler.response_serializer(response) if (handler.response_serializer and response is not None)
                        else (response or b""))
         except asyncio.CancelledError:
-            pass  # The caller cancelled (no answer expected), or the worker stopped (answered).
+            # The caller cancelled (no answer expected), or the worker stopped (answered); or the
+            # deadline passed before the task first ran (a busy loop): answered like one that ran.
+            if slot.expired:
+                slot.status(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
         except Exception as exc:  # A fault outside the servicer (e.g. the response does not serialize).
             _log.error("pipeline call failed", method=call.method, exc_info=True)
             slot.status(grpc.StatusCode.UNKNOWN, f"Unexpected {type(exc)}: {exc}")
