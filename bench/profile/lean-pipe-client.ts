@@ -60,7 +60,7 @@ async function main(): Promise<void> {
     new Promise<void>((resolve) => {
       const callId = id++;
       waiting.set(callId, resolve);
-      stream.write({ calls: [{ callId, method: "/bench.v1.BenchService/Echo", payload: Buffer.from(EchoRequest.encode({ payload }).finish()), timeoutUs: args.timeout ? 30_000_000 : 0, metadata: [] }], cancel: [] });
+      stream.write({ calls: [{ callId, method: "/bench.v1.BenchService/Echo", payload: Buffer.from(EchoRequest.encode({ payload }).finish()), timeoutUs: args.timeout ? 30_000_000 : 0, metadata: [], requestId: "", attemptId: "" }], cancel: [] });
     });
   const bare = await startBareStreamServer(python, join(root, "bench", "bare_stream_server.py"), `/tmp/pglean-bare-${process.pid}.sock`);
   const bareCall = await bareStreamCall([bare.socket], payload);

@@ -100,6 +100,30 @@ def test_running_reports_the_call_id_of_pipe_calls(hostile_worker: Worker, pipe:
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
+def test_the_request_id_and_attempt_id_fields_reach_the_handler_as_metadata(hostile_worker: Worker, pipe: PipeClient,
+                                                                            flavour: str) -> None:
+    tag = "id-fields-" + flavour
+    call = pipe_call(1, "Hold" + flavour, {"tag": tag, "seconds": 30})
+    call.request_id, call.attempt_id = "fields-" + flavour, "attempt-" + flavour
+    pipe.send([call])
+    assert eventually(lambda: any(r["requestId"] == "fields-" + flavour for r in running(hostile_worker)))
+    assert [r["callId"] for r in running(hostile_worker) if r["requestId"] == "fields-" + flavour] == ["attempt-" + flavour]
+    pipe.send([pipe_call(2, "Release", {"tag": tag})])
+    assert pipe.result(1).code == 0
+
+
+def test_many_calls_that_finish_at_once_and_some_that_wait_share_one_pipe(hostile_worker: Worker, pipe: PipeClient) -> None:
+    """Handlers that do not suspend (answered in their first step on Python >= 3.12) and handlers
+    that do, in one batch: each answered once, the waiting ones still cancelled by their deadline."""
+    calls = [pipe_call(i, "StatusAsync", {"way": "set_code", "code": 5, "as": "enum", "details": "d"}) for i in range(1, 51)]
+    calls += [pipe_call(100 + i, "HoldAsync", {"tag": "never-mixed", "seconds": 30}, timeout_s=0.2 + i / 100) for i in range(5)]
+    pipe.send(calls)
+    assert all(pipe.result(i).code == grpc.StatusCode.NOT_FOUND.value[0] for i in range(1, 51))
+    assert all(pipe.result(100 + i).code == grpc.StatusCode.DEADLINE_EXCEEDED.value[0] for i in range(5))
+    assert len(pipe.results) == 55 and all(len(answers) == 1 for answers in pipe.results.values())
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
 def test_a_deadline_that_passes_answers_deadline_exceeded(pipe: PipeClient, flavour: str) -> None:
     pipe.send([pipe_call(1, "Hold" + flavour, {"tag": "never-" + flavour, "seconds": 30}, timeout_s=0.2)])
     result = pipe.result(1)

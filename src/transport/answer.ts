@@ -24,7 +24,7 @@ export class AnswerHooks {
     if (this.headerSent) return undefined;
     this.headerSent = true;
     this.initial = raw;
-    return this.invoke("onHeader", userMetadata(raw));
+    return this.invoke("onHeader", raw);
   }
 
   /**
@@ -45,17 +45,18 @@ export class AnswerHooks {
       });
     }
     if (!error || error.category === "worker") {
-      const hookError = this.header(new Metadata()) ?? this.invoke("onTrailer", userMetadata(status.metadata));
+      const hookError = this.header(new Metadata()) ?? this.invoke("onTrailer", status.metadata);
       if (hookError) return { ok: false, error: hookError };
     }
     return error ? { ok: false, error } : { ok: true, value };
   }
 
-  private invoke(name: "onHeader" | "onTrailer", metadata: Metadata): RpcError | undefined {
+  /** Runs the caller's hook, if any, with `raw` as the caller sees it (copied only then). */
+  private invoke(name: "onHeader" | "onTrailer", raw: Metadata | undefined): RpcError | undefined {
     const hook = this.out[name];
     if (!hook) return undefined;
     try {
-      hook(metadata);
+      hook(userMetadata(raw));
       return undefined;
     } catch (err) {
       return new RpcError({

@@ -1,13 +1,14 @@
 import { Metadata, type Client, type ClientDuplexStream } from "@grpc/grpc-js";
 import { errorFromAbort } from "../core/cancellation";
-import { atTime } from "../core/deadline";
 import { RpcError } from "../core/rpc-error";
 import { Status } from "../core/status";
 import { PipeRequest, PipeResponse, type MetadataEntry, type PipeCall, type PipeHeader, type PipeResult } from "../gen/procgrpc/internal/v1/pipeline";
-import { AnswerHooks } from "./answer";
 import { describeExit, type CallTarget, type Lease, type TargetExit, type WorkerCall } from "./call-target";
 import { deadlineError, refuseBeforeStart } from "./call-start";
+import { DeadlineQueue } from "./deadline-queue";
 import { callFacts, type OutgoingCall } from "./outgoing-call";
+import { PendingCall } from "./pending-call";
+import { pipeCallMetadata } from "./pipe-metadata";
 
 const PIPE_PATH = "/procgrpc.internal.v1.PipelineService/Pipe";
 
@@ -18,26 +19,6 @@ const serializeRequest = (req: PipeRequest): Buffer => {
   const bytes = PipeRequest.encode(req).finish();
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 };
-
-/** One call waiting for its answer on the pipeline. */
-interface PendingCall {
-  readonly out: OutgoingCall;
-  readonly lease: Lease;
-  readonly hooks: AnswerHooks;
-  readonly resolve: (value: unknown) => void;
-  readonly reject: (err: RpcError) => void;
-  cancelTimer: () => void;
-  onAbort: (() => void) | undefined;
-}
-
-/** The call's metadata as pipeline entries (`-bin` values as bytes, text as UTF-8). */
-function entriesOf(md: Metadata): MetadataEntry[] {
-  const entries: MetadataEntry[] = [];
-  for (const [key, values] of Object.entries(md.toJSON())) {
-    for (const v of values) entries.push({ key, value: typeof v === "string" ? Buffer.from(v) : v });
-  }
-  return entries;
-}
 
 function metadataOf(entries: readonly MetadataEntry[]): Metadata {
   const md = new Metadata();
@@ -55,6 +36,8 @@ function metadataOf(entries: readonly MetadataEntry[]): Metadata {
  */
 export class Pipeline implements WorkerCall {
   private readonly pending = new Map<number, PendingCall>();
+  /** One timer for the earliest deadline of the calls in flight, not one per call. */
+  private readonly deadlines = new DeadlineQueue<number>((callId) => this.expire(callId));
   private readonly stream: ClientDuplexStream<PipeRequest, PipeResponse>;
   private nextCallId = 1;
   // Calls and cancellations issued in this turn of the event loop, sent as one stream message.
@@ -98,19 +81,19 @@ export class Pipeline implements WorkerCall {
     }
     const remainingMs = out.deadline.at - Date.now();
     const callId = this.nextCallId++;
-    return new Promise<unknown>((resolve, reject) => {
-      const entry: PendingCall = { out, lease, hooks: new AnswerHooks(out), resolve, reject, cancelTimer: () => undefined, onAbort: undefined };
-      const signal = out.signal;
-      if (signal) {
-        entry.onAbort = () => this.cancel(callId, errorFromAbort(signal, { ...callFacts(out, this.target), reachedWorker: true }));
-        signal.addEventListener("abort", entry.onAbort, { once: true });
-      }
-      entry.cancelTimer = atTime(out.deadline.at, () => this.cancel(callId, deadlineError(out, this.target, true)));
-      this.pending.set(callId, entry);
-      const timeoutUs = remainingMs * 1000 >= MAX_TIMEOUT_US ? 0 : Math.max(1, Math.round(remainingMs * 1000));
-      this.outCalls.push({ callId, method: out.method.path, payload, timeoutUs, metadata: entriesOf(out.metadata) });
-      this.scheduleFlush();
-    });
+    const entry = new PendingCall(out, lease);
+    const signal = out.signal;
+    if (signal) {
+      entry.onAbort = () => this.cancel(callId, errorFromAbort(signal, { ...callFacts(out, this.target), reachedWorker: true }));
+      signal.addEventListener("abort", entry.onAbort, { once: true });
+    }
+    if (Number.isFinite(out.deadline.at)) this.deadlines.add(callId, out.deadline.at);
+    this.pending.set(callId, entry);
+    const timeoutUs = remainingMs * 1000 >= MAX_TIMEOUT_US ? 0 : Math.max(1, Math.round(remainingMs * 1000));
+    const { metadata, requestId, attemptId } = pipeCallMetadata(out);
+    this.outCalls.push({ callId, method: out.method.path, payload, timeoutUs, metadata, requestId, attemptId });
+    this.scheduleFlush();
+    return entry.promise;
   }
 
   /** The worker died: every call on the pipeline fails at once with UNAVAILABLE. */
@@ -178,6 +161,12 @@ export class Pipeline implements WorkerCall {
     else entry.reject(outcome.error);
   }
 
+  /** The call's deadline passed on this side. */
+  private expire(callId: number): void {
+    const entry = this.pending.get(callId);
+    if (entry) this.cancel(callId, deadlineError(entry.out, this.target, true));
+  }
+
   /** Settles a call on this side (deadline, signal, a hook) and tells the worker to cancel it. */
   private cancel(callId: number, err: RpcError): void {
     const entry = this.settle(callId);
@@ -194,7 +183,7 @@ export class Pipeline implements WorkerCall {
     const entry = this.pending.get(callId);
     if (!entry) return undefined;
     this.pending.delete(callId);
-    entry.cancelTimer();
+    this.deadlines.remove(callId);
     if (entry.onAbort) entry.out.signal?.removeEventListener("abort", entry.onAbort);
     entry.lease.release();
     return entry;

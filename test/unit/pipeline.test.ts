@@ -131,3 +131,28 @@ test("close() half-closes after sending the turn's calls; answers still arrive",
   stream.answer({ results: [{ callId: 1, code: 0, details: "", payload: Buffer.from("A"), trailingMetadata: [], initialMetadata: [] }] });
   await expect(a).resolves.toBe("A");
 });
+
+test("the request id and the attempt id travel as PipeCall fields when they come last; other metadata stays entries, in order", () => {
+  const { stream, pipeline, lease, out } = setup();
+  void pipeline.call(out(), Buffer.from("a"), lease());
+  void pipeline.call(out({ metadata: outgoingMetadata({ a: "1", "b-bin": Buffer.from([1, 2]) }, "req", "call") }), Buffer.from("b"), lease());
+  // The caller set x-request-id first: it keeps its place as an entry; the attempt id (always last) is a field.
+  void pipeline.call(out({ metadata: outgoingMetadata({ "x-request-id": "req", a: "1" }, "req", "call") }), Buffer.from("c"), lease());
+  jest.advanceTimersByTime(1); // the flush (setImmediate), not the deadlines
+  const [plain, withEntries, idFirst] = stream.written[0].calls;
+  expect(plain).toMatchObject({ metadata: [], requestId: "req", attemptId: "call" });
+  expect(withEntries).toMatchObject({ requestId: "req", attemptId: "call" });
+  expect(withEntries.metadata.map((e) => [e.key, Buffer.from(e.value)])).toEqual([["a", Buffer.from("1")], ["b-bin", Buffer.from([1, 2])]]);
+  expect(idFirst).toMatchObject({ requestId: "", attemptId: "call" });
+  expect(idFirst.metadata.map((e) => [e.key, Buffer.from(e.value).toString()])).toEqual([["x-request-id", "req"], ["a", "1"]]);
+});
+
+test("one timer serves every call's deadline: calls that finish leave none behind", async () => {
+  const { stream, pipeline, lease, out } = setup();
+  const calls = [1, 2, 3].map((i) => pipeline.call(out(), Buffer.from(String(i)), lease()));
+  jest.advanceTimersByTime(1);
+  expect(jest.getTimerCount()).toBe(1);
+  stream.answer({ results: [1, 2, 3].map((callId) => ({ callId, code: 0, details: "", payload: Buffer.from("A"), trailingMetadata: [], initialMetadata: [] })) });
+  await Promise.all(calls);
+  expect(jest.getTimerCount()).toBe(0);
+});

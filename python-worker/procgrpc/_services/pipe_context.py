@@ -18,7 +18,7 @@ import grpc
 from .._status.codes import status_code
 from . import _pipeline_pb2 as pb
 
-__all__ = ["PipeContext", "CallSlot", "entries"]
+__all__ = ["PipeContext", "CallSlot", "Outbox", "entries"]
 
 _OK = grpc.StatusCode.OK
 
@@ -31,22 +31,67 @@ def entries(metadata: Sequence[Tuple[str, Any]]) -> List[Any]:
     return out
 
 
+def _fill(field: Any, metadata: Sequence[Tuple[str, Any]]) -> None:
+    """Append grpc metadata pairs to a repeated ``MetadataEntry`` field, in place."""
+    for key, value in metadata:
+        field.add(key=key, value=value if isinstance(value, bytes) else str(value).encode())
+
+
+class Outbox:
+    """The next ``PipeResponse`` of a pipe, built in place: answers are added straight into its
+    repeated fields (no ``PipeResult`` per call for the response to copy), and the pipe's writer
+    takes the whole message when it writes."""
+
+    __slots__ = ("response", "_wake")
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self.response = pb.PipeResponse()
+        self._wake = wake
+
+    def result(self) -> Any:
+        """A new, empty ``PipeResult`` in the next response (the writer is woken)."""
+        self._wake()
+        return self.response.results.add()
+
+    def header(self) -> Any:
+        """A new, empty ``PipeHeader`` in the next response (the writer is woken)."""
+        self._wake()
+        return self.response.headers.add()
+
+    def __bool__(self) -> bool:
+        return len(self.response.results) > 0 or len(self.response.headers) > 0
+
+    def take(self) -> Any:
+        """The response built so far; the next answers go into a new one."""
+        response, self.response = self.response, pb.PipeResponse()
+        return response
+
+
 class CallSlot:
     """One call on one pipe: answered at most once, through the pipe's batch writer."""
 
-    __slots__ = ("call_id", "answered", "_emit", "_emit_header")
+    __slots__ = ("call_id", "answered", "expired", "_outbox")
 
-    def __init__(self, call_id: int, emit: Callable[[Any], None], emit_header: Callable[[Any], None]) -> None:
+    def __init__(self, call_id: int, outbox: Outbox) -> None:
         self.call_id = call_id
         self.answered = False
-        self._emit = emit
-        self._emit_header = emit_header
+        #: Set when the call's deadline cancelled it (the pipe then answers DEADLINE_EXCEEDED).
+        self.expired = False
+        self._outbox = outbox
 
-    def answer(self, result: Any) -> None:
-        """Send ``result`` (a PipeResult) unless the call was already answered or given up."""
-        if not self.answered:
-            self.answered = True
-            self._emit(result)
+    def ok(self, payload: bytes, trailing: Sequence[Tuple[str, Any]] = (), initial: Sequence[Tuple[str, Any]] = ()) -> None:
+        """Answer with the response ``payload`` (serialized) unless the call was already
+        answered or given up."""
+        if self.answered:
+            return
+        self.answered = True
+        result = self._outbox.result()
+        result.call_id = self.call_id
+        result.payload = payload
+        if trailing:
+            _fill(result.trailing_metadata, trailing)
+        if initial:
+            _fill(result.initial_metadata, initial)
 
     def give_up(self) -> None:
         """The caller cancelled: it expects no answer, and none will be sent."""
@@ -54,13 +99,24 @@ class CallSlot:
 
     def status(self, code: grpc.StatusCode, details: str, trailing: Sequence[Tuple[str, Any]] = (),
                initial: Sequence[Tuple[str, Any]] = ()) -> None:
-        """Answer with a status."""
-        self.answer(pb.PipeResult(call_id=self.call_id, code=code.value[0], details=details,
-                                  trailing_metadata=entries(trailing), initial_metadata=entries(initial)))
+        """Answer with a status (unless already answered or given up)."""
+        if self.answered:
+            return
+        self.answered = True
+        result = self._outbox.result()
+        result.call_id = self.call_id
+        result.code = code.value[0]
+        result.details = details
+        if trailing:
+            _fill(result.trailing_metadata, trailing)
+        if initial:
+            _fill(result.initial_metadata, initial)
 
     def header(self, metadata: Sequence[Tuple[str, Any]]) -> None:
         """Send the call's initial metadata now (a PipeHeader)."""
-        self._emit_header(pb.PipeHeader(call_id=self.call_id, metadata=entries(metadata)))
+        header = self._outbox.header()
+        header.call_id = self.call_id
+        _fill(header.metadata, metadata)
 
 
 class PipeContext:
@@ -171,9 +227,7 @@ class PipeContext:
         """The method returned: answer with its response, or with the status it set."""
         code = _OK if self._code is None else status_code(self._code)
         if code is _OK:
-            self._slot.answer(pb.PipeResult(call_id=self._slot.call_id, payload=payload,
-                                            trailing_metadata=entries(self._trailing),
-                                            initial_metadata=entries(self._initial)))
+            self._slot.ok(payload, self._trailing, self._initial)
         else:
             self._slot.status(code, self._details, self._trailing, self._initial)
 

@@ -17,21 +17,53 @@ stopping worker answers what is left with the stopping status and ends it.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence, Set, Tuple
 
 import grpc
 
 from . import _pipeline_pb2 as pb
 from .._process.log import get_logger
 from .._status.codes import WORKER_STOPPING_CODE, WORKER_STOPPING_DETAILS, WORKER_STOPPING_TRAILER
-from .pipe_context import CallSlot, PipeContext
+from .pipe_context import CallSlot, Outbox, PipeContext
+from .pipe_deadlines import Deadlines
 
 __all__ = ["SERVICE_NAME", "PipeRegistry", "handler", "method_lookup"]
 
 SERVICE_NAME = "procgrpc.internal.v1.PipelineService"
 
 _log = get_logger()
+
+#: The metadata keys a ``PipeCall`` carries as plain fields (``request_id``, ``attempt_id``).
+_REQUEST_ID_KEY = "x-request-id"
+_ATTEMPT_ID_KEY = "procgrpc-call-id"
+
+
+def _invocation_metadata(call: Any) -> Tuple[Tuple[str, Any], ...]:
+    """The call's metadata as grpc gives it: the entries, then the request id and attempt id
+    the pool sent as fields (it sends them as fields only when they came last, in this order)."""
+    metadata: Tuple[Tuple[str, Any], ...] = ()
+    if call.metadata:
+        metadata = tuple((e.key, e.value if e.key.endswith("-bin") else e.value.decode("utf-8", "replace"))
+                         for e in call.metadata)
+    if call.request_id:
+        metadata += ((_REQUEST_ID_KEY, call.request_id),)
+    if call.attempt_id:
+        metadata += ((_ATTEMPT_ID_KEY, call.attempt_id),)
+    return metadata
+
+
+if sys.version_info >= (3, 12):
+    def _start(coro: Any) -> "asyncio.Task[None]":
+        """Run the call's first step now, as the read loop's caller (an eager task): a handler
+        that does not suspend is answered without a trip through the event loop. The task is
+        current while it runs and has its own copy of the context, as any task."""
+        return asyncio.Task(coro, loop=asyncio.get_running_loop(), eager_start=True)
+else:
+    def _start(coro: Any) -> "asyncio.Task[None]":
+        """A task for the call (eager tasks need Python 3.12)."""
+        return asyncio.ensure_future(coro)
 
 
 class _Details(NamedTuple):
@@ -97,9 +129,9 @@ class _Pipe:
         self._context = context
         self._registry = registry
         self._calls: Dict[int, Tuple[CallSlot, "asyncio.Task[None]"]] = {}
-        self._results: List[Any] = []
-        self._headers: List[Any] = []
         self._wake = asyncio.Event()
+        self._outbox = Outbox(self._wake.set)
+        self._deadlines = Deadlines(self._expire)
         self._reading = True
         self._stopping = False
         self._reader: Optional["asyncio.Task[None]"] = None
@@ -139,6 +171,7 @@ class _Pipe:
             self._reader.cancel()
             for _slot, task in list(self._calls.values()):
                 task.cancel()
+            self._deadlines.clear()
             self._reading = False
             self._wake.set()
             try:
@@ -176,36 +209,35 @@ class _Pipe:
                     entry[1].cancel()
             received = time.monotonic()
             for call in batch.calls:
-                slot = CallSlot(call.call_id, self._emit, self._emit_header)
+                slot = CallSlot(call.call_id, self._outbox)
                 deadline = received + call.timeout_us / 1e6 if call.timeout_us else None
-                self._calls[call.call_id] = (slot, asyncio.ensure_future(self._run(call, slot, deadline)))
+                task = _start(self._run(call, slot, deadline))
+                if task.done():
+                    continue  # answered in its first step: no bookkeeping, no deadline timer
+                self._calls[call.call_id] = (slot, task)
+                if deadline is not None:
+                    self._deadlines.add(call.call_id, deadline)
 
-    def _emit(self, result: Any) -> None:
-        self._results.append(result)
-        self._wake.set()
-
-    def _emit_header(self, header: Any) -> None:
-        self._headers.append(header)
-        self._wake.set()
+    def _expire(self, call_id: int) -> None:
+        """A call's deadline passed: cancel it; it answers DEADLINE_EXCEEDED, as grpc does."""
+        entry = self._calls.get(call_id)
+        if entry is not None:
+            entry[0].expired = True
+            entry[1].cancel()
 
     async def _write_loop(self) -> None:
         while True:
-            if not self._results and not self._headers:
+            if not self._outbox:
                 if not self._reading:
                     return
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            headers, results = self._headers, self._results
-            self._headers, self._results = [], []
-            await self._context.write(pb.PipeResponse(results=results, headers=headers))
+            await self._context.write(self._outbox.take())
 
     async def _run(self, call: Any, slot: CallSlot, deadline: Optional[float]) -> None:
-        expired = False
-        timer: Optional[asyncio.TimerHandle] = None
         try:
-            metadata = tuple((e.key, e.value if e.key.endswith("-bin") else e.value.decode("utf-8", "replace"))
-                             for e in call.metadata)
+            metadata = _invocation_metadata(call)
             handler = self._lookup(call.method, metadata)
             if handler is None or handler.request_streaming or handler.response_streaming:
                 slot.status(grpc.StatusCode.UNIMPLEMENTED, f"Method not found: {call.method}")
@@ -215,38 +247,31 @@ class _Pipe:
             except Exception as exc:
                 slot.status(grpc.StatusCode.INTERNAL, f"Exception deserializing request: {exc}")
                 return
+            # The deadline cancels this task (``_expire``), as grpc cancels a call whose deadline passes.
             ctx = PipeContext(slot, metadata, deadline)
-            if deadline is not None:
-                # The deadline cancels this task, as grpc cancels a call whose deadline passes.
-                task = asyncio.current_task()
-                assert task is not None
-
-                def expire() -> None:
-                    nonlocal expired
-                    expired = True
-                    task.cancel()
-                timer = asyncio.get_running_loop().call_later(max(0.0, deadline - time.monotonic()), expire)
             try:
                 response = await handler.unary_unary(message, ctx)
             except grpc.aio.AbortError:
                 ctx.answer_status()  # already answered by abort, unless the servicer raised it itself
                 return
             except asyncio.CancelledError:
-                if not expired:
+                if not slot.expired:
                     raise
                 slot.status(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
                 return
             ctx.answer(handler.response_serializer(response) if (handler.response_serializer and response is not None)
                        else (response or b""))
         except asyncio.CancelledError:
-            pass  # The caller cancelled (no answer expected), or the worker stopped (answered).
+            # The caller cancelled (no answer expected), or the worker stopped (answered); or the
+            # deadline passed before the task first ran (a busy loop): answered like one that ran.
+            if slot.expired:
+                slot.status(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
         except Exception as exc:  # A fault outside the servicer (e.g. the response does not serialize).
             _log.error("pipeline call failed", method=call.method, exc_info=True)
             slot.status(grpc.StatusCode.UNKNOWN, f"Unexpected {type(exc)}: {exc}")
         finally:
-            if timer is not None:
-                timer.cancel()
-            self._calls.pop(call.call_id, None)
+            if self._calls.pop(call.call_id, None) is not None:
+                self._deadlines.discard(call.call_id)
 
 
 def handler(lookup: Callable[[str, Tuple[Tuple[str, Any], ...]], Any], registry: PipeRegistry) -> grpc.GenericRpcHandler:
