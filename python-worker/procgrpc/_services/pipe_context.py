@@ -167,13 +167,18 @@ class PipeContext:
     def disable_next_message_compression(self) -> None:
         """Compression is not used on the pipeline."""
 
-    def answer(self, payload: bytes) -> None:
-        """The method returned: answer with its response, or with the status it set."""
+    def answer(self, payload: bytes, lane: Optional[Any] = None) -> None:
+        """The method returned: answer with its response, or with the status it set. With the
+        shared-memory lane (``_services.lane.PipeLane``), a large response goes as a lane file."""
         code = _OK if self._code is None else status_code(self._code)
         if code is _OK:
-            self._slot.answer(pb.PipeResult(call_id=self._slot.call_id, payload=payload,
-                                            trailing_metadata=entries(self._trailing),
-                                            initial_metadata=entries(self._initial)))
+            ref = lane.response_ref(payload) if lane is not None and not self._slot.answered else None
+            result = pb.PipeResult(call_id=self._slot.call_id, payload=b"" if ref is not None else payload,
+                                   trailing_metadata=entries(self._trailing),
+                                   initial_metadata=entries(self._initial))
+            if ref is not None:
+                result.payload_ref.CopyFrom(ref)
+            self._slot.answer(result)
         else:
             self._slot.status(code, self._details, self._trailing, self._initial)
 
