@@ -1,18 +1,25 @@
 // Large payloads (issue 15 §1): sequential echo round trips from 64 KiB to 64 MiB on every path,
-// with the shared-memory lane prototype beside them, and resident memory on both sides (the
-// 64 MiB target is "flat RSS"). Called by bench/run.ts; its rows are rendered by bench/report.ts.
+// procgrpc with its shared-memory lane as configured by default (from 512 KiB), for every message
+// and turned off (the crossover is where the last two cross), and resident memory on both sides
+// (the 64 MiB target is "flat RSS"). Called by bench/run.ts; its rows are rendered by bench/report.ts.
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { WorkerPool, silentLogger } from "../src";
 import { BenchServiceDefinition } from "../src/gen/bench/v1/bench";
 import { bareStreamCall, startBareStreamServer } from "./lib/bare-stream";
-import { laneCall, startLaneServer } from "./lib/lane-prototype";
 import { processCpuSeconds, rssMiB, type Call } from "./lib/measure";
 import { binaryPeerCall, jsonPeerCall, startPeerServer, type PeerServer } from "./lib/peer-clients";
 
 /** The paths of the large-payload table, in the order they are measured at each size. */
-export const LARGE_PATHS = ["procgrpc (default transport)", "bare gRPC stream, 1 message per call", "shared-memory lane (prototype)", "socket floor (binary)", "pyproc-style JSON"] as const;
+export const LARGE_PATHS = [
+  "procgrpc (default transport)",
+  "procgrpc, lane for every message",
+  "procgrpc, sharedMemoryLane: false",
+  "bare gRPC stream, 1 message per call",
+  "socket floor (binary)",
+  "pyproc-style JSON",
+] as const;
 export type LargePath = (typeof LARGE_PATHS)[number];
 
 /** One measured path at one size. */
@@ -86,23 +93,28 @@ async function roundTrips(path: LargePath, call: Call, size: number, pid: number
 
 /** Measures every large-payload path at every size; each size's paths run back to back. */
 export async function measureLarge(opts: { python: string; benchWorker: string; quick: boolean; log: (msg: string) => void }): Promise<LargeRow[]> {
-  const sizes = opts.quick ? [65536, 1 << 20] : [65536, 256 << 10, 1 << 20, 4 << 20, 16 << 20, 64 << 20];
+  const sizes = opts.quick ? [65536, 1 << 20] : [65536, 256 << 10, 512 << 10, 1 << 20, 4 << 20, 16 << 20, 64 << 20];
   const dir = mkdtempSync(join(tmpdir(), "pgbench-large-"));
   const rows: LargeRow[] = [];
-  const pool = new WorkerPool({ workers: 1, python: opts.python, script: opts.benchWorker, logger: silentLogger, requestTimeoutMs: 600_000 });
+  const poolWith = (sharedMemoryLane?: { thresholdBytes: number } | false): WorkerPool =>
+    new WorkerPool({ workers: 1, python: opts.python, script: opts.benchWorker, logger: silentLogger, requestTimeoutMs: 600_000, ...(sharedMemoryLane === undefined ? {} : { sharedMemoryLane }) });
+  const pool = poolWith();
+  const everyMessage = poolWith({ thresholdBytes: 0 });
+  const laneOff = poolWith(false);
+  const pools = [pool, everyMessage, laneOff];
   const servers: PeerServer[] = [];
   try {
-    await pool.start();
+    await Promise.all(pools.map((p) => p.start()));
     const bare = await startBareStreamServer(opts.python, join(__dirname, "bare_stream_server.py"), join(dir, "bare.sock"));
     servers.push(bare);
-    const lane = await startLaneServer(opts.python, join(__dirname, "lane", "lane_server.py"), join(dir, "lane.sock"), dir);
-    servers.push(lane);
     const binary = await startPeerServer(opts.python, join(__dirname, "peer_servers.py"), "binary", join(dir, "bin.sock"));
     servers.push(binary);
     const json = await startPeerServer(opts.python, join(__dirname, "peer_servers.py"), "json", join(dir, "json.sock"));
     servers.push(json);
-    const client = pool.client(BenchServiceDefinition);
-    const workerPid = pool.health().workers[0].pid as number;
+    const viaPool = (p: WorkerPool, payload: Buffer): { call: Call; close: () => void; pid: number } => {
+      const client = p.client(BenchServiceDefinition);
+      return { call: () => client.echo({ payload }), close: () => undefined, pid: p.health().workers[0].pid as number };
+    };
     for (const size of sizes) {
       const payload = Buffer.alloc(size, 7);
       for (const path of LARGE_PATHS) {
@@ -110,13 +122,16 @@ export async function measureLarge(opts: { python: string; benchWorker: string; 
         let made: { call: Call; close: () => void; pid: number };
         switch (path) {
           case "procgrpc (default transport)":
-            made = { call: () => client.echo({ payload }), close: () => undefined, pid: workerPid };
+            made = viaPool(pool, payload);
+            break;
+          case "procgrpc, lane for every message":
+            made = viaPool(everyMessage, payload);
+            break;
+          case "procgrpc, sharedMemoryLane: false":
+            made = viaPool(laneOff, payload);
             break;
           case "bare gRPC stream, 1 message per call":
             made = { ...(await bareStreamCall([bare.socket], payload)), pid: bare.pid };
-            break;
-          case "shared-memory lane (prototype)":
-            made = { ...(await laneCall([lane], payload)), pid: lane.pid };
             break;
           case "socket floor (binary)":
             made = { ...(await binaryPeerCall([binary.socket], payload)), pid: binary.pid };
@@ -134,7 +149,7 @@ export async function measureLarge(opts: { python: string; benchWorker: string; 
     }
   } finally {
     for (const s of servers) s.stop();
-    await pool.shutdown();
+    await Promise.all(pools.map((p) => p.shutdown()));
     rmSync(dir, { recursive: true, force: true });
   }
   return rows;

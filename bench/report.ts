@@ -56,14 +56,12 @@ function targets(r: BenchResult): Target[] {
     const f = largeP50("socket floor (binary)", p);
     const v = largeP50("procgrpc (default transport)", p);
     add(`${size(p)} round trip vs the binary socket floor ≤ 1.0×`, f && v ? v / f : undefined, 1.0, true);
-    const lane = largeP50("shared-memory lane (prototype)", p);
-    add(`(prototype) shared-memory lane, ${size(p)} round trip vs the binary socket floor ≤ 1.0×`, f && lane ? lane / f : undefined, 1.0, true);
   }
-  for (const path of ["procgrpc (default transport)", "shared-memory lane (prototype)"]) {
+  for (const path of ["procgrpc (default transport)", "procgrpc, sharedMemoryLane: false"]) {
     const row = large.find((x) => x.path === path && x.payload === 64 << 20);
     const grew = row ? Math.max(row.clientRssGrowthMiB, row.serverRssGrowthMiB) : undefined;
     out.push({
-      name: `${path === "shared-memory lane (prototype)" ? "(prototype) shared-memory lane" : "procgrpc"}, 64 MiB: flat RSS on both sides (growth over the measured calls < 64 MiB)`,
+      name: `${path === "procgrpc (default transport)" ? "procgrpc (shared-memory lane)" : "procgrpc, lane off"}, 64 MiB: flat RSS on both sides (growth over the measured calls < 64 MiB)`,
       figure: row ? `Node ${signed(row.clientRssGrowthMiB)} MiB (peak ${signed(row.clientRssPeakOverMiB)}), worker ${signed(row.serverRssGrowthMiB)} MiB (peak ${signed(row.serverRssPeakOverMiB)})` : "not measured",
       met: grew === undefined ? undefined : grew < 64,
     });
@@ -105,7 +103,7 @@ function largeTable(rows: LargeRow[]): string {
     return `| ${r.path} | ${size(r.payload)} | ${r.calls} | ${us(r.p50us)} | ${us(r.minUs)}–${us(r.maxUs)} | ${f ? ratio(r.p50us / f) : "–"} | ${us(r.clientCpuUsPerCall)} | ${us(r.serverCpuUsPerCall)} | ${mib(r.clientRssGrowthMiB)} (peak ${mib(r.clientRssPeakOverMiB)}) | ${mib(r.serverRssGrowthMiB)} (peak ${mib(r.serverRssPeakOverMiB)}) |`;
   });
   return [
-    "Echo of the payload; every path at one size runs back to back. \"vs floor\" is p50 over the binary socket floor's p50 at that size. RSS: growth over the measured calls, and the peak over the RSS before them (Node: sampled after each call; server: VmHWM). The shared-memory lane is the prototype of bench/lib/lane-prototype.ts (docs/shared-memory-lane.md), not yet procgrpc's transport.",
+    "Echo of the payload; every path at one size runs back to back. \"vs floor\" is p50 over the binary socket floor's p50 at that size. RSS: growth over the measured calls, and the peak over the RSS before them (Node: sampled after each call; server: VmHWM). procgrpc's default sends messages from 512 KiB on through its shared-memory lane (docs/shared-memory-lane.md); \"lane for every message\" is `sharedMemoryLane: { thresholdBytes: 0 }`, and where it crosses \"sharedMemoryLane: false\" is the measured crossover.",
     "",
     "| path | payload | calls | p50 | min–max | vs floor | client CPU/call | server CPU/call | Node RSS | server RSS |",
     "|---|---|---|---|---|---|---|---|---|---|",
@@ -186,7 +184,7 @@ ${featureTable(r.features)}
 
 function laneVsFloor(r: BenchResult, p: number): string {
   const f = r.large?.find((x) => x.path === "socket floor (binary)" && x.payload === p)?.p50us;
-  const l = r.large?.find((x) => x.path === "shared-memory lane (prototype)" && x.payload === p)?.p50us;
+  const l = r.large?.find((x) => x.path === "procgrpc (default transport)" && x.payload === p)?.p50us;
   return f && l ? `${(l / f).toFixed(2)}×` : "–";
 }
 
@@ -228,13 +226,14 @@ nor the one against pyproc's JSON socket (${x(lat("procgrpc pipelined", small), 
 asyncio stream reader with no gRPC machinery at all.
 
 **1 MiB against the socket floor.** Raw grpc-js itself spends ${find(r.latency, "raw grpc-js", big) ? (Math.round((find(r.latency, "raw grpc-js", big) as Row).clientCpuUsPerCall / 100) / 10).toFixed(1) : "–"} ms of client CPU per ${size(big)} round
-trip (HTTP/2 DATA frames of 16 KiB through node:http2, each way); procgrpc's large calls cost the
-same as raw grpc-js (they do not go through the pipeline), so the 1.5× target against a raw socket
-is out of reach while large payloads travel as gRPC messages. procgrpc opens a 4 MiB HTTP/2
-receive window on its local channels, which halved 64 KiB latency compared with HTTP/2's 64 KiB
-default. The shared-memory lane prototype (payload in a /dev/shm file, only a reference on the
-stream; "Large payloads" below, design and crossover in docs/shared-memory-lane.md) is
-${laneVsFloor(r, 1 << 20)} the floor at 1 MiB and ${laneVsFloor(r, 16 << 20)} at 16 MiB in this run; it is not procgrpc's transport yet.
+trip (HTTP/2 DATA frames of 16 KiB through node:http2, each way). procgrpc's unary calls from
+512 KiB on therefore do not travel as gRPC messages: with the default pipelined transport the
+request and the response are files in the pool's shared-memory lane and the stream carries a
+reference ("Large payloads" below; design, crossover and cleanup in docs/shared-memory-lane.md).
+The default transport is ${laneVsFloor(r, 1 << 20)} the floor at 1 MiB and ${laneVsFloor(r, 16 << 20)} at 16 MiB in this run. Requests between
+64 KiB and the lane threshold take their own HTTP/2 stream, as plain gRPC; procgrpc opens a 4 MiB
+HTTP/2 receive window on its local channels, which halved 64 KiB latency compared with HTTP/2's
+64 KiB default.
 
 **Small calls against the bare stream (issue 15).** Pipelined 16 B p50 is ${x(lat("procgrpc pipelined", small), lat("bare gRPC stream, 1 message per call", small))} the bare gRPC
 stream's (one message per call on a bare grpc.aio handler) and its throughput at concurrency ${maxC}

@@ -6,6 +6,7 @@
 export { WorkerPool } from "./pool/worker-pool";
 export type { PoolHealth, PoolState, WorkerHealth, WorkerPoolEvents } from "./pool/worker-pool";
 export type { WorkerPoolOptions, RestartOptions } from "./pool/options";
+export type { SharedMemoryLaneOptions } from "./transport/lane-options";
 export type { HangReason } from "./pool/pool-events";
 export type { RecycleReason } from "./pool/recycle-policy";
 export type { WorkerState } from "./pool/worker-state";

@@ -31,8 +31,8 @@ test("npm run bench --quick measures every path and writes the report; a broken 
     expect([...new Set(result.latency.map((r) => r.path))].sort()).toEqual([...paths].sort());
     expect([...new Set(result.load.map((r) => r.path))].sort()).toEqual([...paths].sort());
     expect(result.latency.every((r) => r.calls === 30)).toBe(true);
-    // Large payloads: every path, the shared-memory lane prototype among them, at 1 MiB too.
-    const largePaths = ["procgrpc (default transport)", "bare gRPC stream, 1 message per call", "shared-memory lane (prototype)", "socket floor (binary)", "pyproc-style JSON"];
+    // Large payloads: every path, procgrpc with its shared-memory lane for every message and off among them, at 1 MiB too.
+    const largePaths = ["procgrpc (default transport)", "procgrpc, lane for every message", "procgrpc, sharedMemoryLane: false", "bare gRPC stream, 1 message per call", "socket floor (binary)", "pyproc-style JSON"];
     expect([...new Set(result.large.filter((r) => r.payload === 1 << 20).map((r) => r.path))].sort()).toEqual([...largePaths].sort());
     expect(result.large.every((r) => r.calls > 0)).toBe(true);
     expect(result.startup.coldStartMs).toBeGreaterThan(0);

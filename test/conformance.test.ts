@@ -7,14 +7,14 @@
 import { join } from "node:path";
 import { Metadata, RpcError, Status, WorkerPool, type CallOptions } from "../src";
 import { ConformanceServiceDefinition, RespondRequest_CodeForm, RespondRequest_Mode, type RespondRequest } from "../src/gen/testing/v1/conformance";
-import { PYTHON, TRANSPORTS, WORKERS, rejection } from "./helpers/env";
+import { LANE_OPTIONS, PYTHON, TRANSPORTS, WORKERS, rejection } from "./helpers/env";
 import { silentLogger } from "../src";
 
 type Transport = (typeof TRANSPORTS)[number];
 
 // One worker per pool: Record/Executions count executions in the worker's memory.
 function conformancePool(transport: Transport, overrides: Record<string, unknown> = {}): WorkerPool {
-  return new WorkerPool({ workers: 1, python: PYTHON, script: join(WORKERS, "conformance_worker.py"), startTimeoutMs: 20000, logger: silentLogger, transport, ...overrides });
+  return new WorkerPool({ workers: 1, python: PYTHON, script: join(WORKERS, "conformance_worker.py"), startTimeoutMs: 20000, logger: silentLogger, transport, ...LANE_OPTIONS, ...overrides });
 }
 
 const pools = Object.fromEntries(TRANSPORTS.map((t) => [t, conformancePool(t)])) as Record<Transport, WorkerPool>;
@@ -322,11 +322,14 @@ describe("deadlines", () => {
 });
 
 describe("pipelineMaxRequestBytes", () => {
-  test("the pipelined pool sends a request up to the limit on the pipe and a larger one as its own HTTP/2 stream", async () => {
+  test("the pipelined pool sends a request up to the limit on the pipe and a larger one as its own HTTP/2 stream (unless it takes the shared-memory lane)", async () => {
     const c = client("pipelined");
     const plainPeer = (await client("unary").respond({ reportPeer: true })).peer;
     expect((await c.respond({ reportPeer: true, text: "x".repeat(1000) })).peer).toBe("unix:pipeline");
-    expect((await c.respond({ reportPeer: true, text: "x".repeat(70 * 1024) })).peer).toBe(plainPeer);
+    // With PROCGRPC_TEST_LANE=always every request takes the lane, and so the pipe.
+    expect((await c.respond({ reportPeer: true, text: "x".repeat(70 * 1024) })).peer).toBe(LANE_OPTIONS.sharedMemoryLane ? "unix:pipeline" : plainPeer);
+    // Over the lane's threshold (default 512 KiB) the request goes through the lane, on the pipe.
+    expect((await c.respond({ reportPeer: true, text: "x".repeat(600 * 1024) })).peer).toBe("unix:pipeline");
     expect(plainPeer).not.toBe("unix:pipeline");
   });
 
@@ -336,6 +339,17 @@ describe("pipelineMaxRequestBytes", () => {
     expect(seen).toMatchObject({ ok: true, headers: [{ "x-big": ["1"] }] });
     const failed = await sameOnEveryTransport((t, o) => client(t).respond({ text, mode: RespondRequest_Mode.MODE_ABORT, code: Status.ABORTED, details: "big" }, o));
     expect(failed).toMatchObject({ code: Status.ABORTED, details: "big" });
+  });
+
+  test("requests and responses over the shared-memory lane's threshold answer exactly as on the plain transport", async () => {
+    for (const size of [512 * 1024, 3 * 1024 * 1024]) {
+      const text = "z".repeat(size);
+      const seen = await sameOnEveryTransport((t, o) => client(t).respond({ text, initial: { "x-big": "1" }, trailing: { "x-t": "2" } }, o));
+      expect(seen).toMatchObject({ ok: true, headers: [{ "x-big": ["1"] }], trailers: [expect.objectContaining({ "x-t": ["2"] })] });
+      expect(((seen.response as { text?: string } | undefined)?.text ?? "").length).toBe(size);
+      const failed = await sameOnEveryTransport((t, o) => client(t).respondAsync({ text, mode: RespondRequest_Mode.MODE_SET_CODE, code: Status.RESOURCE_EXHAUSTED, details: "big" }, o));
+      expect(failed).toMatchObject({ ok: false, code: Status.RESOURCE_EXHAUSTED, details: "big" });
+    }
   });
 });
 

@@ -34,6 +34,7 @@ _MAGIC = b"pglane01"
 _HEADER = struct.Struct("<8sQQ")
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _TMPFS_MAGIC = 0x01021994
+_NONCE_MASK = (1 << 53) - 1
 
 Buffer = Union[bytes, bytearray, memoryview]
 
@@ -121,7 +122,8 @@ class Lane:
         a full filesystem)."""
         parts: Sequence[Buffer] = (payload,) if isinstance(payload, (bytes, bytearray, memoryview)) else payload
         length = sum(memoryview(p).nbytes for p in parts)
-        nonce = int.from_bytes(os.urandom(8), "little")
+        # 53 random bits: the pool reads the reference's uint64 as a JavaScript number.
+        nonce = int.from_bytes(os.urandom(8), "little") & _NONCE_MASK
         name = f"{self.writer_prefix}-{next(self._seq):x}-{os.urandom(6).hex()}"
         path = os.path.join(self.directory, name)
         try:

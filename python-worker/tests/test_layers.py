@@ -15,6 +15,7 @@ LAYERS: List[str] = [
     "_call_info",  # the call being served (a contextvar): read by logging, set by handlers
     "errors",  # public error classes and detail builders
     "_process",  # logging, parent watch, socket guard, serving state, exit
+    "_shm",  # the shared-memory lane's file primitives (imports nothing of procgrpc)
     "_status",  # exception -> status, status-code coercion
     "_net",  # TCP listening, bearer-token auth
     "_config",  # WorkerConfig from argv and the environment

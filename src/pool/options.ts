@@ -3,6 +3,7 @@ import type { Interceptor } from "../call/interceptor";
 import { MAX_TIMER_MS } from "../core/deadline";
 import { integerOption, numberOption } from "../core/option-checks";
 import type { PoolResilienceOptions, ResilienceCallOptions } from "../resilience/pool-resilience";
+import { resolveLaneOptions, type ResolvedLaneOptions, type SharedMemoryLaneOptions } from "../transport/lane-options";
 import { resolveLogLevel, type Logger, type LogLevel } from "../core/logger";
 import { resolveWatchOptions, type ResolvedWatchOptions, type WatchOptions } from "./reload-watcher";
 
@@ -70,8 +71,14 @@ export interface WorkerPoolOptions extends PoolResilienceOptions {
    * docs/benchmarks.md). Default `"pipelined"`.
    */
   transport?: "unary" | "pipelined";
-  /** With `transport: "pipelined"`, larger requests take their own HTTP/2 stream. Default 65536. */
+  /** With `transport: "pipelined"`, larger requests take their own HTTP/2 stream (unless they take the shared-memory lane). Default 65536. */
   pipelineMaxRequestBytes?: number;
+  /**
+   * With `transport: "pipelined"`, unary requests and responses of at least `thresholdBytes`
+   * (default 512 KiB) travel as files in a private directory on `/dev/shm` instead of through
+   * HTTP/2 (docs/shared-memory-lane.md). On by default; `false` turns it off.
+   */
+  sharedMemoryLane?: SharedMemoryLaneOptions | false;
   /** How often each worker is asked grpc.health.v1 `Check`. Default 1000. */
   healthCheckIntervalMs?: number;
   /** Deadline of one health check. Default: `healthCheckIntervalMs`, at most 1000. */
@@ -136,6 +143,8 @@ export interface ResolvedPoolOptions {
   requestTimeoutMs: number;
   transport: "unary" | "pipelined";
   pipelineMaxRequestBytes: number;
+  /** Undefined when the lane is off. */
+  sharedMemoryLane: ResolvedLaneOptions | undefined;
   shutdownGraceMs: number;
   killTimeoutMs: number;
   healthCheckIntervalMs: number;
@@ -198,6 +207,7 @@ export function resolvePoolOptions(options: WorkerPoolOptions): ResolvedPoolOpti
     requestTimeoutMs: int("requestTimeoutMs", options.requestTimeoutMs, 30_000, 1, MAX_TIMER_MS),
     transport: transportOf(options.transport),
     pipelineMaxRequestBytes: int("pipelineMaxRequestBytes", options.pipelineMaxRequestBytes, 64 * 1024, 0),
+    sharedMemoryLane: resolveLaneOptions(options.sharedMemoryLane),
     shutdownGraceMs: int("shutdownGraceMs", options.shutdownGraceMs, 5000, 0, MAX_TIMER_MS),
     killTimeoutMs: int("killTimeoutMs", options.killTimeoutMs, 3000, 1, MAX_TIMER_MS),
     healthCheckIntervalMs,

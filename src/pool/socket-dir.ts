@@ -3,6 +3,7 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmdirSync, 
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createConnection } from "node:net";
+import { sweepStaleLaneDirs } from "../transport/shared-memory-lane";
 import { portable } from "./platform";
 
 /** The longest Unix socket path Linux accepts (sun_path is 108 bytes including the NUL). */
@@ -122,6 +123,7 @@ export function sweepDeadPoolDirs(parent: string): string[] {
         const p = join(dir, entry);
         if (entry.startsWith(SOCKET_PREFIX) && entry.endsWith(".sock") && lstatSync(p).isSocket()) unlinkSync(p);
       }
+      sweepStaleLaneDirs(dir); // the shared-memory lane's directory, when /dev/shm was missing
       rmdirSync(dir); // fails, and keeps the directory, when anything else is in it
       removed.push(dir);
     } catch {

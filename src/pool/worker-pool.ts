@@ -6,6 +6,8 @@ import { CallSurface, type PoolState } from "../client/call-surface";
 import type { CircuitsHealth } from "../resilience/pool-resilience";
 import type { Lease } from "../transport/call-target";
 import type { OutgoingCall } from "../transport/outgoing-call";
+import { openPoolLane } from "../transport/lane-options";
+import type { PipeLane } from "../transport/lane-pipe";
 import { Pipeline } from "../transport/pipeline";
 import { runUnaryCall } from "../transport/unary-call";
 import { runningHandlers } from "../transport/worker-introspection";
@@ -84,6 +86,8 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
   private readonly pipelines = new Map<WorkerProcess, Pipeline>();
   private removeSignalHandlers: (() => void) | undefined;
   private socketDir: SocketDir | undefined;
+  /** The shared-memory lane (transport "pipelined", unless turned off), from start() to shutdown. */
+  private lane: PipeLane | undefined;
   private shutdownPromise: Promise<void> | undefined;
   private startPromise: Promise<void> | undefined;
   private reloadWatcher: ReloadWatcher | undefined;
@@ -122,7 +126,9 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
       running: () => this.stateValue === "running",
       createProcess: (id, generation) => {
         const dir = this.socketDir as SocketDir;
-        return new WorkerProcess(id, dir.socketPath(id, generation), resolved, this.logger, dir.owned);
+        // The lane's variables are always set ("" when off), so none is inherited from this process.
+        const laneEnv = this.lane?.workerEnvironment() ?? { PROCGRPC_LANE_DIR: "" };
+        return new WorkerProcess(id, dir.socketPath(id, generation), { ...resolved, env: { ...resolved.env, ...laneEnv } }, this.logger, dir.owned);
       },
       emit: (name, ...args) => this.emitSafely(name, ...args),
       stateChanged: (worker, to) => {
@@ -132,7 +138,10 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
         if (to !== "ready") this.pipelines.get(worker)?.close();
       },
       workerAvailable: (worker) => this.admission.offer(worker),
-      workerGone: (worker) => this.watchdog.forget(worker),
+      workerGone: (worker) => {
+        this.watchdog.forget(worker);
+        this.lane?.sweepWorker(worker.pid); // lane files it wrote that nobody will read
+      },
       counts: () => ({ ready: this.slots.filter((s) => s.process.state === "ready").length, total: this.slots.length }),
     };
     // Fail fast on a socket path that cannot be bound, before anything is spawned.
@@ -159,6 +168,7 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
     try {
       if (this.options.socketDir) await removeStaleSockets(this.options.socketDir);
       this.socketDir = prepareSocketDir(this.options.socketDir, this.options.workers);
+      if (this.options.transport === "pipelined" && this.options.sharedMemoryLane) this.lane = openPoolLane(this.options.sharedMemoryLane, this.socketDir.path, this.logger);
       for (let i = 0; i < this.options.workers; i++) this.slots.push(new WorkerSlot(`w${i}`, this.slotHost));
       const results = await Promise.allSettled(this.slots.map((s) => s.startFirst()));
       const failure = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
@@ -166,6 +176,7 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
     } catch (err) {
       this.stateValue = "stopped";
       await Promise.all(this.slots.map((s) => s.stop()));
+      this.lane?.close();
       this.socketDir?.remove();
       this.disposeResilience();
       livePools.delete(this);
@@ -229,15 +240,20 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
   }
 
   private usesPipeline(worker: WorkerProcess, payload: Buffer): boolean {
-    return this.options.transport === "pipelined" && worker.channel !== undefined && worker.state === "ready" && payload.length <= this.options.pipelineMaxRequestBytes;
+    return this.options.transport === "pipelined" && worker.channel !== undefined && worker.state === "ready" && (payload.length <= this.options.pipelineMaxRequestBytes || this.lane?.takes(payload.length) === true);
   }
 
   private pipelineOf(worker: WorkerProcess): Pipeline {
     let pipeline = this.pipelines.get(worker);
     if (!pipeline || !pipeline.open) {
-      const created = new Pipeline(worker, worker.channel as NonNullable<WorkerProcess["channel"]>, (closed) => {
-        if (this.pipelines.get(worker) === closed) this.pipelines.delete(worker);
-      });
+      const created = new Pipeline(
+        worker,
+        worker.channel as NonNullable<WorkerProcess["channel"]>,
+        (closed) => {
+          if (this.pipelines.get(worker) === closed) this.pipelines.delete(worker);
+        },
+        this.lane,
+      );
       this.pipelines.set(worker, created);
       pipeline = created;
     }
@@ -320,6 +336,7 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
   /** SIGKILLs every worker synchronously; used when the Node process exits without shutdown(). */
   killNow(): void {
     for (const slot of this.slots) slot.killNow();
+    this.lane?.close();
     this.socketDir?.remove();
   }
 
@@ -342,6 +359,7 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
     this.watchdog.stop();
     for (const pipeline of this.pipelines.values()) pipeline.close();
     await Promise.all(this.slots.map((s) => s.stop()));
+    this.lane?.close();
     this.socketDir?.remove();
     this.disposeResilience();
     livePools.delete(this);

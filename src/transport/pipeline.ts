@@ -6,6 +6,7 @@ import { PipeRequest, PipeResponse, type MetadataEntry, type PipeCall, type Pipe
 import { describeExit, type CallTarget, type Lease, type TargetExit, type WorkerCall } from "./call-target";
 import { deadlineError, refuseBeforeStart } from "./call-start";
 import { DeadlineQueue } from "./deadline-queue";
+import { LaneRequestFiles, laneProtocolError, workerLaneFault, type PipeLane } from "./lane-pipe";
 import { callFacts, type OutgoingCall } from "./outgoing-call";
 import { PendingCall } from "./pending-call";
 import { pipeCallMetadata } from "./pipe-metadata";
@@ -14,6 +15,8 @@ const PIPE_PATH = "/procgrpc.internal.v1.PipelineService/Pipe";
 
 /** Time left beyond this is sent as "no deadline" (0): microseconds would overflow what the worker can time. */
 const MAX_TIMEOUT_US = 10 * 365 * 24 * 3600 * 1e6;
+
+const EMPTY = Buffer.alloc(0);
 
 const serializeRequest = (req: PipeRequest): Buffer => {
   const bytes = PipeRequest.encode(req).finish();
@@ -48,12 +51,17 @@ export class Pipeline implements WorkerCall {
   private closed = false;
   /** The stream ended; nothing more will be answered. */
   private broken = false;
+  /** Request files of calls in flight, with the shared-memory lane. */
+  private readonly laneFiles: LaneRequestFiles | undefined;
 
   constructor(
     private readonly target: CallTarget,
     channel: Client,
     private readonly onClosed: (pipeline: Pipeline) => void,
+    /** The pool's shared-memory lane (docs/shared-memory-lane.md), when it has one. */
+    private readonly lane?: PipeLane,
   ) {
+    this.laneFiles = lane ? new LaneRequestFiles(lane) : undefined;
     this.stream = channel.makeBidiStreamRequest(PIPE_PATH, serializeRequest, (b: Buffer) => PipeResponse.decode(b), new Metadata(), {});
     this.stream.on("data", (res: PipeResponse) => {
       for (const header of res.headers) this.header(header);
@@ -91,7 +99,9 @@ export class Pipeline implements WorkerCall {
     this.pending.set(callId, entry);
     const timeoutUs = remainingMs * 1000 >= MAX_TIMEOUT_US ? 0 : Math.max(1, Math.round(remainingMs * 1000));
     const { metadata, requestId, attemptId } = pipeCallMetadata(out);
-    this.outCalls.push({ callId, method: out.method.path, payload, timeoutUs, metadata, requestId, attemptId });
+    const payloadRef = this.lane?.outgoing(payload);
+    if (payloadRef) this.laneFiles?.track(callId, payloadRef);
+    this.outCalls.push({ callId, method: out.method.path, payload: payloadRef ? EMPTY : payload, timeoutUs, metadata, requestId, attemptId, payloadRef });
     this.scheduleFlush();
     return entry.promise;
   }
@@ -144,13 +154,22 @@ export class Pipeline implements WorkerCall {
 
   private answer(res: PipeResult): void {
     const entry = this.settle(res.callId);
+    if (!entry || res.code !== Status.OK) this.lane?.discard(res.payloadRef);
     if (!entry) return; // A late answer to a call that was cancelled or timed out here.
     if (res.initialMetadata.length > 0) entry.hooks.header(metadataOf(res.initialMetadata));
+    const laneFault = this.lane && workerLaneFault(res);
+    if (laneFault) return entry.reject(laneProtocolError(laneFault, callFacts(entry.out, this.target)));
     const status = { code: res.code, details: res.details, metadata: metadataOf(res.trailingMetadata) };
     let value: unknown;
     if (res.code === Status.OK) {
+      let bytes: Buffer;
       try {
-        value = entry.out.method.deserialize(Buffer.from(res.payload));
+        bytes = this.lane ? this.lane.incoming(res) : Buffer.from(res.payload);
+      } catch (err) {
+        return entry.reject(laneProtocolError(err, callFacts(entry.out, this.target)));
+      }
+      try {
+        value = entry.out.method.deserialize(bytes);
       } catch (err) {
         entry.reject(new RpcError({ code: Status.INTERNAL, details: `Response message parsing error: ${(err as Error).message}`, category: "protocol", cause: err, ...callFacts(entry.out, this.target) }));
         return;
@@ -184,6 +203,7 @@ export class Pipeline implements WorkerCall {
     if (!entry) return undefined;
     this.pending.delete(callId);
     this.deadlines.remove(callId);
+    this.laneFiles?.release(callId);
     if (entry.onAbort) entry.out.signal?.removeEventListener("abort", entry.onAbort);
     entry.lease.release();
     return entry;

@@ -29,6 +29,8 @@ const NAME_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 /** Lane directories are `procgrpc-lane-<pid>-<random>`: the pid lets a later start sweep a crashed pool's directory. */
 const DIR_PREFIX = "procgrpc-lane-";
 const DIR_PATTERN = /^procgrpc-lane-(\d+)-[A-Za-z0-9]+$/;
+/** Nonces are 53 bits: exact as a JavaScript number on the wire. */
+const NONCE_MASK = (1n << 53n) - 1n;
 /** statfs f_type of tmpfs (linux/magic.h). */
 const TMPFS_MAGIC = 0x01021994;
 
@@ -161,7 +163,8 @@ export class SharedMemoryLane {
     const parts = payload instanceof Uint8Array ? [payload] : payload;
     let length = 0;
     for (const p of parts) length += p.byteLength;
-    const nonce = randomBytes(8).readBigUInt64LE(0);
+    // 53 random bits: the reference carries it as a protobuf uint64, a JavaScript number in ts-proto.
+    const nonce = randomBytes(8).readBigUInt64LE(0) & NONCE_MASK;
     const name = `${this.writerPrefix}-${(this.seq++).toString(36)}-${randomBytes(6).toString("hex")}`;
     const header = Buffer.allocUnsafe(LANE_HEADER_BYTES);
     MAGIC.copy(header, 0);

@@ -20,6 +20,13 @@ export const TRANSPORTS = ["pipelined", "unary"] as const;
  */
 export const TRANSPORT: (typeof TRANSPORTS)[number] = process.env.PROCGRPC_TEST_TRANSPORT === "unary" ? "unary" : "pipelined";
 
+/**
+ * With PROCGRPC_TEST_LANE=always, pools of the suite send every unary request and response
+ * through the shared-memory lane (threshold 0); `npm test` runs the conformance and error suites
+ * that way too. Spread into a pool's options.
+ */
+export const LANE_OPTIONS: { sharedMemoryLane?: { thresholdBytes: number } } = process.env.PROCGRPC_TEST_LANE === "always" ? { sharedMemoryLane: { thresholdBytes: 0 } } : {};
+
 /** Options for a pool of the testing worker; tests override what they exercise. */
 export function testingPool(overrides: Partial<WorkerPoolOptions> = {}): WorkerPoolOptions {
   return {
@@ -29,6 +36,7 @@ export function testingPool(overrides: Partial<WorkerPoolOptions> = {}): WorkerP
     startTimeoutMs: 20000,
     logger: silentLogger,
     transport: TRANSPORT,
+    ...LANE_OPTIONS,
     ...overrides,
   } as WorkerPoolOptions;
 }

@@ -79,15 +79,18 @@ class CallSlot:
         self.expired = False
         self._outbox = outbox
 
-    def ok(self, payload: bytes, trailing: Sequence[Tuple[str, Any]] = (), initial: Sequence[Tuple[str, Any]] = ()) -> None:
+    def ok(self, payload: bytes, trailing: Sequence[Tuple[str, Any]] = (), initial: Sequence[Tuple[str, Any]] = (),
+           payload_ref: Optional[Any] = None) -> None:
         """Answer with the response ``payload`` (serialized) unless the call was already
-        answered or given up."""
+        answered or given up; with ``payload_ref`` (a ``LaneRef``) the response is a lane file."""
         if self.answered:
             return
         self.answered = True
         result = self._outbox.result()
         result.call_id = self.call_id
         result.payload = payload
+        if payload_ref is not None:
+            result.payload_ref.CopyFrom(payload_ref)
         if trailing:
             _fill(result.trailing_metadata, trailing)
         if initial:
@@ -223,11 +226,13 @@ class PipeContext:
     def disable_next_message_compression(self) -> None:
         """Compression is not used on the pipeline."""
 
-    def answer(self, payload: bytes) -> None:
-        """The method returned: answer with its response, or with the status it set."""
+    def answer(self, payload: bytes, lane: Optional[Any] = None) -> None:
+        """The method returned: answer with its response, or with the status it set. With the
+        shared-memory lane (``_services.lane.PipeLane``), a large response goes as a lane file."""
         code = _OK if self._code is None else status_code(self._code)
         if code is _OK:
-            self._slot.ok(payload, self._trailing, self._initial)
+            ref = lane.response_ref(payload) if lane is not None and not self._slot.answered else None
+            self._slot.ok(b"" if ref is not None else payload, self._trailing, self._initial, ref)
         else:
             self._slot.status(code, self._details, self._trailing, self._initial)
 

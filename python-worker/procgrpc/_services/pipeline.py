@@ -26,6 +26,8 @@ import grpc
 from . import _pipeline_pb2 as pb
 from .._process.log import get_logger
 from .._status.codes import WORKER_STOPPING_CODE, WORKER_STOPPING_DETAILS, WORKER_STOPPING_TRAILER
+from .._shm import LaneError
+from .lane import PipeLane, lane_error_answer, lane_from_environment, read_request
 from .pipe_context import CallSlot, Outbox, PipeContext
 from .pipe_deadlines import Deadlines
 
@@ -124,8 +126,9 @@ class _Pipe:
     the stream ends; a stopping worker (:meth:`stop`) ends it sooner."""
 
     def __init__(self, lookup: Callable[[str, Tuple[Tuple[str, Any], ...]], Any], context: Any,
-                 registry: PipeRegistry) -> None:
+                 registry: PipeRegistry, lane: Optional[PipeLane] = None) -> None:
         self._lookup = lookup
+        self._lane = lane
         self._context = context
         self._registry = registry
         self._calls: Dict[int, Tuple[CallSlot, "asyncio.Task[None]"]] = {}
@@ -237,13 +240,19 @@ class _Pipe:
 
     async def _run(self, call: Any, slot: CallSlot, deadline: Optional[float]) -> None:
         try:
+            try:
+                payload = read_request(self._lane, call)  # first: a lane file is consumed whatever happens
+            except LaneError as exc:
+                details, trailer = lane_error_answer(exc)
+                slot.status(grpc.StatusCode.INTERNAL, details, trailer)
+                return
             metadata = _invocation_metadata(call)
             handler = self._lookup(call.method, metadata)
             if handler is None or handler.request_streaming or handler.response_streaming:
                 slot.status(grpc.StatusCode.UNIMPLEMENTED, f"Method not found: {call.method}")
                 return
             try:
-                message = handler.request_deserializer(call.payload) if handler.request_deserializer else call.payload
+                message = handler.request_deserializer(payload) if handler.request_deserializer else payload
             except Exception as exc:
                 slot.status(grpc.StatusCode.INTERNAL, f"Exception deserializing request: {exc}")
                 return
@@ -260,7 +269,7 @@ class _Pipe:
                 slot.status(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
                 return
             ctx.answer(handler.response_serializer(response) if (handler.response_serializer and response is not None)
-                       else (response or b""))
+                       else (response or b""), self._lane)
         except asyncio.CancelledError:
             # The caller cancelled (no answer expected), or the worker stopped (answered); or the
             # deadline passed before the task first ran (a busy loop): answered like one that ran.
@@ -279,7 +288,7 @@ def handler(lookup: Callable[[str, Tuple[Tuple[str, Any], ...]], Any], registry:
     The pool half-closes a worker's pipe when the worker stops taking calls; the pipe answers
     what is still running and ends."""
     async def pipe(request_iterator: Any, context: Any) -> None:
-        await _Pipe(lookup, context, registry).serve()
+        await _Pipe(lookup, context, registry, lane_from_environment()).serve()
 
     return grpc.method_handlers_generic_handler(SERVICE_NAME, {
         "Pipe": grpc.stream_stream_rpc_method_handler(

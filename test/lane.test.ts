@@ -1,0 +1,227 @@
+/**
+ * The shared-memory lane in the real call path (docs/shared-memory-lane.md): large unary
+ * messages of the pipelined transport travel as files in the pool's private directory, with the
+ * same results as inline; broken files are `protocol` errors; a full directory falls back to the
+ * socket; no file outlives a call, a killed worker, a killed Node process or the pool.
+ */
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, watch, type FSWatcher } from "node:fs";
+import { join } from "node:path";
+import { WorkerPool, type Logger } from "../src";
+import { TestServiceDefinition } from "../src/gen/testing/v1/testing";
+import { ROOT, WORKERS, eventually, isAlive, rejection, testingPool } from "./helpers/env";
+
+const SHM = existsSync("/dev/shm") ? "/dev/shm" : undefined;
+const base = mkdtempSync(join(SHM ?? ROOT, "pglane-test-"));
+afterAll(() => rmSync(base, { recursive: true, force: true }));
+
+/** The lane directories under `base` (of every pool), or of one Node process. */
+function laneDirs(pid?: number): string[] {
+  return readdirSync(base)
+    .filter((n) => n.startsWith(pid === undefined ? "procgrpc-lane-" : `procgrpc-lane-${pid}-`))
+    .map((n) => join(base, n));
+}
+
+function laneFiles(): string[] {
+  return laneDirs().flatMap((d) => (existsSync(d) ? readdirSync(d) : []));
+}
+
+/** Records the names of files created in the pool's lane directory while `run` runs. */
+async function filesCreatedDuring<T>(run: () => Promise<T>): Promise<{ value: T; created: string[] }> {
+  const [dir] = laneDirs(process.pid);
+  const created = new Set<string>();
+  const watcher: FSWatcher = watch(dir, (_event, name) => name && created.add(name));
+  try {
+    const value = await run();
+    return { value, created: [...created] };
+  } finally {
+    watcher.close();
+  }
+}
+
+const describeShm = SHM ? describe : describe.skip;
+
+describeShm("unary calls through the lane", () => {
+  const pool = new WorkerPool(testingPool({ workers: 1, sharedMemoryLane: { directory: base, thresholdBytes: 256 * 1024 } }));
+  const client = pool.client(TestServiceDefinition);
+  beforeAll(() => pool.start());
+  afterAll(() => pool.shutdown());
+
+  test("a large request and response travel as lane files in a private 0700 directory; the exact bytes come back and no file is left", async () => {
+    const [dir] = laneDirs(process.pid);
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    const payload = randomBytes(3 * 1024 * 1024);
+    const { value, created } = await filesCreatedDuring(() => client.echo({ payload, text: "big" }));
+    expect(Buffer.compare(Buffer.from(value.payload), payload)).toBe(0);
+    expect(value.text).toBe("big");
+    // One request file written by Node, one response file written by the worker process.
+    expect(created.some((n) => n.startsWith("n-"))).toBe(true);
+    expect(created.some((n) => n.startsWith(`p${value.workerPid}-`))).toBe(true);
+    expect(laneFiles()).toEqual([]);
+  });
+
+  test("small messages stay inline; many large calls at once each get their own bytes", async () => {
+    const { created } = await filesCreatedDuring(() => client.echo({ text: "small" }));
+    expect(created).toEqual([]);
+    const payloads = Array.from({ length: 8 }, () => randomBytes(1024 * 1024 + Math.floor(Math.random() * 1000)));
+    const answers = await Promise.all(payloads.map((payload) => client.echo({ payload })));
+    answers.forEach((a, i) => expect(Buffer.compare(Buffer.from(a.payload), payloads[i])).toBe(0));
+    expect(laneFiles()).toEqual([]);
+  });
+
+  test("a call cancelled or timed out before the worker read its request leaves no file", async () => {
+    const ac = new AbortController();
+    const cancelled = client.echo({ payload: randomBytes(2 * 1024 * 1024) }, { signal: ac.signal });
+    ac.abort();
+    await rejection(cancelled);
+    const late = await rejection(client.echo({ payload: randomBytes(4 * 1024 * 1024) }, { timeoutMs: 1 }));
+    expect(late.code()).toBeDefined();
+    await client.echo({ text: "after" });
+    expect(await eventually(() => laneFiles().length === 0, 10_000)).toBe(true);
+  });
+
+  test("shutdown removes the lane directory", async () => {
+    const other = new WorkerPool(testingPool({ workers: 1, sharedMemoryLane: { directory: base } }));
+    await other.start();
+    const before = laneDirs(process.pid).length;
+    expect(before).toBe(2);
+    await other.client(TestServiceDefinition).echo({ payload: randomBytes(1024 * 1024) });
+    await other.shutdown();
+    expect(laneDirs(process.pid).length).toBe(1);
+  });
+});
+
+describeShm("a lane file that is not what its reference says is a protocol error, never a hang or a wrong message", () => {
+  test.each([
+    ["response-truncate", /truncated/],
+    ["response-nonce", /nonce/],
+    ["response-missing", /missing/],
+    ["request-truncate", /truncated/],
+  ])("%s: INTERNAL, category protocol; the pool keeps serving and no file is left", async (fault, detail) => {
+    const pool = new WorkerPool(
+      testingPool({ workers: 1, script: join(WORKERS, "lane_fault_worker.py"), env: { PROCGRPC_TEST_LANE_FAULT: fault }, sharedMemoryLane: { directory: base, thresholdBytes: 256 * 1024 } }),
+    );
+    await pool.start();
+    try {
+      const client = pool.client(TestServiceDefinition);
+      const err = await rejection(client.echo({ payload: randomBytes(1024 * 1024) }));
+      expect({ code: err.code(), category: err.category }).toEqual({ code: 13, category: "protocol" });
+      expect(err.details()).toMatch(/^shared-memory lane: /);
+      expect(err.details()).toMatch(detail);
+      expect((await client.echo({ text: "still serving" })).text).toBe("still serving");
+      expect(await eventually(() => laneFiles().length === 0, 10_000)).toBe(true);
+    } finally {
+      await pool.shutdown();
+    }
+  });
+});
+
+describeShm("configuration and fallback", () => {
+  test("a directory without room for the message (the reserve) sends it over the socket, with one warning", async () => {
+    const warnings: string[] = [];
+    const logger: Logger = { debug: () => undefined, info: () => undefined, error: () => undefined, warn: (_o, msg) => warnings.push(msg ?? "") };
+    const pool = new WorkerPool(testingPool({ workers: 1, logger, sharedMemoryLane: { directory: base, thresholdBytes: 0, reserveBytes: Number.MAX_SAFE_INTEGER } }));
+    await pool.start();
+    try {
+      const client = pool.client(TestServiceDefinition);
+      const payload = randomBytes(1024 * 1024);
+      const { value, created } = await filesCreatedDuring(() => client.echo({ payload }));
+      expect(Buffer.compare(Buffer.from(value.payload), payload)).toBe(0);
+      await client.echo({ payload });
+      expect(created).toEqual([]);
+      // Once per pool on the Node side (requests), once per worker process (responses).
+      expect(warnings.filter((w) => w.includes("shared-memory lane: a large message goes over the socket"))).toHaveLength(1);
+      expect(warnings.filter((w) => w.includes("shared-memory lane: a large response goes over the socket"))).toHaveLength(1);
+    } finally {
+      await pool.shutdown();
+    }
+  });
+
+  test("sharedMemoryLane: false creates no lane directory; bad options are TypeErrors", async () => {
+    const pool = new WorkerPool(testingPool({ workers: 1, sharedMemoryLane: false }));
+    await pool.start();
+    try {
+      const payload = randomBytes(1024 * 1024);
+      expect(Buffer.compare(Buffer.from((await pool.client(TestServiceDefinition).echo({ payload })).payload), payload)).toBe(0);
+      expect(laneDirs(process.pid)).toEqual([]);
+    } finally {
+      await pool.shutdown();
+    }
+    expect(() => new WorkerPool(testingPool({ sharedMemoryLane: { thresholdBytes: -1 } }))).toThrow(TypeError);
+    expect(() => new WorkerPool(testingPool({ sharedMemoryLane: { directory: "" } }))).toThrow(TypeError);
+  });
+});
+
+describeShm("kill -9 mid-transfer leaves no lane file", () => {
+  test.each([
+    ["while the worker reads the request", "n-"],
+    ["while the worker writes the response", "p"],
+  ])("of the worker %s: the call fails UNAVAILABLE and the worker's and the call's files are removed", async (_when, prefix) => {
+    const pool = new WorkerPool(testingPool({ workers: 1, sharedMemoryLane: { directory: base } }));
+    await pool.start();
+    try {
+      const client = pool.client(TestServiceDefinition);
+      const pid = pool.health().workers[0].pid as number;
+      const [dir] = laneDirs(process.pid);
+      let killed = false;
+      const watcher = watch(dir, (_event, name) => {
+        if (!killed && name?.startsWith(prefix)) {
+          killed = true;
+          process.kill(pid, "SIGKILL");
+        }
+      });
+      try {
+        const outcome = await client.echo({ payload: Buffer.alloc(64 * 1024 * 1024, 1) }, { timeoutMs: 120_000 }).then(
+          () => "answered",
+          (err: unknown) => err,
+        );
+        expect(killed).toBe(true);
+        // Killed before the answer arrived: UNAVAILABLE. (Killed after: answered; the file is gone either way.)
+        if (outcome !== "answered") expect((outcome as { code(): number }).code()).toBe(14);
+      } finally {
+        watcher.close();
+      }
+      expect(await eventually(() => !isAlive(pid), 20_000)).toBe(true);
+      expect(await eventually(() => pool.health().workers[0].pid !== pid && pool.health().ready === 1, 30_000)).toBe(true);
+      expect(await eventually(() => laneFiles().length === 0, 20_000)).toBe(true);
+      // The restarted worker serves large calls through the lane again.
+      const payload = randomBytes(1024 * 1024);
+      expect(Buffer.compare(Buffer.from((await client.echo({ payload }, { timeoutMs: 60_000 })).payload), payload)).toBe(0);
+    } finally {
+      await pool.shutdown();
+    }
+  });
+
+  test("of the Node process: its worker exits and the next pool's start removes the dead pool's lane directory", async () => {
+    const holder = spawn(process.execPath, ["--import", "tsx", join(ROOT, "test", "fixtures", "lane-holder.ts")], {
+      cwd: ROOT,
+      env: { ...process.env, LANE_BASE: base },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const line = await new Promise<string>((resolve, reject) => {
+      let buf = "";
+      holder.stdout?.on("data", (d: Buffer) => {
+        buf += d.toString();
+        if (buf.includes("\n")) resolve(buf.split("\n")[0]);
+      });
+      holder.once("exit", (code) => reject(new Error(`lane holder exited early with ${code}`)));
+    });
+    const { workers } = JSON.parse(line) as { workers: number[] };
+    const holderPid = holder.pid as number;
+    // Mid-transfer: a 64 MiB message is in the holder's lane directory.
+    expect(await eventually(() => laneDirs(holderPid).some((d) => existsSync(d) && readdirSync(d).length > 0), 60_000, 1)).toBe(true);
+    const exited = new Promise((r) => holder.once("exit", r));
+    holder.kill("SIGKILL");
+    await exited;
+    expect(await eventually(() => workers.every((pid) => !isAlive(pid)), 20_000)).toBe(true);
+    const next = new WorkerPool(testingPool({ workers: 1, sharedMemoryLane: { directory: base } }));
+    await next.start();
+    try {
+      expect(laneDirs(holderPid)).toEqual([]);
+    } finally {
+      await next.shutdown();
+    }
+    expect(laneDirs()).toEqual([]);
+  });
+});

@@ -1,0 +1,52 @@
+"""Serves like testing_worker.py, with one shared-memory lane fault (PROCGRPC_TEST_LANE_FAULT):
+the real lane code writes and reads the files, and this worker damages a file on disk in
+between, as a crashed writer or a stray process would.
+
+- ``response-truncate`` / ``response-nonce`` / ``response-missing``: each response lane file is
+  cut short / given another nonce / removed after it was written (the pool reads it);
+- ``request-truncate``: each request lane file is cut short before the worker reads it.
+"""
+import os
+import runpy
+import struct
+import sys
+from typing import Any, Optional
+
+from procgrpc._services import lane as lane_module
+
+fault = os.environ.get("PROCGRPC_TEST_LANE_FAULT", "")
+
+
+def _path(directory: str, name: str) -> str:
+    return os.path.join(directory, name)
+
+
+_respond = lane_module.PipeLane.response_ref
+_request = lane_module.PipeLane.request_payload
+
+
+def response_ref(self: Any, payload: bytes) -> Optional[Any]:
+    ref = _respond(self, payload)
+    if ref is not None:
+        path = _path(self.lane.directory, ref.name)
+        if fault == "response-truncate":
+            os.truncate(path, 24 + ref.length // 2)
+        elif fault == "response-nonce":
+            with open(path, "r+b") as f:
+                f.seek(8)
+                f.write(struct.pack("<Q", ref.nonce ^ 1))
+        elif fault == "response-missing":
+            os.unlink(path)
+    return ref
+
+
+def request_payload(self: Any, call: Any) -> bytes:
+    if fault == "request-truncate" and call.HasField("payload_ref"):
+        os.truncate(_path(self.lane.directory, call.payload_ref.name), 24 + call.payload_ref.length // 2)
+    return _request(self, call)
+
+
+lane_module.PipeLane.response_ref = response_ref  # type: ignore[method-assign]
+lane_module.PipeLane.request_payload = request_payload  # type: ignore[method-assign]
+sys.stderr.write(f"lane fault: {fault}\n")
+runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "testing_worker.py"), run_name="__main__")
