@@ -31,7 +31,7 @@ def _env_int(env: Mapping[str, str], name: str, minimum: int) -> Optional[int]:
 
 def parse_cpu_list(raw: str) -> FrozenSet[int]:
     """CPUs from ``0,2,4-7`` (the kernel's cpu-list format); a ConfigError for anything else."""
-    cpus = set()
+    cpus: set[int] = set()
     for part in raw.split(","):
         part = part.strip()
         first, sep, last = part.partition("-")
