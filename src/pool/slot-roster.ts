@@ -4,7 +4,7 @@ import { Status } from "../core/status";
 import type { ScalingDecision, ScalingSnapshot } from "./autoscaler";
 import type { ResolvedPoolOptions } from "./options";
 import type { SlotRole, WorkerPoolEvents } from "./pool-events";
-import { slotResources } from "./slot-resources";
+import { slotResources, type SlotResources } from "./slot-resources";
 import type { WorkerProcess } from "./worker-process";
 import { WorkerSlot, type SlotHost } from "./worker-slot";
 
@@ -61,12 +61,12 @@ export class SlotRoster {
   }
 
   /** A new slot at the lowest free index (not started). Throws when a per-slot option function fails. */
-  create(role: SlotRole): WorkerSlot {
+  create(role: SlotRole, resources?: SlotResources): WorkerSlot {
     const used = new Set(this.slots.map((s) => s.index));
     let index = 0;
     while (used.has(index)) index++;
     const id = `w${index}`;
-    const slot = new WorkerSlot(id, this.host.slotHost, { index, role, resources: slotResources(this.host.options.resources, { index, id }) });
+    const slot = new WorkerSlot(id, this.host.slotHost, { index, role, resources: resources ?? slotResources(this.host.options.resources, { index, id }) });
     const at = this.slots.findIndex((s) => s.index > index);
     this.slots.splice(at === -1 ? this.slots.length : at, 0, slot);
     return slot;
@@ -74,9 +74,11 @@ export class SlotRoster {
 
   /** The slots `start()` begins with: `workers` in rotation, then the spares. */
   createInitial(): WorkerSlot[] {
-    const { workers, spares } = this.host.options;
-    for (let i = 0; i < workers; i++) this.create("active");
-    for (let i = 0; i < spares; i++) this.create("spare");
+    const { workers, spares, resources } = this.host.options;
+    // Every slot's options first: a function that throws or gives a wrong shape fails start()
+    // before any slot (and its process object) exists.
+    const given = Array.from({ length: workers + spares }, (_, index) => slotResources(resources, { index, id: `w${index}` }));
+    given.forEach((r, i) => this.create(i < workers ? "active" : "spare", r));
     return [...this.slots];
   }
 
