@@ -5,9 +5,10 @@
  */
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
-import { isCircuitOpen, isSwitchedOff, RpcError, Status, WorkerPool } from "../src";
+import { isCircuitOpen, isSwitchedOff, observePoolMetrics, RpcError, startPrometheusEndpoint, Status, WorkerPool } from "../src";
 import { TestServiceDefinition } from "../src/gen/testing/v1/testing";
 import { eventually, isAlive, rejection, testingPool, WORKERS } from "./helpers/env";
+import { scrape, valueOf } from "./helpers/scrape";
 import { nextEvent, recordEvents, type Recorded } from "./helpers/supervision";
 
 const ELASTIC_WORKER = join(WORKERS, "elastic_worker.py");
@@ -91,6 +92,8 @@ test("a step load 1 → 64 → 1 grows the pool to max because calls queue, and 
 
 test("min: 0 starts no worker, the first call starts one, idle scales back to zero, and the next call starts one again", async () => {
   const pool = new WorkerPool(testingPool({ workers: { min: 0, max: 2, idleTimeoutMs: 300, intervalMs: 50 } }));
+  const endpoint = await startPrometheusEndpoint({ port: 0 });
+  const metrics = observePoolMetrics(pool, { meterProvider: endpoint.meterProvider });
   await pool.start();
   const events = recordEvents(pool);
   const client = pool.client(TestServiceDefinition);
@@ -108,7 +111,13 @@ test("min: 0 starts no worker, the first call starts one, idle scales back to ze
       expect(isAlive(drained.pid)).toBe(false);
     }
     expect(payloads(events, "scale").filter((e) => e.direction === "down").map((e) => e.to)).toEqual([0, 0]);
+    const s = await scrape(endpoint.url);
+    expect(valueOf(s, "procgrpc_pool_scale_decisions_total", { procgrpc_scale_direction: "up", procgrpc_scale_reason: "first-call" })).toBe(2);
+    expect(valueOf(s, "procgrpc_pool_scale_decisions_total", { procgrpc_scale_direction: "down", procgrpc_scale_reason: "idle" })).toBe(2);
+    expect(valueOf(s, "procgrpc_pool_scale_workers_total", { procgrpc_scale_direction: "down" })).toBe(2);
   } finally {
+    metrics.stop();
+    await endpoint.close();
     await pool.shutdown();
   }
 });
