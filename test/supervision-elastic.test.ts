@@ -304,3 +304,26 @@ test("an isolated method circuit fails fast without reaching a worker until clos
     await pool.shutdown();
   }
 });
+
+test("a per-slot function that throws for a slot added by a scale-up stops that scale-up only: scaleFailed, and the calls are served by the workers there are", async () => {
+  const pool = new WorkerPool(
+    testingPool({
+      workers: { min: 1, max: 3, intervalMs: 50, idleTimeoutMs: 60_000 },
+      maxInFlightPerWorker: 1,
+      env: (slot) => {
+        if (slot.index > 0) throw new Error(`no GPU left for slot ${slot.index}`);
+        return {};
+      },
+    }),
+  );
+  await pool.start();
+  try {
+    const failed = nextEvent(pool, "scaleFailed", () => true, 30_000);
+    const calls = Promise.all([1, 2, 3].map(() => pool.client(TestServiceDefinition).sleep({ ms: 300 }, { timeoutMs: 30_000 })));
+    expect(await failed).toEqual({ workerId: "w1", error: "no GPU left for slot 1" });
+    expect((await calls).every((r) => r.completed)).toBe(true);
+    expect(pool.health().total).toBe(1);
+  } finally {
+    await pool.shutdown();
+  }
+});

@@ -62,14 +62,20 @@ export class SlotRoster {
 
   /** A new slot at the lowest free index (not started). Throws when a per-slot option function fails. */
   create(role: SlotRole, resources?: SlotResources): WorkerSlot {
-    const used = new Set(this.slots.map((s) => s.index));
-    let index = 0;
-    while (used.has(index)) index++;
+    const index = this.nextIndex();
     const id = `w${index}`;
     const slot = new WorkerSlot(id, this.host.slotHost, { index, role, resources: resources ?? slotResources(this.host.options.resources, { index, id }) });
     const at = this.slots.findIndex((s) => s.index > index);
     this.slots.splice(at === -1 ? this.slots.length : at, 0, slot);
     return slot;
+  }
+
+  /** The lowest index no slot holds (the next slot's). */
+  private nextIndex(): number {
+    const used = new Set(this.slots.map((s) => s.index));
+    let index = 0;
+    while (used.has(index)) index++;
+    return index;
   }
 
   /** The slots `start()` begins with: `workers` in rotation, then the spares. */
@@ -107,7 +113,17 @@ export class SlotRoster {
     if (decision.direction === "up") {
       const promoted = this.readySpares().slice(0, decision.count);
       const started: WorkerSlot[] = [];
-      for (let i = promoted.length; i < decision.count; i++) started.push(this.create("active"));
+      for (let i = promoted.length; i < decision.count; i++) {
+        try {
+          started.push(this.create("active"));
+        } catch (err) {
+          // A per-slot option function threw or gave a wrong shape: no slot was made for it.
+          this.host.logger.error({ err: (err as Error).message }, "could not add a worker for a scale-up");
+          this.host.emit("scaleFailed", { workerId: `w${this.nextIndex()}`, error: (err as Error).message });
+          break;
+        }
+      }
+      if (promoted.length + started.length === 0) return;
       const workerIds = [...promoted, ...started].map((s) => s.id);
       this.host.emit("scale", { direction: "up", reason: decision.reason, from, to: from + workerIds.length, workerIds, ...facts });
       for (const spare of promoted) this.promote(spare, undefined);

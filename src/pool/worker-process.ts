@@ -310,6 +310,8 @@ export class WorkerProcess {
    */
   async stop(): Promise<WorkerExit> {
     if (this.exit) return this.exit;
+    // Never spawned (a slot made but not started, or spawn threw): nothing to wait for.
+    if (!this.child) return { code: null, signal: null };
     if (this.child) signalGroup(this.child, "SIGTERM");
     const timer = setTimeout(() => this.kill(), this.options.killTimeoutMs);
     const exit = await this.exited;
