@@ -3,7 +3,7 @@
  * per-slot env/args/CPU affinity across a kill -9 restart, warm spares taking over after kill -9,
  * kill switches and isolated circuits. Waits on events and conditions; no timing assertions.
  */
-import { availableParallelism } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { isCircuitOpen, isSwitchedOff, observePoolMetrics, RpcError, startPrometheusEndpoint, Status, WorkerPool } from "../src";
 import { TestServiceDefinition } from "../src/gen/testing/v1/testing";
@@ -12,6 +12,15 @@ import { scrape, valueOf } from "./helpers/scrape";
 import { nextEvent, recordEvents, type Recorded } from "./helpers/supervision";
 
 const ELASTIC_WORKER = join(WORKERS, "elastic_worker.py");
+/** The CPUs this process may run on (a container's cpuset may not start at 0). */
+function allowedCpus(): number[] {
+  const list = /^Cpus_allowed_list:\s*(.+)$/m.exec(readFileSync("/proc/self/status", "utf8"))?.[1] ?? "0";
+  return list.split(",").flatMap((part) => {
+    const [lo, hi = lo] = part.split("-").map(Number);
+    return Array.from({ length: hi - lo + 1 }, (_, i) => lo + i);
+  });
+}
+
 const payloads = (events: Recorded[], name: Recorded["name"]): Record<string, unknown>[] => events.filter((e) => e.name === name).map((e) => e.payload);
 
 /** Callers that loop on a short Sleep until stopped, counting successes and keeping every failure. */
@@ -123,14 +132,14 @@ test("min: 0 starts no worker, the first call starts one, idle scales back to ze
 });
 
 test("per-slot env, args and CPU affinity are given to each worker and stay with its slot across a kill -9 restart", async () => {
-  const cpus = availableParallelism();
+  const cpus = allowedCpus();
   const pool = new WorkerPool(
     testingPool({
       workers: 2,
       script: ELASTIC_WORKER,
       env: (slot) => ({ SLOT_TAG: `slot-${slot.index}`, SLOT_ID: slot.id }),
       args: (slot) => [`--slot-arg=${slot.index}`],
-      cpuAffinity: (slot) => [slot.index % cpus],
+      cpuAffinity: (slot) => [cpus[slot.index % cpus.length]],
     }),
   );
   await pool.start();
@@ -154,7 +163,7 @@ test("per-slot env, args and CPU affinity are given to each worker and stay with
         expect(facts).toBeDefined();
         expect(facts?.env).toEqual({ SLOT_TAG: `slot-${w.index}`, SLOT_ID: w.id });
         expect(facts?.argv).toContain(`--slot-arg=${w.index}`);
-        expect(facts?.affinity).toEqual([w.index % cpus]);
+        expect(facts?.affinity).toEqual([cpus[w.index % cpus.length]]);
       }
     };
     await check();
