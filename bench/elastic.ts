@@ -6,14 +6,13 @@
 // report (on `beforeExit`, so it never shares the CPU with those measurements).
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { parseArgs } from "node:util";
 import { WorkerPool, silentLogger, type WorkerPoolOptions } from "../src";
 import { BenchServiceDefinition } from "../src/gen/bench/v1/bench";
+import { sectionFlags, sectionMarkers, writeMarkedSection } from "./lib/doc-section";
 import { median } from "./lib/measure";
 
 const root = join(__dirname, "..");
-const START = "<!-- elastic:start -->";
-const END = "<!-- elastic:end -->";
+const MARKERS = sectionMarkers("elastic");
 const python = process.env.PROCGRPC_PYTHON ?? join(root, ".venv", "bin", "python");
 
 /** One measured scenario: the median and the range of its rounds, ms. */
@@ -140,7 +139,7 @@ export async function runElasticBench(quick: boolean): Promise<ElasticBenchResul
 export function renderElasticSection(result: ElasticBenchResult): string {
   const ms = (v: number): string => (v >= 100 ? v.toFixed(0) : v.toFixed(1));
   return [
-    START,
+    MARKERS.start,
     "## Elastic pool: spares, scaling, cold starts",
     "",
     `Measured ${result.date}${result.quick ? " (--quick: one round each, not figures to quote)" : ""} (load average ${result.load}) by \`bench/elastic.ts\`,`,
@@ -156,40 +155,21 @@ export function renderElasticSection(result: ElasticBenchResult): string {
     "A spare turns the kill → next-call time from a process start (Python, grpc and the servicer's",
     "imports, then the first health check) into the time the pool takes to read the exit. A scale-up",
     "pays one cold start per worker; `spawnRate` sets how many start at once.",
-    END,
+    MARKERS.end,
   ].join("\n");
 }
 
-export function writeElasticSection(out: string, section: string): void {
-  const text = existsSync(out) ? readFileSync(out, "utf8") : "";
-  const start = text.indexOf(START);
-  const end = text.indexOf(END);
-  const next = start >= 0 && end > start ? text.slice(0, start) + section + text.slice(end + END.length) : `${text.trimEnd()}\n\n${section}\n`;
-  writeFileSync(out, next);
-}
-
-function flags(): { quick: boolean; out: string; json: string; render?: string } {
-  const { values } = parseArgs({ args: process.argv.slice(2), strict: false, options: { quick: { type: "boolean" }, out: { type: "string" }, json: { type: "string" }, render: { type: "string" } } });
-  const json = typeof values.json === "string" ? values.json : join(root, "bench", "results", "latest.json");
-  return {
-    quick: values.quick === true,
-    out: typeof values.out === "string" ? values.out : join(root, "docs", "benchmarks.md"),
-    json: join(dirname(json), "elastic.json"),
-    ...(typeof values.render === "string" ? { render: join(dirname(values.render), "elastic.json") } : {}),
-  };
-}
-
 async function main(): Promise<void> {
-  const f = flags();
+  const f = sectionFlags(root, "elastic");
   if (f.render) {
-    if (existsSync(f.render)) writeElasticSection(f.out, renderElasticSection(JSON.parse(readFileSync(f.render, "utf8")) as ElasticBenchResult));
+    if (existsSync(f.render)) writeMarkedSection(f.out, MARKERS, renderElasticSection(JSON.parse(readFileSync(f.render, "utf8")) as ElasticBenchResult));
     return;
   }
   const result = await runElasticBench(f.quick);
   mkdirSync(dirname(f.json), { recursive: true });
   writeFileSync(f.json, JSON.stringify(result, null, 2));
   mkdirSync(dirname(f.out), { recursive: true });
-  writeElasticSection(f.out, renderElasticSection(result));
+  writeMarkedSection(f.out, MARKERS, renderElasticSection(result));
   log(`wrote its section of ${f.out} and ${f.json}`);
 }
 
