@@ -15,6 +15,7 @@ import { median, rssMiB, sequential, throughput, type Call, type RunFigures } fr
 import { binaryPeerCall, jsonPeerCall, startPeerServer, type PeerServer } from "./lib/peer-clients";
 import { featureVariants } from "./features";
 import "./dlq-replay";
+import "./elastic";
 import { measureLarge, type LargeRow } from "./large";
 import { bareStreamCall, startBareStreamServer } from "./lib/bare-stream";
 import "./install-footprint";

@@ -4,10 +4,13 @@
  * Everything public is exported here.
  */
 export { WorkerPool } from "./pool/worker-pool";
-export type { PoolHealth, PoolState, WorkerHealth, WorkerPoolEvents } from "./pool/worker-pool";
+export type { CircuitTarget, PoolHealth, PoolState, ScalingHealth, WorkerHealth, WorkerPoolEvents } from "./pool/worker-pool";
 export type { WorkerPoolOptions, RestartOptions } from "./pool/options";
 export type { SharedMemoryLaneOptions } from "./transport/lane-options";
-export type { HangReason } from "./pool/pool-events";
+export type { WorkerScalingOptions } from "./pool/scaling-options";
+export type { PerSlot, WorkerSlotInfo } from "./pool/slot-resources";
+export type { ScaleReason } from "./pool/autoscaler";
+export type { HangReason, SlotRole } from "./pool/pool-events";
 export type { RecycleReason } from "./pool/recycle-policy";
 export type { WorkerState } from "./pool/worker-state";
 export { jsonLogger, silentLogger } from "./core/logger";
@@ -92,6 +95,7 @@ export type { MethodBreaker, MethodBreakerOptions } from "./resilience/method-br
 export { workerBreaker } from "./resilience/worker-breaker";
 export type { WorkerBreaker, WorkerBreakerOptions } from "./resilience/worker-breaker";
 export { circuitOpenError, isCircuitOpen, CIRCUIT_OPEN_REASON } from "./resilience/circuit-open-error";
+export { isSwitchedOff, switchedOffError, SWITCHED_OFF_REASON } from "./resilience/kill-switch";
 export { hedgingMiddleware } from "./resilience/hedging";
 export type { HedgeOptions, HedgingMiddlewareOptions } from "./resilience/hedging";
 export { fallbackMiddleware, fallbackApplies } from "./resilience/fallback";

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Mapping, Optional, Sequence
+from typing import FrozenSet, Mapping, Optional, Sequence
 
 from ._net import listen as _listen
 
@@ -29,13 +29,31 @@ def _env_int(env: Mapping[str, str], name: str, minimum: int) -> Optional[int]:
     return value
 
 
+def parse_cpu_list(raw: str) -> FrozenSet[int]:
+    """CPUs from ``0,2,4-7`` (the kernel's cpu-list format); a ConfigError for anything else."""
+    cpus: set[int] = set()
+    for part in raw.split(","):
+        part = part.strip()
+        first, sep, last = part.partition("-")
+        try:
+            lo = int(first)
+            hi = int(last) if sep else lo
+        except ValueError:
+            raise ConfigError(f"PROCGRPC_CPU_AFFINITY must list CPUs like 0,2,4-7, got {raw!r}") from None
+        if lo < 0 or hi < lo:
+            raise ConfigError(f"PROCGRPC_CPU_AFFINITY has a bad range {part!r} in {raw!r}")
+        cpus.update(range(lo, hi + 1))
+    return frozenset(cpus)
+
+
 class WorkerConfig:
     """Settings of one worker, read from ``--socket`` and the ``PROCGRPC_*`` environment."""
 
     def __init__(self, socket_path: str, worker_id: Optional[str] = None, control_fd: Optional[int] = None,
                  max_concurrency: Optional[int] = None, threads: Optional[int] = None,
                  grace_seconds: float = 5.0, socket_dir_owned: bool = False,
-                 listen: Optional[_listen.ListenConfig] = None) -> None:
+                 listen: Optional[_listen.ListenConfig] = None,
+                 cpu_affinity: Optional[FrozenSet[int]] = None) -> None:
         self.socket_path = socket_path  # "" when the worker serves TCP only
         self.listen = listen
         self.worker_id = worker_id
@@ -44,6 +62,7 @@ class WorkerConfig:
         self.threads = threads if threads is not None else max(8, max_concurrency or 0)
         self.grace_seconds = grace_seconds
         self.socket_dir_owned = socket_dir_owned
+        self.cpu_affinity = cpu_affinity  # None: not pinned
 
     @classmethod
     def from_environment(cls, argv: Optional[Sequence[str]] = None,
@@ -68,6 +87,7 @@ class WorkerConfig:
             grace = float(grace_raw) if grace_raw else 5.0
         except ValueError:
             raise ConfigError(f"PROCGRPC_GRACE_SECONDS must be a number, got {grace_raw!r}") from None
+        affinity_raw = env.get("PROCGRPC_CPU_AFFINITY", "").strip()
         return cls(
             socket_path=path,
             worker_id=env.get("PROCGRPC_WORKER_ID") or None,
@@ -77,6 +97,7 @@ class WorkerConfig:
             grace_seconds=max(0.0, grace),
             socket_dir_owned=env.get("PROCGRPC_SOCKET_DIR_OWNED") == "1",
             listen=listen,
+            cpu_affinity=parse_cpu_list(affinity_raw) if affinity_raw else None,
         )
 
     @property

@@ -21,6 +21,7 @@ import grpc
 
 from ._config import ConfigError, WorkerConfig
 from ._process import log
+from ._process.affinity import AffinityError, apply_cpu_affinity
 from ._process.exit import exit_process, remove_socket
 from ._process.parent_watch import set_parent_death_signal
 from ._process.socket_guard import SocketInUseError, SocketPathError, prepare_path
@@ -63,6 +64,12 @@ def run_worker(*services: ServiceRegistration,
         if config is None:
             config = WorkerConfig.from_environment(argv)
     except (ConfigError, TypeError) as exc:
+        _log.error("invalid worker configuration: " + str(exc))
+        sys.exit(EXIT_CONFIG)
+
+    try:
+        apply_cpu_affinity(config.cpu_affinity)
+    except AffinityError as exc:
         _log.error("invalid worker configuration: " + str(exc))
         sys.exit(EXIT_CONFIG)
 

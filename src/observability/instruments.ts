@@ -67,6 +67,14 @@ export interface PoolInstruments {
   workerMemory: ObservableGauge;
   restarts: Counter;
   recycles: Counter;
+  /** Warm spares by state (SERVING out of rotation when `ready`). */
+  spares: ObservableGauge;
+  /** Autoscaler decisions, by direction and reason. */
+  scaleEvents: Counter;
+  /** Workers added or removed by the autoscaler, by direction. */
+  scaledWorkers: Counter;
+  /** Calls refused by a kill switch without reaching a worker. */
+  switchedOffCalls: Counter;
 }
 
 /** Creates the pool instruments. */
@@ -84,6 +92,10 @@ export function poolInstruments(meter: Meter): PoolInstruments {
     workerMemory: meter.createObservableGauge("procgrpc.pool.worker.memory.rss", { description: "Resident memory of each worker process.", unit: "By" }),
     restarts: meter.createCounter("procgrpc.pool.worker.restarts", { description: "Respawns of workers that exited unexpectedly or were killed for a hung handler.", unit: "{restart}" }),
     recycles: meter.createCounter("procgrpc.pool.worker.recycles", { description: "Planned worker replacements (request count, memory, health).", unit: "{recycle}" }),
+    spares: meter.createObservableGauge("procgrpc.pool.spares", { description: "Warm spare workers in each state (out of rotation).", unit: "{worker}" }),
+    scaleEvents: meter.createCounter("procgrpc.pool.scale.decisions", { description: "Autoscaler decisions to add or remove workers.", unit: "{decision}" }),
+    scaledWorkers: meter.createCounter("procgrpc.pool.scale.workers", { description: "Workers the autoscaler added to or drained from the rotation.", unit: "{worker}" }),
+    switchedOffCalls: meter.createCounter("procgrpc.pool.switched_off.calls", { description: "Calls refused by a kill switch (or answered by a fallback) without reaching a worker.", unit: "{call}" }),
   };
 }
 

@@ -23,7 +23,8 @@ export interface PoolMetricsHandle {
  * Records a pool's instruments: workers by state, calls in flight, queue depth and worker
  * memory (observed from `health()` at each collection), queue wait time (`callDequeued`),
  * calls refused by a full queue (`queueFull`), restarts (`workerRestart`) and recycles
- * (`workerRecycled`); and the resilience instruments from `pool.resilience`: retries and why
+ * (`workerRecycled`), warm spares by state, autoscaler decisions and the workers they moved
+ * (`scale`), calls refused by a kill switch (`switchedOffCall`); and the resilience instruments from `pool.resilience`: retries and why
  * they stopped, circuit states, circuit rejections, hedges, fallbacks and dead letters.
  * A `RemotePool` reports its targets by channel state (`procgrpc.pool.workers`, state
  * `READY`, `CONNECTING`, …), its calls in flight and the resilience instruments; it has no
@@ -49,8 +50,16 @@ export function observePoolMetrics(pool: WorkerPool | RemotePool, options: PoolM
     result.observe(inst.callsInFlight, inFlight);
     result.observe(inst.queueDepth, "queued" in health ? health.queued : 0);
     for (const w of members) if (w.rssMb !== undefined) result.observe(inst.workerMemory, w.rssMb * 1024 * 1024, { [ATTR_WORKER_ID]: w.id });
+    if ("spares" in health) {
+      const spares = new Map<string, number>([["ready", 0]]);
+      for (const w of health.spares) {
+        spares.set(w.state, (spares.get(w.state) ?? 0) + 1);
+        if (w.rssMb !== undefined) result.observe(inst.workerMemory, w.rssMb * 1024 * 1024, { [ATTR_WORKER_ID]: w.id });
+      }
+      for (const [state, count] of spares) result.observe(inst.spares, count, { [ATTR_WORKER_STATE]: state });
+    }
   };
-  const observables = [inst.workers, inst.callsInFlight, inst.queueDepth, inst.workerMemory];
+  const observables = [inst.workers, inst.callsInFlight, inst.queueDepth, inst.workerMemory, inst.spares];
   meter.addBatchObservableCallback(observe, observables);
   const stopResilience = observeResilience(pool.resilience, meter);
   if (!isWorkerPool(pool)) {
@@ -65,10 +74,17 @@ export function observePoolMetrics(pool: WorkerPool | RemotePool, options: PoolM
   const onQueueFull = (): void => inst.queueRejected.add(1);
   const onRestart = (e: { workerId: string; reason: string }): void => inst.restarts.add(1, { [ATTR_WORKER_ID]: e.workerId, [ATTR_RESTART_REASON]: e.reason });
   const onRecycled = (e: { workerId: string; reason: string }): void => inst.recycles.add(1, { [ATTR_WORKER_ID]: e.workerId, [ATTR_RECYCLE_REASON]: e.reason });
+  const onScale = (e: { direction: string; reason: string; workerIds: string[] }): void => {
+    inst.scaleEvents.add(1, { "procgrpc.scale.direction": e.direction, "procgrpc.scale.reason": e.reason });
+    inst.scaledWorkers.add(e.workerIds.length, { "procgrpc.scale.direction": e.direction });
+  };
+  const onSwitchedOff = (e: { method: string }): void => inst.switchedOffCalls.add(1, { [ATTR_RPC_METHOD]: methodName(e.method) });
   pool.on("callDequeued", onDequeued);
   pool.on("queueFull", onQueueFull);
   pool.on("workerRestart", onRestart);
   pool.on("workerRecycled", onRecycled);
+  pool.on("scale", onScale);
+  pool.on("switchedOffCall", onSwitchedOff);
   return {
     stop() {
       stopResilience();
@@ -77,6 +93,8 @@ export function observePoolMetrics(pool: WorkerPool | RemotePool, options: PoolM
       pool.off("queueFull", onQueueFull);
       pool.off("workerRestart", onRestart);
       pool.off("workerRecycled", onRecycled);
+      pool.off("scale", onScale);
+      pool.off("switchedOffCall", onSwitchedOff);
     },
   };
 }
@@ -85,7 +103,7 @@ function isWorkerPool(pool: WorkerPool | RemotePool): pool is WorkerPool {
   return "recycle" in pool;
 }
 
-const CIRCUIT_STATES: readonly CircuitState[] = ["closed", "open", "half-open"];
+const CIRCUIT_STATES: readonly CircuitState[] = ["closed", "open", "half-open", "isolated"];
 
 /** Records the resilience instruments from a pool's resilience events; returns the unsubscribe. */
 function observeResilience(events: ResilienceEvents, meter: Meter): () => void {

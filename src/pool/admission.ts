@@ -41,6 +41,13 @@ export interface AdmissionHost<W extends AdmissionWorker> {
   dequeued(event: { method: string; workerId: string; waitedMs: number }): void;
   /** A call was refused because `maxQueue` calls were waiting. */
   queueFull(event: { method: string; maxQueue: number }): void;
+  /** A call joined the queue (an autoscaler may add a worker). */
+  queuedCall?(): void;
+  /**
+   * True while a worker the pool started to add capacity (a cold start, e.g. from zero) is on its
+   * way: a call waiting with no worker ready keeps waiting past `waitForReadyMs` for it.
+   */
+  coldStarting?(): boolean;
 }
 
 /** Admission limits. */
@@ -60,6 +67,7 @@ export interface AdmissionLimits {
 export class Admission<W extends AdmissionWorker> {
   private readonly queue: SlotQueue<Lease>;
   private rotation = 0;
+  private leased = 0;
 
   constructor(
     private readonly host: AdmissionHost<W>,
@@ -71,6 +79,11 @@ export class Admission<W extends AdmissionWorker> {
   /** Calls waiting now. */
   get queued(): number {
     return this.queue.length;
+  }
+
+  /** Calls holding a lease now, on every worker. */
+  get inFlight(): number {
+    return this.leased;
   }
 
   /** When the oldest waiting call joined (`performance.now()` time), or undefined. */
@@ -101,8 +114,10 @@ export class Admission<W extends AdmissionWorker> {
 
   private leaseOn(worker: W): Lease {
     worker.inFlight += 1;
+    this.leased += 1;
     return this.host.lease(worker, () => {
       worker.inFlight -= 1;
+      this.leased -= 1;
       worker.served += 1;
       this.offer(worker);
       this.host.released(worker);
@@ -162,15 +177,21 @@ export class Admission<W extends AdmissionWorker> {
         return;
       }
       signal?.addEventListener("abort", onAbort, { once: true });
-      const readyBy = anyReady ? Infinity : Date.now() + this.limits.waitForReadyMs;
-      if (readyBy < deadline.at) {
-        const waitedMs = this.limits.waitForReadyMs;
-        cancelTimer = atTime(readyBy, () => waiter.fail(new RpcError({ code: Status.UNAVAILABLE, details: `no healthy workers available (waited ${waitedMs} ms)`, category: "lifecycle", method, requestId, reachedWorker: false })));
-      } else {
-        cancelTimer = atTime(deadline.at, () =>
-          waiter.fail(new RpcError({ code: Status.DEADLINE_EXCEEDED, details: "deadline exceeded while waiting for a free worker", category: "timeout", timeoutKind: deadline.kind, method, requestId, reachedWorker: false, idempotent })),
-        );
-      }
+      const arm = (readyBy: number): void => {
+        if (readyBy < deadline.at) {
+          cancelTimer = atTime(readyBy, () => {
+            // A worker started for capacity is on its way (a cold start): wait another round for it.
+            if (this.host.coldStarting?.()) arm(Date.now() + this.limits.waitForReadyMs);
+            else waiter.fail(new RpcError({ code: Status.UNAVAILABLE, details: `no healthy workers available (waited ${Math.round(performance.now() - queuedAt)} ms)`, category: "lifecycle", method, requestId, reachedWorker: false }));
+          });
+        } else {
+          cancelTimer = atTime(deadline.at, () =>
+            waiter.fail(new RpcError({ code: Status.DEADLINE_EXCEEDED, details: "deadline exceeded while waiting for a free worker", category: "timeout", timeoutKind: deadline.kind, method, requestId, reachedWorker: false, idempotent })),
+          );
+        }
+      };
+      arm(anyReady ? Infinity : Date.now() + this.limits.waitForReadyMs);
+      this.host.queuedCall?.();
     });
   }
 }

@@ -6,11 +6,22 @@ import type { PoolResilienceOptions, ResilienceCallOptions } from "../resilience
 import { resolveLaneOptions, type ResolvedLaneOptions, type SharedMemoryLaneOptions } from "../transport/lane-options";
 import { resolveLogLevel, type Logger, type LogLevel } from "../core/logger";
 import { resolveWatchOptions, type ResolvedWatchOptions, type WatchOptions } from "./reload-watcher";
+import { resolveScaling, type ResolvedScaling, type WorkerScalingOptions } from "./scaling-options";
+import { checkSlotResourceOptions, type PerSlot, type SlotResourceOptions } from "./slot-resources";
 
 /** How to start and run a pool of Python workers. */
 export interface WorkerPoolOptions extends PoolResilienceOptions {
-  /** Number of worker processes. Default 1. */
-  workers?: number;
+  /**
+   * Number of worker processes (a fixed pool), or `{ min, max, … }` to autoscale between a floor
+   * and a ceiling (docs/supervision.md, "Autoscaling"). Default 1.
+   */
+  workers?: number | WorkerScalingOptions;
+  /**
+   * Warm spares: this many extra workers kept started and SERVING (health-checked) but out of
+   * rotation. A worker that dies is replaced by a spare at once, and a scale-up takes spares
+   * first; the slot that lost its process restarts as the new spare. Default 0.
+   */
+  spares?: number;
   /**
    * Python interpreter. Default `$PROCGRPC_PYTHON`, else `python3`. A bare name is looked up on
    * PATH; a relative path (e.g. `.venv/bin/python`) resolves against `cwd`.
@@ -20,10 +31,23 @@ export interface WorkerPoolOptions extends PoolResilienceOptions {
   script?: string;
   /** Worker entry point as a module (`python -m <module>`). Give `script` or `module`. */
   module?: string;
-  /** Extra command-line arguments for the worker. */
-  args?: readonly string[];
-  /** Extra environment for the workers (added to the Node process's environment). */
-  env?: Readonly<Record<string, string>>;
+  /**
+   * Extra command-line arguments for the worker; or a function of the slot (`{ index, id }`),
+   * called once per slot, so every process of a slot gets the same arguments.
+   */
+  args?: PerSlot<readonly string[]>;
+  /**
+   * Extra environment for the workers (added to the Node process's environment); or a function
+   * of the slot, e.g. `(slot) => ({ CUDA_VISIBLE_DEVICES: String(slot.index % gpus) })`, called
+   * once per slot: the same across its restarts and recycles.
+   */
+  env?: PerSlot<Readonly<Record<string, string>>>;
+  /**
+   * CPUs to pin each worker to, e.g. `(slot) => [slot.index]`, applied in the worker at start
+   * with `os.sched_setaffinity` (to all its threads). Where that is not available (macOS, or
+   * `PROCGRPC_PORTABLE=1`) it is ignored with one warning. Default: no pinning.
+   */
+  cpuAffinity?: PerSlot<readonly number[] | undefined>;
   /**
    * Working directory of the workers, and the base of a relative `python` and `script`.
    * Default: the Node process's (`process.cwd()` when the pool is constructed).
@@ -129,7 +153,12 @@ export type ResolvedRestartOptions = Required<RestartOptions>;
 
 /** `WorkerPoolOptions` with every default filled in. */
 export interface ResolvedPoolOptions {
+  /** Workers started by `start()` (the fixed count, or `scaling.min`). */
   workers: number;
+  scaling: ResolvedScaling;
+  spares: number;
+  /** The per-slot options as given (functions are called once per slot). */
+  resources: SlotResourceOptions;
   python: string;
   entry: { script: string } | { module: string };
   args: readonly string[];
@@ -192,12 +221,19 @@ export function resolvePoolOptions(options: WorkerPoolOptions): ResolvedPoolOpti
   // and `procgrpc serve` output name the file actually tried.
   const cwd = resolve(options.cwd ?? process.cwd());
   const python = options.python ?? process.env.PROCGRPC_PYTHON ?? "python3";
+  const scaling = resolveScaling(options.workers);
+  const resources: SlotResourceOptions = { env: options.env, args: options.args, cpuAffinity: options.cpuAffinity };
+  checkSlotResourceOptions(resources);
   return {
-    workers: int("workers", options.workers, 1),
+    workers: scaling.min,
+    scaling,
+    spares: int("spares", options.spares, 0, 0),
+    resources,
     python: python.includes("/") ? resolve(cwd, python) : python,
     entry: options.script ? { script: resolve(cwd, options.script) } : { module: options.module as string },
-    args: options.args ?? [],
-    env: options.env ?? {},
+    // The static parts (a function's results are per slot: `resources`).
+    args: typeof options.args === "function" ? [] : (options.args ?? []),
+    env: typeof options.env === "function" ? {} : (options.env ?? {}),
     cwd,
     socketDir: options.socketDir,
     startTimeoutMs: int("startTimeoutMs", options.startTimeoutMs, 30_000, 1, MAX_TIMER_MS),

@@ -12,14 +12,18 @@ import { Pipeline } from "../transport/pipeline";
 import { runUnaryCall } from "../transport/unary-call";
 import { runningHandlers } from "../transport/worker-introspection";
 import { Admission } from "./admission";
+import { Autoscaler, ScalingPolicy, type ScaleReason } from "./autoscaler";
 import { HangWatchdog } from "./hang-watchdog";
 import { resolvePoolOptions, type ResolvedPoolOptions, type WorkerPoolOptions } from "./options";
-import type { WorkerPoolEvents } from "./pool-events";
+import type { SlotRole, WorkerPoolEvents } from "./pool-events";
+import { portable } from "./platform";
 import { ReloadWatcher } from "./reload-watcher";
 import { installSignalHandlers } from "./signal-handler";
 import { prepareSocketDir, removeStaleSockets, type SocketDir } from "./socket-dir";
+import { SlotRoster } from "./slot-roster";
 import { WorkerProcess } from "./worker-process";
-import { WorkerSlot, type SlotHost } from "./worker-slot";
+import type { WorkerSlot, SlotHost } from "./worker-slot";
+import { switchTarget } from "../resilience/kill-switch";
 import type { WorkerState } from "./worker-state";
 
 export type { WorkerPoolEvents } from "./pool-events";
@@ -28,6 +32,8 @@ export type { PoolState } from "../client/call-surface";
 /** A worker as `health()` reports it. */
 export interface WorkerHealth {
   id: string;
+  /** The slot's index (`id` is `w<index>`): what per-slot `env`, `args` and `cpuAffinity` were given. */
+  index: number;
   pid: number | undefined;
   socket: string;
   state: WorkerState;
@@ -53,9 +59,32 @@ export interface PoolHealth {
   /** Workers marked `failed` (crash-looping), still retried at the maximum backoff. */
   failed: number;
   workers: WorkerHealth[];
-  /** The circuit breakers' circuits (empty without breakers). */
+  /** The circuit breakers' circuits (empty without breakers); an operator's `isolateCircuit` shows as `isolated`. */
   circuits: CircuitsHealth;
+  /** Warm spares: SERVING, health-checked, out of rotation (`workers` lists only those in rotation). */
+  spares: WorkerHealth[];
+  /** Autoscaling: the bounds, what is starting, and the last decision. */
+  scaling: ScalingHealth;
+  /** Methods and services switched off with `switchOff`, sorted. */
+  switchedOff: string[];
 }
+
+/** The autoscaler as `health()` reports it. */
+export interface ScalingHealth {
+  /** `fixed` for `workers: <number>`, `auto` for `workers: { min, max }`. */
+  mode: "fixed" | "auto";
+  min: number;
+  max: number;
+  /** Warm spares the pool keeps (`spares` option). */
+  spares: number;
+  /** Workers in rotation that are starting or restarting. */
+  starting: number;
+  /** The autoscaler's last decision, if any. */
+  lastScale: { direction: "up" | "down"; reason: ScaleReason; from: number; to: number; at: string } | undefined;
+}
+
+/** A circuit an operator can hold open (`isolateCircuit`) or force closed (`closeCircuit`). */
+export type CircuitTarget = { method: string } | { worker: string };
 
 // All live pools, so that a Node process exiting without shutdown() still kills its workers.
 const livePools = new Set<WorkerPool>();
@@ -78,7 +107,9 @@ function installExitHook(): void {
  */
 export class WorkerPool extends CallSurface<WorkerPoolEvents> {
   private readonly options: ResolvedPoolOptions;
-  private readonly slots: WorkerSlot[] = [];
+  private readonly roster: SlotRoster;
+  private readonly autoscaler: Autoscaler | undefined;
+  private lastScale: ScalingHealth["lastScale"];
   private readonly admission: Admission<WorkerProcess>;
   private readonly watchdog: HangWatchdog<WorkerProcess>;
   private readonly slotHost: SlotHost;
@@ -106,11 +137,19 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
     this.options = resolved;
     this.admission = new Admission<WorkerProcess>(
       {
-        workers: () => this.slots.map((s) => s.process),
-        lease: (worker, release) => this.issueLease(worker, release),
+        workers: () => this.roster.rotation(),
+        lease: (worker, release) => {
+          this.autoscaler?.observe(this.admission.inFlight + this.admission.queued);
+          return this.issueLease(worker, release);
+        },
         released: (worker) => this.slots.find((s) => s.id === worker.id)?.onServed(worker),
         dequeued: (event) => this.emitSafely("callDequeued", event),
         queueFull: (event) => this.emitSafely("queueFull", event),
+        queuedCall: () => {
+          this.autoscaler?.observe(this.admission.inFlight + this.admission.queued);
+          this.autoscaler?.poke();
+        },
+        coldStarting: () => this.roster.coldStarting(),
       },
       resolved,
     );
@@ -124,11 +163,11 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
       options: resolved,
       logger: this.logger,
       running: () => this.stateValue === "running",
-      createProcess: (id, generation) => {
+      createProcess: (id, generation, resources) => {
         const dir = this.socketDir as SocketDir;
         // The lane's variables are always set ("" when off), so none is inherited from this process.
         const laneEnv = this.lane?.workerEnvironment() ?? { PROCGRPC_LANE_DIR: "" };
-        return new WorkerProcess(id, dir.socketPath(id, generation), { ...resolved, env: { ...resolved.env, ...laneEnv } }, this.logger, dir.owned);
+        return new WorkerProcess(id, dir.socketPath(id, generation), { ...resolved, env: { ...resolved.env, ...laneEnv } }, this.logger, dir.owned, resources);
       },
       emit: (name, ...args) => this.emitSafely(name, ...args),
       stateChanged: (worker, to) => {
@@ -137,15 +176,76 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
         // open pipe never holds the worker's graceful stop.
         if (to !== "ready") this.pipelines.get(worker)?.close();
       },
-      workerAvailable: (worker) => this.admission.offer(worker),
+      // A spare is SERVING but takes no calls until it is promoted.
+      workerAvailable: (worker) => {
+        if (this.roster.slotOf(worker)?.role === "active") this.admission.offer(worker);
+      },
       workerGone: (worker) => {
         this.watchdog.forget(worker);
         this.lane?.sweepWorker(worker.pid); // lane files it wrote that nobody will read
       },
-      counts: () => ({ ready: this.slots.filter((s) => s.process.state === "ready").length, total: this.slots.length }),
+      counts: () => {
+        const rotation = this.slots.filter((s) => s.role === "active");
+        return { ready: rotation.filter((s) => s.process.state === "ready").length, total: rotation.length };
+      },
+      processLost: (slot) => this.roster.processLost(slot),
     };
+    const affinitySupported = !portable();
+    this.roster = new SlotRoster({
+      options: affinitySupported ? resolved : { ...resolved, resources: { ...resolved.resources, cpuAffinity: undefined } },
+      logger: this.logger,
+      slotHost: this.slotHost,
+      running: () => this.stateValue === "running",
+      emit: (name, ...args) => {
+        if (name === "scale") {
+          const e = args[0] as WorkerPoolEvents["scale"][0];
+          this.lastScale = { direction: e.direction, reason: e.reason, from: e.from, to: e.to, at: new Date().toISOString() };
+        }
+        this.emitSafely(name, ...args);
+      },
+      offer: (worker) => this.admission.offer(worker),
+      load: () => {
+        const oldest = this.admission.oldestQueuedAt();
+        return { queued: this.admission.queued, oldestQueuedMs: oldest === undefined ? 0 : performance.now() - oldest, inFlight: this.admission.inFlight };
+      },
+      failWaiting: (err) => this.admission.failWaiting(err),
+      poke: () => this.autoscaler?.poke(),
+    });
+    if (!affinitySupported && resolved.resources.cpuAffinity !== undefined) {
+      this.logger.warn({ platform: process.platform, portable: process.env.PROCGRPC_PORTABLE === "1" }, "cpuAffinity is not supported on this platform (no sched_setaffinity); workers run unpinned");
+    }
+    const { scaling } = resolved;
+    if (!scaling.fixed) {
+      this.autoscaler = new Autoscaler(
+        new ScalingPolicy(scaling, resolved.maxInFlightPerWorker, Date.now()),
+        {
+          snapshot: () => this.roster.snapshot(),
+          apply: (decision, seen) => this.roster.apply(decision, seen),
+          failed: (err) => this.logger.error({ err: err instanceof Error ? err.message : String(err) }, "autoscaler: a scaling step failed"),
+        },
+        scaling.intervalMs,
+      );
+    }
+    this.builtIn.killSwitch.listen({
+      changed: (target, scope, on) => {
+        this.logger.warn({ target, scope, on }, on ? "kill switch: calls flow again" : "kill switch: calls fail fast without reaching a worker");
+        this.emitSafely("switched", { target, scope, on });
+      },
+      refused: (method, target) => this.emitSafely("switchedOffCall", { method, target }),
+    });
     // Fail fast on a socket path that cannot be bound, before anything is spawned.
-    if (resolved.socketDir) prepareSocketDir(resolved.socketDir, resolved.workers);
+    if (resolved.socketDir) prepareSocketDir(resolved.socketDir, this.slotCapacity());
+  }
+
+  /** Most slots the pool can hold at once (slots draining out included): for the socket path check. */
+  private slotCapacity(): number {
+    const { scaling, spares } = this.options;
+    return scaling.fixed ? scaling.max + spares : 2 * scaling.max + spares;
+  }
+
+  /** Every slot: in rotation, spares, and those draining out. */
+  private get slots(): WorkerSlot[] {
+    return this.roster.slots;
   }
 
   /**
@@ -167,10 +267,9 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
     installExitHook();
     try {
       if (this.options.socketDir) await removeStaleSockets(this.options.socketDir);
-      this.socketDir = prepareSocketDir(this.options.socketDir, this.options.workers);
+      this.socketDir = prepareSocketDir(this.options.socketDir, this.slotCapacity());
       if (this.options.transport === "pipelined" && this.options.sharedMemoryLane) this.lane = openPoolLane(this.options.sharedMemoryLane, this.socketDir.path, this.logger);
-      for (let i = 0; i < this.options.workers; i++) this.slots.push(new WorkerSlot(`w${i}`, this.slotHost));
-      const results = await Promise.allSettled(this.slots.map((s) => s.startFirst()));
+      const results = await Promise.allSettled(this.roster.createInitial().map((s) => s.startFirst()));
       const failure = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
       if (failure) throw failure.reason;
     } catch (err) {
@@ -192,6 +291,7 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
       );
     }
     for (const slot of this.slots) slot.activate();
+    this.autoscaler?.start();
     if (this.options.watch) {
       this.reloadWatcher = new ReloadWatcher(this.options.watch, this.options, this.logger, {
         workers: () => this.slots.filter((s) => !s.leaving).map((s) => s.id),
@@ -280,12 +380,53 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
    * Resolves when it has exited, then emits `workerDrained`.
    */
   async drain(workerId: string): Promise<void> {
-    const slot = this.slotOf(workerId);
-    const pid = slot.process.pid;
-    await slot.drain();
-    const i = this.slots.indexOf(slot);
-    if (i !== -1) this.slots.splice(i, 1);
-    this.emitSafely("workerDrained", { workerId, pid, remaining: this.slots.length });
+    await this.roster.drain(this.slotOf(workerId));
+  }
+
+  /**
+   * Switches a method (`/pkg.Service/Method`) or a whole service (`pkg.Service`) off for this
+   * pool: its calls fail fast with UNAVAILABLE (category `lifecycle`, `reachedWorker: false`,
+   * an ErrorInfo with reason `SWITCHED_OFF`), or are answered by the method's fallback, without
+   * reaching a worker; calls already running finish. Idempotent; `switched` fires on a change.
+   * A malformed target is a `TypeError`.
+   */
+  switchOff(target: string): void {
+    this.builtIn.killSwitch.switchOff(target);
+  }
+
+  /** Switches a method or service back on (see `switchOff`). Idempotent. */
+  switchOn(target: string): void {
+    this.builtIn.killSwitch.switchOn(target);
+  }
+
+  /**
+   * Holds a circuit open until `closeCircuit`, as cockatiel's `isolate()`: a method's calls fail
+   * fast (UNAVAILABLE, ErrorInfo `CIRCUIT_OPEN` with `isolated: "true"`; a fallback may answer),
+   * a worker gets no calls. Needs the matching breaker (`circuitBreaker.methods` or
+   * `.workers`); otherwise, or for an unknown worker, a `RangeError`.
+   */
+  isolateCircuit(target: CircuitTarget): void {
+    if ("method" in target) this.methodCircuits().isolate(methodPath(target.method));
+    else this.workerCircuits(target.worker).isolate(target.worker);
+  }
+
+  /** Forces a circuit closed (ending an isolation, or a trip) and forgets its failures. */
+  closeCircuit(target: CircuitTarget): void {
+    if ("method" in target) this.methodCircuits().close(methodPath(target.method));
+    else this.workerCircuits(target.worker).close(target.worker);
+  }
+
+  private methodCircuits(): NonNullable<typeof this.builtIn.methodBreaker> {
+    const breaker = this.builtIn.methodBreaker;
+    if (!breaker) throw new RangeError("WorkerPool: no method circuit breaker; enable circuitBreaker.methods to isolate or close method circuits");
+    return breaker;
+  }
+
+  private workerCircuits(workerId: string): NonNullable<typeof this.builtIn.workerBreaker> {
+    const breaker = this.builtIn.workerBreaker;
+    if (!breaker) throw new RangeError("WorkerPool: no worker circuit breaker; enable circuitBreaker.workers to isolate or close worker circuits");
+    if (!this.slots.some((s) => s.id === workerId)) throw new RangeError(`WorkerPool: no worker ${JSON.stringify(workerId)}; the pool has ${this.slots.map((s) => s.id).join(", ") || "none"}`);
+    return breaker;
   }
 
   private slotOf(workerId: string): WorkerSlot {
@@ -296,20 +437,12 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
     return slot;
   }
 
-  /** A snapshot of every worker, of the queue and of the circuit breakers. */
+  /** A snapshot of every worker, of the queue, of the circuit breakers, of scaling and of the kill switches. */
   health(): PoolHealth {
-    const workers = this.slots.map((s) => ({
-      id: s.id,
-      pid: s.process.pid,
-      socket: s.process.socketPath,
-      state: s.process.state,
-      inFlight: s.process.inFlight,
-      served: s.process.served,
-      restarts: s.restarts,
-      lastExit: s.lastExit,
-      rssMb: s.residentMb(),
-    }));
+    const of = (role: SlotRole): WorkerHealth[] => this.slots.filter((s) => s.role === role).map((s) => this.workerHealth(s));
+    const workers = of("active");
     const oldest = this.admission.oldestQueuedAt();
+    const { scaling, spares } = this.options;
     return {
       state: this.stateValue,
       total: workers.length,
@@ -320,6 +453,24 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
       failed: this.slots.filter((s) => s.failed).length,
       workers,
       circuits: this.builtIn.circuits(),
+      spares: of("spare"),
+      scaling: { mode: scaling.fixed ? "fixed" : "auto", min: scaling.min, max: scaling.max, spares, starting: this.roster.snapshot().starting, lastScale: this.lastScale },
+      switchedOff: this.builtIn.killSwitch.list(),
+    };
+  }
+
+  private workerHealth(s: WorkerSlot): WorkerHealth {
+    return {
+      id: s.id,
+      index: s.index,
+      pid: s.process.pid,
+      socket: s.process.socketPath,
+      state: s.process.state,
+      inFlight: s.process.inFlight,
+      served: s.process.served,
+      restarts: s.restarts,
+      lastExit: s.lastExit,
+      rssMb: s.residentMb(),
     };
   }
 
@@ -352,6 +503,7 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
       if ((this.stateValue as PoolState) === "stopped") return;
     }
     this.stateValue = "stopping";
+    this.autoscaler?.stop();
     this.removeSignalHandlers?.();
     await this.reloadWatcher?.stop();
     this.admission.failWaiting(this.lifecycleError());
@@ -365,4 +517,11 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
     livePools.delete(this);
     this.stateValue = "stopped";
   }
+}
+
+/** A method path from `isolateCircuit`/`closeCircuit` (`/pkg.Service/Method`; the leading `/` optional). */
+function methodPath(method: string): string {
+  const t = switchTarget(method);
+  if (t.scope !== "method") throw new TypeError(`WorkerPool: ${JSON.stringify(method)} is not a method path (/pkg.Service/Method)`);
+  return t.target;
 }

@@ -7,6 +7,7 @@ import { checkHealth } from "../transport/health-check";
 import { forEachLine } from "./line-splitter";
 import type { Logger } from "../core/logger";
 import type { ResolvedPoolOptions } from "./options";
+import type { SlotResources } from "./slot-resources";
 import { describeExit, type WorkerCall } from "../transport/call-target";
 import type { WorkerExit, WorkerState } from "./worker-state";
 
@@ -44,6 +45,7 @@ export const CONTROL_VARIABLES: readonly string[] = [
   "PROCGRPC_TLS_CLIENT_CA",
   "PROCGRPC_TOKEN",
   "PROCGRPC_TOKEN_FILE",
+  "PROCGRPC_CPU_AFFINITY",
 ];
 
 /**
@@ -145,6 +147,8 @@ export class WorkerProcess {
     private readonly logger: Logger,
     /** The pool created the socket directory: the last worker removes it if this process dies. */
     private readonly socketDirOwned: boolean,
+    /** The slot's own environment, arguments and CPU set (default: the pool's static `env` and `args`). */
+    private readonly resources: SlotResources = { env: options.env, args: options.args, cpuAffinity: undefined },
   ) {
     this.exited = new Promise((resolve) => (this.resolveExited = resolve));
     this.outputDone = new Promise((resolve) => (this.resolveOutputDone = resolve));
@@ -180,7 +184,7 @@ export class WorkerProcess {
   /** The command line, for error messages. */
   get command(): string {
     const entry = "script" in this.options.entry ? [this.options.entry.script] : ["-m", this.options.entry.module];
-    return [this.options.python, ...entry, ...this.options.args].join(" ");
+    return [this.options.python, ...entry, ...this.resources.args].join(" ");
   }
 
   /** Last lines of stderr, oldest first. */
@@ -195,7 +199,8 @@ export class WorkerProcess {
 
   /** Spawns the process and resolves once it answers grpc.health.v1 Check with SERVING. */
   async start(): Promise<void> {
-    const { python, entry, args, cwd, env, startTimeoutMs, maxInFlightPerWorker } = this.options;
+    const { python, entry, cwd, startTimeoutMs, maxInFlightPerWorker } = this.options;
+    const { env, args, cpuAffinity } = this.resources;
     const argv = "script" in entry ? [entry.script, ...args] : ["-m", entry.module, ...args];
     const startedAt = Date.now();
     const fail = (reason: string, cause?: unknown): WorkerStartError =>
@@ -227,6 +232,7 @@ export class WorkerProcess {
           PROCGRPC_GRACE_SECONDS: String(workerDrainGraceMs(this.options.killTimeoutMs) / 1000),
           PROCGRPC_PROCESS_GROUP: "1",
           ...(this.socketDirOwned ? { PROCGRPC_SOCKET_DIR_OWNED: "1" } : {}),
+          ...(cpuAffinity ? { PROCGRPC_CPU_AFFINITY: cpuAffinity.join(",") } : {}),
         },
         stdio: ["ignore", "pipe", "pipe", "pipe"],
         // Its own process group: stop and kill signals reach the servicer's subprocesses too,
@@ -304,6 +310,8 @@ export class WorkerProcess {
    */
   async stop(): Promise<WorkerExit> {
     if (this.exit) return this.exit;
+    // Never spawned (a slot made but not started, or spawn threw): nothing to wait for.
+    if (!this.child) return { code: null, signal: null };
     if (this.child) signalGroup(this.child, "SIGTERM");
     const timer = setTimeout(() => this.kill(), this.options.killTimeoutMs);
     const exit = await this.exited;

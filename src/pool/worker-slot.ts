@@ -1,10 +1,11 @@
 import { HealthMonitor, type HealthCheckResult } from "./health-monitor";
 import type { Logger } from "../core/logger";
 import type { ResolvedPoolOptions } from "./options";
-import type { HangReason, WorkerPoolEvents } from "./pool-events";
+import type { HangReason, SlotRole, WorkerPoolEvents } from "./pool-events";
 import { RecyclePolicy, type RecycleReason } from "./recycle-policy";
 import { residentMemoryMb } from "./resident-memory";
 import { RestartPolicy } from "./restart-policy";
+import type { SlotResources } from "./slot-resources";
 import { describeExit } from "../transport/call-target";
 import type { WorkerProcess } from "./worker-process";
 import type { WorkerExit, WorkerState } from "./worker-state";
@@ -15,8 +16,8 @@ export interface SlotHost {
   readonly logger: Logger;
   /** True while the pool is `running` (not starting, stopping or stopped). */
   running(): boolean;
-  /** Creates (does not start) the process for `generation` of slot `id`. */
-  createProcess(id: string, generation: number): WorkerProcess;
+  /** Creates (does not start) the process for `generation` of slot `id`, with the slot's resources. */
+  createProcess(id: string, generation: number, resources: SlotResources): WorkerProcess;
   emit<K extends keyof WorkerPoolEvents>(name: K, ...args: WorkerPoolEvents[K]): void;
   /** A process of this pool changed state (before listeners hear of it): the pool's own reactions. */
   stateChanged(worker: WorkerProcess, to: WorkerState): void;
@@ -26,6 +27,19 @@ export interface SlotHost {
   workerGone(worker: WorkerProcess): void;
   /** Ready and total workers, for event payloads. */
   counts(): { ready: number; total: number };
+  /**
+   * The current process of `slot` died unexpectedly and will be restarted: the pool may put a
+   * warm spare in its place (the slot then restarts as a spare).
+   */
+  processLost?(slot: WorkerSlot): void;
+}
+
+/** Where a slot sits in the pool and what its processes get. */
+export interface SlotPlacement {
+  /** Its index (0, 1, …): `id` is `w<index>`; per-slot options were given it. */
+  index: number;
+  role: SlotRole;
+  resources: SlotResources;
 }
 
 /**
@@ -43,6 +57,13 @@ export class WorkerSlot {
   lastExit: string | undefined;
   /** Crash-looping: more than `restart.maxRestarts` within `restart.windowMs`. */
   failed = false;
+  /** In rotation (`active`), or a warm spare kept SERVING out of rotation. */
+  role: SlotRole;
+  /** The slot's index (its id is `w<index>`). */
+  readonly index: number;
+  /** True once a process of this slot has been SERVING. */
+  everReady = false;
+  private readonly resources: SlotResources;
   private generation = 0;
   private restartTimer: NodeJS.Timeout | undefined;
   private replacement: WorkerProcess | undefined;
@@ -66,7 +87,11 @@ export class WorkerSlot {
   constructor(
     readonly id: string,
     private readonly host: SlotHost,
+    placement: SlotPlacement,
   ) {
+    this.index = placement.index;
+    this.role = placement.role;
+    this.resources = placement.resources;
     this.restartPolicy = new RestartPolicy(host.options.restart);
     this.process = this.spawn();
   }
@@ -91,7 +116,8 @@ export class WorkerSlot {
     const monitor = new HealthMonitor(proc, this.host.options.healthCheckIntervalMs, this.host.options.healthCheckTimeoutMs, (r) => this.onHealth(proc, r));
     this.monitors.set(proc, monitor);
     monitor.start();
-    this.host.emit("workerReady", { workerId: this.id, pid: proc.pid, socket: proc.socketPath });
+    this.everReady = true;
+    this.host.emit("workerReady", { workerId: this.id, pid: proc.pid, socket: proc.socketPath, role: this.role });
     this.host.workerAvailable(proc);
   }
 
@@ -203,7 +229,7 @@ export class WorkerSlot {
   }
 
   private spawn(): WorkerProcess {
-    const proc = this.host.createProcess(this.id, this.generation++);
+    const proc = this.host.createProcess(this.id, this.generation++, this.resources);
     const { maxRequestsPerWorker, maxMemoryMb, recycleJitter } = this.host.options;
     this.recyclePolicies.set(proc, new RecyclePolicy(maxRequestsPerWorker, maxMemoryMb, recycleJitter));
     proc.onStateChange((from, to) => {
@@ -260,6 +286,7 @@ export class WorkerSlot {
       proc.state = "restarting";
       return;
     }
+    this.host.processLost?.(this);
     this.scheduleRestart(proc);
   }
 

@@ -20,6 +20,8 @@ const BUCKETS = 10;
  * One circuit: `closed` → (N failures in a row, or failure ratio ≥ threshold over a sliding window)
  * → `open` for `halfOpenAfterMs` → `half-open`, where exactly one probe is let through: its success
  * closes the circuit, its failure opens it again. The caller decides what a failure is.
+ * An operator can hold it open (`isolate()`, the `isolated` state, as cockatiel's and Polly's
+ * isolate: no call through, no timer, no outcome moves it) and force it closed (`close()`).
  */
 export class CircuitBreaker {
   private stateValue: CircuitState = "closed";
@@ -107,6 +109,22 @@ export class CircuitBreaker {
   /** The call ended without a verdict (cancelled by its caller): a probe slot is freed for another call. */
   onNeutral(): void {
     if (this.stateValue === "half-open") this.probing = false;
+  }
+
+  /** Holds the circuit open until `close()` (from any state; calls still running settle without effect). */
+  isolate(reason = "isolated by an operator"): void {
+    clearTimeout(this.timer);
+    this.probing = false;
+    this.transition("isolated", reason);
+  }
+
+  /** Forces the circuit closed, from any state (an isolated one included), and forgets its failures. */
+  close(reason = "closed by an operator"): void {
+    clearTimeout(this.timer);
+    this.probing = false;
+    this.consecutive = 0;
+    this.buckets.length = 0;
+    this.transition("closed", reason);
   }
 
   /** Stops the half-open timer (the owner is going away). */

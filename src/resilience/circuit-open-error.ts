@@ -8,9 +8,23 @@ export const CIRCUIT_OPEN_REASON = "CIRCUIT_OPEN";
  * The error an open method circuit fails calls with: UNAVAILABLE, category `lifecycle`, never
  * reached a worker, not `retryable` (retrying into an open circuit only adds load), with an
  * ErrorInfo (`reason: "CIRCUIT_OPEN"`) and a RetryInfo saying when the probe will be let through
- * (`remainingMs`; undefined for a half-open circuit whose probe is out).
+ * (`remainingMs`; undefined for a half-open circuit whose probe is out). An `isolated` circuit's
+ * error has no RetryInfo and `isolated: "true"` in the ErrorInfo metadata.
  */
-export function circuitOpenError(method: string, remainingMs: number | undefined, requestId?: string): RpcError {
+export function circuitOpenError(method: string, remainingMs: number | undefined, requestId?: string, isolated = false): RpcError {
+  if (isolated) {
+    // Held open by an operator: no probe will come, so no RetryInfo.
+    return new RpcError({
+      code: Status.UNAVAILABLE,
+      details: `circuit isolated for ${method}: held open by an operator, failing fast without calling a worker`,
+      category: "lifecycle",
+      method,
+      requestId,
+      reachedWorker: false,
+      retryable: false,
+      statusDetails: [{ kind: "ErrorInfo", typeUrl: "type.googleapis.com/google.rpc.ErrorInfo", value: { reason: CIRCUIT_OPEN_REASON, domain: "procgrpc", metadata: { method, isolated: "true" } } }],
+    });
+  }
   // Half-open (remainingMs undefined): one probe is out; others fail fast until it settles.
   const retryAfterMs = remainingMs ?? 0;
   return new RpcError({

@@ -26,8 +26,11 @@ export interface RetryStopEvent {
   error: RpcError;
 }
 
-/** A circuit's states: `closed` lets calls through, `open` rejects them, `half-open` lets a probe through. */
-export type CircuitState = "closed" | "open" | "half-open";
+/**
+ * A circuit's states: `closed` lets calls through, `open` rejects them, `half-open` lets a probe
+ * through, `isolated` rejects them until an operator closes it (held open by hand).
+ */
+export type CircuitState = "closed" | "open" | "half-open" | "isolated";
 
 /** A circuit changed state. `scope` says whether it guards a method (`key` is its path) or a worker (`key` is its id). */
 export interface CircuitStateEvent {

@@ -18,6 +18,10 @@ export interface MethodBreaker {
   state(method: string): CircuitState;
   /** Every circuit used so far, by method path. */
   states(): Record<string, CircuitState>;
+  /** Holds `method`'s circuit open until `close(method)`; a `RangeError` for a method this breaker does not guard. */
+  isolate(method: string): void;
+  /** Forces `method`'s circuit closed (ending an isolation) and forgets its failures. */
+  close(method: string): void;
   /** Stops the circuits' timers. */
   dispose(): void;
 }
@@ -46,7 +50,7 @@ export function methodBreaker(options: MethodBreakerOptions = {}, events?: Resil
     const circuit = circuitFor(path);
     if (!circuit.tryAcquire()) {
       events?.report("circuitReject", { method: path });
-      throw circuitOpenError(path, circuit.state === "half-open" ? undefined : circuit.remainingOpenMs, call.options.requestId);
+      throw circuitOpenError(path, circuit.state === "half-open" ? undefined : circuit.remainingOpenMs, call.options.requestId, circuit.state === "isolated");
     }
     try {
       const response = await next(call);
@@ -64,6 +68,11 @@ export function methodBreaker(options: MethodBreakerOptions = {}, events?: Resil
     middleware,
     state: (method) => circuits.get(method)?.state ?? "closed",
     states: () => Object.fromEntries([...circuits].map(([method, c]) => [method, c.state])),
+    isolate: (method) => {
+      if (only && !only.has(method)) throw new RangeError(`method circuit breaker: ${method} is not guarded (circuitBreaker.methods.methods lists ${[...only].join(", ")})`);
+      circuitFor(method).isolate();
+    },
+    close: (method) => circuits.get(method)?.close(),
     dispose: () => circuits.forEach((c) => c.dispose()),
   };
 }

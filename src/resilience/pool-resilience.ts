@@ -3,6 +3,7 @@ import type { Logger } from "../core/logger";
 import type { CircuitState, ResilienceEvents } from "./events";
 import { fallbackMiddleware, type FallbackCallOptions, type FallbackFunction } from "./fallback";
 import { hedgingMiddleware, type HedgeCallOptions, type HedgeOptions } from "./hedging";
+import { KillSwitch } from "./kill-switch";
 import { methodBreaker, type MethodBreaker, type MethodBreakerOptions } from "./method-breaker";
 import { RetryBudget, type RetryBudgetOptions } from "./retry-budget";
 import { retryMiddleware } from "./retry-middleware";
@@ -46,8 +47,10 @@ export interface CircuitsHealth {
 
 /** The pool's built-in resilience interceptors and the parts a caller can inspect. */
 export interface PoolResilience {
-  /** Outermost first: fallback → retry (with budget) → method breaker → hedging → worker breaker. */
+  /** Outermost first: fallback → kill switch → retry (with budget) → method breaker → hedging → worker breaker. */
   readonly interceptors: readonly Interceptor<ResilienceCallOptions>[];
+  /** Methods and services switched off at run time (always present; empty until used). */
+  readonly killSwitch: KillSwitch;
   readonly workerBreaker: WorkerBreaker | undefined;
   readonly methodBreaker: MethodBreaker | undefined;
   /** The breakers' circuits now (empty maps without breakers). */
@@ -58,7 +61,8 @@ export interface PoolResilience {
 
 /**
  * Builds the pool's resilience chain. The order is fixed and documented: a fallback sees the
- * final outcome; retry spans attempts; the method breaker counts (and can refuse) each attempt;
+ * final outcome; the kill switch refuses switched-off methods inside it (so a fallback can still
+ * answer) and before anything that would retry or count them; retry spans attempts; the method breaker counts (and can refuse) each attempt;
  * hedging sends copies of one attempt; the worker breaker sees each copy on its worker.
  */
 export function poolResilience(options: PoolResilienceOptions, context: { events: ResilienceEvents; logger: Logger; requestTimeoutMs: number }): PoolResilience {
@@ -70,8 +74,10 @@ export function poolResilience(options: PoolResilienceOptions, context: { events
   const methods = cb.methods ? methodBreaker(cb.methods === true ? {} : cb.methods, events) : undefined;
   // One budget for unary calls and stream openings alike: a retry storm is a retry storm.
   const budget: RetryBudget | false = retry.budget === false ? false : new RetryBudget(retry.budget ?? {});
+  const killSwitch = new KillSwitch();
   const interceptors: Interceptor<ResilienceCallOptions>[] = [
     fallbackMiddleware({ methods: options.fallbacks, logger, events }),
+    killSwitch.interceptor,
     retryMiddleware({ ...retry, budget, enabled: options.retry !== undefined && options.retry !== false, events, requestTimeoutMs }),
   ];
   if (methods) interceptors.push(methods.middleware);
@@ -79,6 +85,7 @@ export function poolResilience(options: PoolResilienceOptions, context: { events
   if (workers) interceptors.push(workers.middleware);
   return {
     interceptors,
+    killSwitch,
     workerBreaker: workers,
     methodBreaker: methods,
     circuits: () => ({ methods: methods?.states() ?? {}, workers: workers?.states() ?? {} }),

@@ -14,8 +14,12 @@ export interface WorkerBreaker {
   state(workerId: string): CircuitState;
   /** Every circuit used so far, by worker id. */
   states(): Record<string, CircuitState>;
-  /** Ids of the workers out of rotation now (open, or half-open with its probe out). */
+  /** Ids of the workers out of rotation now (open or isolated, or half-open with its probe out). */
   excluded(): string[];
+  /** Holds worker `workerId`'s circuit open (out of rotation) until `close(workerId)`. */
+  isolate(workerId: string): void;
+  /** Forces worker `workerId`'s circuit closed (back in rotation) and forgets its failures. */
+  close(workerId: string): void;
   /** Stops the circuits' timers. */
   dispose(): void;
 }
@@ -35,7 +39,7 @@ export function workerBreaker(options: WorkerBreakerOptions = {}, events?: Resil
     let circuit = circuits.get(workerId);
     if (!circuit) {
       circuit = new CircuitBreaker(options, (from, to, reason) => {
-        if (to === "open") out.add(workerId);
+        if (to === "open" || to === "isolated") out.add(workerId);
         else out.delete(workerId);
         events?.report("circuitStateChange", { scope: "worker", key: workerId, from, to, reason });
       });
@@ -79,13 +83,16 @@ export function workerBreaker(options: WorkerBreakerOptions = {}, events?: Resil
     if (outcome === "success") circuit.onSuccess();
     else if (outcome === "failure") circuit.onFailure();
     else circuit.onNeutral();
-    if (wasProbe && (circuit.state as CircuitState) !== "open") out.delete(id);
+    const now = circuit.state as CircuitState;
+    if (wasProbe && now !== "open" && now !== "isolated") out.delete(id);
   };
   return {
     middleware,
     state: (id) => circuits.get(id)?.state ?? "closed",
     states: () => Object.fromEntries([...circuits].map(([id, c]) => [id, c.state])),
     excluded: () => [...out],
+    isolate: (id) => circuitFor(id).isolate(),
+    close: (id) => circuits.get(id)?.close(),
     dispose: () => circuits.forEach((c) => c.dispose()),
   };
 }

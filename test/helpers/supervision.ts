@@ -23,6 +23,11 @@ const NAMES: (keyof WorkerPoolEvents)[] = [
   "callDequeued",
   "queueFull",
   "workerDrained",
+  "scale",
+  "sparePromoted",
+  "scaleFailed",
+  "switched",
+  "switchedOffCall",
 ];
 
 /** Records every event `pool` emits, in order. */

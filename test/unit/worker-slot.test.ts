@@ -83,7 +83,7 @@ function setup(overrides: Record<string, unknown> = {}) {
     workerGone: () => undefined,
     counts: () => ({ ready: 1, total: 1 }),
   };
-  const slot = new WorkerSlot("w0", host);
+  const slot = new WorkerSlot("w0", host, { index: 0, role: "active", resources: { env: {}, args: [], cpuAffinity: undefined } });
   const latest = (): FakeProcess => processes[processes.length - 1];
   return { slot, processes, events, latest, stopPool: () => (running = false) };
 }
