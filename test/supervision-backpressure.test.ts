@@ -18,7 +18,8 @@ test("a full queue refuses at once with RESOURCE_EXHAUSTED (lifecycle, retryable
   expect(await eventually(() => pool.health().workers[0].inFlight === 1, 20_000)).toBe(true);
   const q1 = client.echo({ text: "q1" }, { timeoutMs: 3000 }).catch((e: unknown) => e as RpcError);
   const q2 = client.echo({ text: "q2" }, { timeoutMs: 6000 }).catch((e: unknown) => e as RpcError);
-  expect(await eventually(() => pool.health().queued === 2, 20_000)).toBe(true);
+  // oldestQueuedMs counts whole milliseconds: wait for the first one to pass too.
+  expect(await eventually(() => pool.health().queued === 2 && pool.health().oldestQueuedMs > 0, 20_000)).toBe(true);
   const h = pool.health();
   expect(h.queued).toBe(2);
   expect(h.oldestQueuedMs).toBeGreaterThan(0);

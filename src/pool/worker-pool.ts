@@ -167,7 +167,7 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
         const dir = this.socketDir as SocketDir;
         // The lane's variables are always set ("" when off), so none is inherited from this process.
         const laneEnv = this.lane?.workerEnvironment() ?? { PROCGRPC_LANE_DIR: "" };
-        return new WorkerProcess(id, dir.socketPath(id, generation), { ...resolved, env: { ...resolved.env, ...laneEnv } }, this.logger, dir.owned, resources);
+        return new WorkerProcess(id, dir.socketPath(id, generation), resolved, this.logger, dir.owned, { ...resources, env: { ...resources.env, ...laneEnv } });
       },
       emit: (name, ...args) => this.emitSafely(name, ...args),
       stateChanged: (worker, to) => {
