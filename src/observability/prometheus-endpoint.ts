@@ -1,8 +1,12 @@
-import { createServer, type Server } from "node:http";
+import type { Server } from "node:http";
 import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import type { MeterProvider } from "@opentelemetry/api";
+import { loadOnUse } from "../core/load-on-use";
+
+// node:http is for the scrape endpoint only: not loaded by `import "procgrpc"`.
+const http = loadOnUse<typeof import("node:http")>("node:http");
 
 /** Options for `startPrometheusEndpoint`. */
 export interface PrometheusEndpointOptions {
@@ -67,7 +71,7 @@ export async function startPrometheusEndpoint(options: PrometheusEndpointOptions
   const path = options.path ?? "/metrics";
   const exporter = new PrometheusExporter({ preventServerStart: true });
   const meterProvider = new SdkMeterProvider({ readers: [exporter] });
-  const server: Server = createServer((req, res) => {
+  const server: Server = http().createServer((req, res) => {
     if ((req.url ?? "").split("?")[0] === path) exporter.getMetricsRequestHandler(req, res);
     else res.writeHead(404, { "content-type": "text/plain" }).end(`not found: metrics are at ${path}\n`);
   });
