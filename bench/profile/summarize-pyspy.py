@@ -10,7 +10,7 @@ import re
 import sys
 
 OWNERS = [
-    ("procgrpc pipeline (_pipeline.py)", re.compile(r"procgrpc/_pipeline\.py|bench/profile/lab_pipeline\.py")),
+    ("procgrpc pipeline (_services/pipeline.py)", re.compile(r"procgrpc/_services/pipe(line|_context)\.py")),
     ("procgrpc handler wrapper (_exception_mapping.py)", re.compile(r"procgrpc/_exception_mapping\.py|bench/profile/lab_wrapper\.py")),
     ("procgrpc contexts (_context.py, _call_context.py, _introspection.py)", re.compile(r"procgrpc/_(context|call_context|introspection)\.py")),
     ("procgrpc other", re.compile(r"procgrpc/")),
