@@ -83,12 +83,16 @@ describeShm("unary calls through the lane", () => {
 
   test("shutdown removes the lane directory", async () => {
     const other = new WorkerPool(testingPool({ workers: 1, sharedMemoryLane: { directory: base } }));
-    await other.start();
-    const before = laneDirs(process.pid).length;
-    expect(before).toBe(2);
-    await other.client(TestServiceDefinition).echo({ payload: randomBytes(1024 * 1024) });
-    await other.shutdown();
-    expect(laneDirs(process.pid).length).toBe(1);
+    try {
+      await other.start();
+      const before = laneDirs(process.pid).length;
+      expect(before).toBe(2);
+      await other.client(TestServiceDefinition).echo({ payload: randomBytes(1024 * 1024) });
+      await other.shutdown();
+      expect(laneDirs(process.pid).length).toBe(1);
+    } finally {
+      await other.shutdown(); // a failed call must not leave the pool (and jest's worker) alive
+    }
   });
 });
 
