@@ -74,6 +74,15 @@ export interface DeadLetterStore {
   claim?(id: string): Promise<DeadLetterClaim | undefined>;
 }
 
+/** Returns a guard that lets a claim on letter `id` be settled (completed or released) once only. */
+export function settleOnce(id: string): () => void {
+  let settled = false;
+  return () => {
+    if (settled) throw new Error(`dead letter ${id}: its claim was already settled`);
+    settled = true;
+  };
+}
+
 /** A store that supports claims (`claimable` and `claim`). */
 export type ClaimingDeadLetterStore = DeadLetterStore & Required<Pick<DeadLetterStore, "claimable" | "claim">>;
 

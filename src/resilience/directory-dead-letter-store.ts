@@ -1,7 +1,7 @@
 import { readFile, readdir, rename, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { formatOwner, ownerIsDead, parseOwner, thisMachine, type ClaimOwner, type OwnerEnvironment } from "./claim-owner";
-import { withFailure, type ClaimingDeadLetterStore, type DeadLetter, type DeadLetterClaim, type DeadLetterFailure } from "./dead-letter-store";
+import { settleOnce, withFailure, type ClaimingDeadLetterStore, type DeadLetter, type DeadLetterClaim, type DeadLetterFailure } from "./dead-letter-store";
 import { DirSyncer, ensurePrivateDir, writePrivateFileAtomic } from "./private-files";
 
 /** A claim found in a store: which letter, which process holds it, and whether that process is gone. */
@@ -216,11 +216,7 @@ export class DirectoryDeadLetterStore implements ClaimingDeadLetterStore {
       if (letter === "invalid") await renameIfThere(mine, this.readyPath(id));
       return undefined;
     }
-    let settled = false;
-    const once = (): void => {
-      if (settled) throw new Error(`dead letter ${id}: its claim was already settled`);
-      settled = true;
-    };
+    const once = settleOnce(id);
     return {
       letter,
       complete: async () => {

@@ -1,6 +1,6 @@
 import { open, rename, stat, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
-import { withFailure, type ClaimingDeadLetterStore, type DeadLetter, type DeadLetterClaim, type DeadLetterFailure } from "./dead-letter-store";
+import { settleOnce, withFailure, type ClaimingDeadLetterStore, type DeadLetter, type DeadLetterClaim, type DeadLetterFailure } from "./dead-letter-store";
 import { PRIVATE_FILE_MODE, makeDirs, syncDir } from "./private-files";
 import { ProcessLock } from "./process-lock";
 
@@ -124,11 +124,7 @@ export class JsonlDeadLetterStore implements ClaimingDeadLetterStore {
       await this.unclaim(id);
       return undefined;
     }
-    let settled = false;
-    const once = (): void => {
-      if (settled) throw new Error(`dead letter ${id}: its claim was already settled`);
-      settled = true;
-    };
+    const once = settleOnce(id);
     return {
       letter,
       complete: async () => {
