@@ -9,7 +9,8 @@ import { TestServiceDefinition } from "../src/gen/testing/v1/testing";
 import { checkHealth } from "../src/transport/health-check";
 import { CONTROL_VARIABLES } from "../src/pool/worker-process";
 import { removeStaleSockets, sweepDeadPoolDirs } from "../src/pool/socket-dir";
-import { PYTHON, ROOT, WORKERS, eventually, testingPool } from "./helpers/env";
+import { PYTHON, WORKERS, eventually, testingPool } from "./helpers/env";
+import { startHolder } from "./helpers/holder";
 import { HOSTILE_WORKER, hostile } from "./helpers/hostile";
 
 jest.setTimeout(120_000);
@@ -56,13 +57,9 @@ describe("pools sharing a socketDir", () => {
   test("a pool in another process shares the directory; its sockets survive this process's pools starting, failing and stopping", async () => {
     const dir = join(tmp, "shared");
     mkdirSync(dir);
-    const holder = spawn(process.execPath, ["--import", "tsx", join(ROOT, "test", "fixtures", "pool-holder.ts")], {
-      cwd: ROOT,
-      env: { ...process.env, HOLDER_SOCKET_DIR: dir },
-      stdio: ["ignore", "pipe", "inherit"],
-    });
+    const { holder, line } = await startHolder("pool-holder.ts", { HOLDER_SOCKET_DIR: dir });
     try {
-      const { workers } = JSON.parse(await firstLine(holder)) as { workers: { pid: number; socket: string }[] };
+      const { workers } = JSON.parse(line) as { workers: { pid: number; socket: string }[] };
       const ours = new WorkerPool(testingPool({ workers: 2, socketDir: dir }));
       await ours.start();
       await ours.shutdown();
@@ -158,17 +155,6 @@ describe("the environment of local workers", () => {
     }
   });
 });
-
-function firstLine(child: ReturnType<typeof spawn>): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let buf = "";
-    child.stdout?.on("data", (d: Buffer) => {
-      buf += d.toString();
-      if (buf.includes("\n")) resolve(buf.split("\n")[0]);
-    });
-    child.once("exit", (code) => reject(new Error(`holder exited early with ${code}`)));
-  });
-}
 
 /** A pid no process has now: a child that already exited. */
 async function deadPid(): Promise<number> {

@@ -4,13 +4,13 @@
  * same results as inline; broken files are `protocol` errors; a full directory falls back to the
  * socket; no file outlives a call, a killed worker, a killed Node process or the pool.
  */
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, watch, type FSWatcher } from "node:fs";
 import { join } from "node:path";
 import { WorkerPool, type Logger } from "../src";
 import { TestServiceDefinition } from "../src/gen/testing/v1/testing";
 import { ROOT, WORKERS, eventually, isAlive, rejection, testingPool } from "./helpers/env";
+import { startHolder } from "./helpers/holder";
 
 const SHM = existsSync("/dev/shm") ? "/dev/shm" : undefined;
 const base = mkdtempSync(join(SHM ?? ROOT, "pglane-test-"));
@@ -198,19 +198,7 @@ describeShm("kill -9 mid-transfer leaves no lane file", () => {
   });
 
   test("of the Node process: its worker exits and the next pool's start removes the dead pool's lane directory", async () => {
-    const holder = spawn(process.execPath, ["--import", "tsx", join(ROOT, "test", "fixtures", "lane-holder.ts")], {
-      cwd: ROOT,
-      env: { ...process.env, LANE_BASE: base },
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    const line = await new Promise<string>((resolve, reject) => {
-      let buf = "";
-      holder.stdout?.on("data", (d: Buffer) => {
-        buf += d.toString();
-        if (buf.includes("\n")) resolve(buf.split("\n")[0]);
-      });
-      holder.once("exit", (code) => reject(new Error(`lane holder exited early with ${code}`)));
-    });
+    const { holder, line } = await startHolder("lane-holder.ts", { LANE_BASE: base });
     const { workers } = JSON.parse(line) as { workers: number[] };
     const holderPid = holder.pid as number;
     // Mid-transfer: a 64 MiB message is in the holder's lane directory.

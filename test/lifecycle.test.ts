@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -7,8 +7,9 @@ import { RpcError, Status, WorkerPool, WorkerStartError, isLifecycleError } from
 import { TestServiceDefinition } from "../src/gen/testing/v1/testing";
 import { HealthCheckRequest, HealthCheckResponse, HealthCheckResponse_ServingStatus } from "../src/gen/grpc/health/v1/health";
 import { checkHealth } from "../src/transport/health-check";
-import { ROOT, WORKERS, eventually, isAlive, pidsMatching, testingPool } from "./helpers/env";
+import { WORKERS, eventually, isAlive, pidsMatching, testingPool } from "./helpers/env";
 import { HOSTILE_WORKER, groupMembers } from "./helpers/hostile";
+import { startHolder } from "./helpers/holder";
 import { untilAsync } from "./helpers/wait";
 
 // Each test gets its own TMPDIR so that "no socket directory left behind" is checkable.
@@ -163,21 +164,9 @@ test("two pools never collide on sockets", async () => {
   }
 });
 
-/** Starts test/fixtures/pool-holder.ts with `env`; resolves with its first line (the workers). */
-async function startHolder(env: Record<string, string>): Promise<{ holder: ChildProcess; workers: { pid: number; socket: string }[]; children: number[] }> {
-  const holder = spawn(process.execPath, ["--import", "tsx", join(ROOT, "test", "fixtures", "pool-holder.ts")], {
-    cwd: ROOT,
-    env: { ...process.env, TMPDIR: tmp, ...env },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const line = await new Promise<string>((resolve, reject) => {
-    let buf = "";
-    holder.stdout?.on("data", (d: Buffer) => {
-      buf += d.toString();
-      if (buf.includes("\n")) resolve(buf.split("\n")[0]);
-    });
-    holder.once("exit", (code) => reject(new Error(`pool holder exited early with ${code}`)));
-  });
+/** Starts test/fixtures/pool-holder.ts with `env`; resolves with the workers it prints first. */
+async function startPoolHolder(env: Record<string, string>): Promise<{ holder: ChildProcess; workers: { pid: number; socket: string }[]; children: number[] }> {
+  const { holder, line } = await startHolder("pool-holder.ts", { TMPDIR: tmp, ...env });
   return { holder, ...(JSON.parse(line) as { workers: { pid: number; socket: string }[]; children: number[] }) };
 }
 
@@ -192,7 +181,7 @@ async function expectNothingLeft(workers: { pid: number; socket: string }[], chi
 }
 
 test("after the Node process is SIGKILLed its workers, sockets and socket directory are gone", async () => {
-  const { holder, workers } = await startHolder({});
+  const { holder, workers } = await startPoolHolder({});
   expect(workers.every((w) => isAlive(w.pid))).toBe(true);
   holder.kill("SIGKILL");
   await expectNothingLeft(workers, []);
@@ -203,7 +192,7 @@ describe.each([
   [" (portable path: no PR_SET_PDEATHSIG)", { PROCGRPC_PORTABLE: "1" }],
 ])("after the Node process is SIGKILLed while the servicers misbehave%s", (_name, extra) => {
   test("a blocked event loop, an endless def handler and the servicers' subprocesses go too", async () => {
-    const { holder, workers, children } = await startHolder({ HOLDER_SCRIPT: HOSTILE_WORKER, HOLDER_HOSTILE: "1", ...extra });
+    const { holder, workers, children } = await startPoolHolder({ HOLDER_SCRIPT: HOSTILE_WORKER, HOLDER_HOSTILE: "1", ...extra });
     expect(children.every((pid) => isAlive(pid))).toBe(true);
     // One worker's loop stops answering; the other's thread is in the endless handler.
     expect(await untilAsync(async () => (await Promise.all(workers.map((w) => health(w.socket, 300)))).filter((h) => h === "timeout").length === 1, 20_000)).toBe(true);

@@ -234,3 +234,16 @@ def probe_debug_worker(tmpdir_short: str) -> Iterator[Worker]:
     worker = start_worker(PROBE_WORKER, os.path.join(tmpdir_short, "probe-debug.sock"), env={"PROCGRPC_DEBUG": "1"})
     yield worker
     worker.stop()
+
+
+@pytest.fixture
+def lane_dir() -> Iterator[str]:
+    """A private (0700) directory for lane files, on /dev/shm when there is one; emptied and removed after."""
+    base = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    d = tempfile.mkdtemp(prefix="procgrpc-lane-test-", dir=base)
+    try:
+        yield d
+    finally:
+        for name in os.listdir(d):
+            os.unlink(os.path.join(d, name))
+        os.rmdir(d)

@@ -4,8 +4,6 @@ real files in a private directory, PipeCall/PipeResult messages, no gRPC."""
 from __future__ import annotations
 
 import os
-import tempfile
-from typing import Iterator
 
 import pytest
 
@@ -14,16 +12,6 @@ from procgrpc._services.lane import LANE_ERROR_TRAILER, PipeLane, lane_error_ans
 from procgrpc._shm import Lane, LaneError, LaneReference
 
 
-@pytest.fixture
-def lane_dir() -> Iterator[str]:
-    base = "/dev/shm" if os.path.isdir("/dev/shm") else None
-    d = tempfile.mkdtemp(prefix="pglane-test-", dir=base)  # mkdtemp: 0700
-    try:
-        yield d
-    finally:
-        for name in os.listdir(d):
-            os.unlink(os.path.join(d, name))
-        os.rmdir(d)
 
 
 def _call_with_file(node: Lane, payload: bytes) -> pb.PipeCall:

@@ -7,23 +7,12 @@ import os
 import stat
 import tempfile
 import zlib
-from typing import Iterator
 
 import pytest
 
 from procgrpc._shm import HEADER_BYTES, Lane, LaneError, LaneReference
 
 
-@pytest.fixture
-def lane_dir() -> Iterator[str]:
-    base = "/dev/shm" if os.path.isdir("/dev/shm") else None
-    d = tempfile.mkdtemp(prefix="procgrpc-lane-test-", dir=base)  # mkdtemp: 0700
-    try:
-        yield d
-    finally:
-        for name in os.listdir(d):
-            os.unlink(os.path.join(d, name))
-        os.rmdir(d)
 
 
 def test_round_trip_every_size_0600_and_removed_by_the_reader(lane_dir: str) -> None:
