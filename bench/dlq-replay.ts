@@ -4,12 +4,12 @@
 // Imported by bench/run.ts (`import "./dlq-replay"`), it runs after the main benchmark has written
 // its report (on `beforeExit`, so it never shares the CPU with those measurements), with the same
 // --quick/--out/--json/--render flags; a failed main run exits first and skips it.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { DirectoryDeadLetterStore, JsonlDeadLetterStore, WorkerPool, replayDeadLetters, silentLogger, type DeadLetter, type DeadLetterStore, type UnaryRunner } from "../src";
 import { EchoRequest } from "../src/gen/bench/v1/bench";
-import { sectionFlags, sectionMarkers, writeMarkedSection, type SectionFlags } from "./lib/doc-section";
+import { scheduleSection, sectionMarkers } from "./lib/doc-section";
 
 const root = join(__dirname, "..");
 const MARKERS = sectionMarkers("dlq-replay");
@@ -124,33 +124,4 @@ export function renderDlqSection(result: DlqBenchResult): string {
 
 
 
-async function main(): Promise<void> {
-  const f = sectionFlags(root, "dlq-replay");
-  if (f.render) {
-    if (existsSync(f.render)) writeMarkedSection(f.out, MARKERS, renderDlqSection(JSON.parse(readFileSync(f.render, "utf8")) as DlqBenchResult));
-    return;
-  }
-  const result = await runDlqBench(f.quick);
-  mkdirSync(dirname(f.json), { recursive: true });
-  writeFileSync(f.json, JSON.stringify(result, null, 2));
-  mkdirSync(dirname(f.out), { recursive: true });
-  writeMarkedSection(f.out, MARKERS, renderDlqSection(result));
-  log(`wrote its section of ${f.out} and ${f.json}`);
-}
-
-function fail(err: unknown): void {
-  process.stderr.write(`[bench] FAILED: dead-letter replay: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exit(1);
-}
-
-if (require.main === module) {
-  main().catch(fail);
-} else {
-  // Imported by bench/run.ts: run once its own work is done and the event loop is empty.
-  let started = false;
-  process.on("beforeExit", () => {
-    if (started || process.exitCode) return;
-    started = true;
-    main().catch(fail);
-  });
-}
+scheduleSection<DlqBenchResult>({ name: "dlq-replay", title: "dead-letter replay", root, measure: runDlqBench, render: renderDlqSection, log }, require.main === module);

@@ -4,11 +4,11 @@
 //   npx tsx bench/elastic.ts [--quick] [--out docs/benchmarks.md] [--json bench/results/latest.json]
 // Imported by bench/run.ts (`import "./elastic"`), it runs after the main benchmark has written its
 // report (on `beforeExit`, so it never shares the CPU with those measurements).
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { WorkerPool, silentLogger, type WorkerPoolOptions } from "../src";
 import { BenchServiceDefinition } from "../src/gen/bench/v1/bench";
-import { sectionFlags, sectionMarkers, writeMarkedSection } from "./lib/doc-section";
+import { scheduleSection, sectionMarkers } from "./lib/doc-section";
 import { median } from "./lib/measure";
 
 const root = join(__dirname, "..");
@@ -159,41 +159,4 @@ export function renderElasticSection(result: ElasticBenchResult): string {
   ].join("\n");
 }
 
-async function main(): Promise<void> {
-  const f = sectionFlags(root, "elastic");
-  if (f.render) {
-    if (existsSync(f.render)) writeMarkedSection(f.out, MARKERS, renderElasticSection(JSON.parse(readFileSync(f.render, "utf8")) as ElasticBenchResult));
-    return;
-  }
-  const result = await runElasticBench(f.quick);
-  mkdirSync(dirname(f.json), { recursive: true });
-  writeFileSync(f.json, JSON.stringify(result, null, 2));
-  mkdirSync(dirname(f.out), { recursive: true });
-  writeMarkedSection(f.out, MARKERS, renderElasticSection(result));
-  log(`wrote its section of ${f.out} and ${f.json}`);
-}
-
-function fail(err: unknown): void {
-  process.stderr.write(`[bench] FAILED: elastic pool: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exit(1);
-}
-
-if (require.main === module) {
-  main().catch(fail);
-} else {
-  // Imported by bench/run.ts: run once its own work is done, and after the sections that also
-  // start on the first `beforeExit` (dlq-replay): the first one only arms this, so it starts on the
-  // next, when the loop is empty again.
-  let armed = false;
-  let started = false;
-  process.on("beforeExit", () => {
-    if (started || process.exitCode) return;
-    if (!armed) {
-      armed = true;
-      setImmediate(() => undefined);
-      return;
-    }
-    started = true;
-    main().catch(fail);
-  });
-}
+scheduleSection<ElasticBenchResult>({ name: "elastic", title: "elastic pool", root, measure: runElasticBench, render: renderElasticSection, log }, require.main === module);

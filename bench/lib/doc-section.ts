@@ -1,6 +1,6 @@
 // A benchmark that owns one section of docs/benchmarks.md: where its figures go, and the flags
 // every such benchmark takes (`--quick`, `--out`, `--json`, `--render`).
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 
@@ -52,4 +52,61 @@ export function sectionFlags(root: string, name: string): SectionFlags {
     json: join(dirname(json), `${name}.json`),
     ...(typeof values.render === "string" ? { render: join(dirname(values.render), `${name}.json`) } : {}),
   };
+}
+
+/** A benchmark that measures once and owns one section of docs/benchmarks.md. */
+export interface SectionBench<R> {
+  /** The section's name: its markers and its `<name>.json` result. */
+  readonly name: string;
+  /** What the failure message calls it ("dead-letter replay"). */
+  readonly title: string;
+  readonly root: string;
+  readonly measure: (quick: boolean) => Promise<R>;
+  readonly render: (result: R) => string;
+  readonly log: (msg: string) => void;
+}
+
+async function runSection<R>(bench: SectionBench<R>): Promise<void> {
+  const f = sectionFlags(bench.root, bench.name);
+  const markers = sectionMarkers(bench.name);
+  if (f.render) {
+    if (existsSync(f.render)) writeMarkedSection(f.out, markers, bench.render(JSON.parse(readFileSync(f.render, "utf8")) as R));
+    return;
+  }
+  const result = await bench.measure(f.quick);
+  mkdirSync(dirname(f.json), { recursive: true });
+  writeFileSync(f.json, JSON.stringify(result, null, 2));
+  mkdirSync(dirname(f.out), { recursive: true });
+  writeMarkedSection(f.out, markers, bench.render(result));
+  bench.log(`wrote its section of ${f.out} and ${f.json}`);
+}
+
+function failed(bench: SectionBench<unknown>, err: unknown): never {
+  process.stderr.write(`[bench] FAILED: ${bench.title}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+}
+
+const queued: SectionBench<unknown>[] = [];
+
+/**
+ * Runs a section benchmark: at once when its file is the command (`isMain`); when bench/run.ts
+ * imported it, after run.ts's own work, once the event loop is empty (`beforeExit`), the sections
+ * one after another in import order, so none shares the CPU with another measurement. A failed
+ * main run (exit code set) skips them; a failing section exits 1.
+ */
+export function scheduleSection<R>(bench: SectionBench<R>, isMain: boolean): void {
+  if (isMain) {
+    runSection(bench).catch((err: unknown) => failed(bench as SectionBench<unknown>, err));
+    return;
+  }
+  queued.push(bench as SectionBench<unknown>);
+  if (queued.length > 1) return;
+  let started = false;
+  process.on("beforeExit", () => {
+    if (started || process.exitCode) return;
+    started = true;
+    void (async () => {
+      for (const next of queued) await runSection(next).catch((err: unknown) => failed(next, err));
+    })();
+  });
 }
