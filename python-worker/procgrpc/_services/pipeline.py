@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 import grpc
 
@@ -97,13 +97,7 @@ class PipeRegistry:
         A stopping pool half-closes its pipes before it signals the worker, but the calls it sent
         just before may not have been read yet: stopping the reads at once would end the stream
         under them, and the pool would see a broken pipe instead of answers."""
-        pipes = list(self._pipes)
-        if not pipes:
-            return True
-        _done, pending = await asyncio.wait([asyncio.ensure_future(p.reads_done.wait()) for p in pipes], timeout=timeout)
-        for waiter in pending:
-            waiter.cancel()
-        return not pending
+        return await _all_set([p.reads_done for p in self._pipes], timeout)
 
     async def stop_all(self, timeout: float) -> bool:
         """Stop reading every pipe, answer its unanswered calls as stopping, flush and end it.
@@ -111,12 +105,17 @@ class PipeRegistry:
         pipes = list(self._pipes)
         for pipe in pipes:
             pipe.stop()
-        if not pipes:
-            return True
-        _done, pending = await asyncio.wait([asyncio.ensure_future(p.ended.wait()) for p in pipes], timeout=timeout)
-        for waiter in pending:
-            waiter.cancel()
-        return not pending
+        return await _all_set([p.ended for p in pipes], timeout)
+
+
+async def _all_set(events: List[asyncio.Event], timeout: float) -> bool:
+    """Wait until every event is set, for at most ``timeout`` seconds; True when all were."""
+    if not events:
+        return True
+    _done, pending = await asyncio.wait([asyncio.ensure_future(e.wait()) for e in events], timeout=timeout)
+    for waiter in pending:
+        waiter.cancel()
+    return not pending
 
 
 class _Pipe:
