@@ -271,6 +271,31 @@ def test_server_streaming(probe_worker: Worker, flavour: str) -> None:
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
+def test_a_stream_cancelled_while_the_server_writes_reaches_the_servicer(probe_worker: Worker, flavour: str) -> None:
+    """The client stops reading, so the server blocks writing (flow control) with the servicer at
+    its ``yield``; a cancel then still reaches the servicer: ``CancelledError`` at that ``yield``
+    for ``async def`` (as at an ``await``), the generator closed for ``def``."""
+    tag = "cancel-in-write-" + flavour
+    fn = probe_worker.channel().unary_stream(f"/{SERVICE}/Stream{flavour}")
+    stream = fn(json.dumps({"endless": True, "size": 1 << 20, "tag": tag}).encode(), timeout=60)
+    assert len(next(stream)) == 1 << 20
+
+    def events() -> set:
+        return set(json.loads(call(probe_worker, "Events", {})))
+
+    deadline = time.monotonic() + 30
+    while f"yield:{tag}:3" not in events():  # past the flow-control window: blocked in a write
+        assert time.monotonic() < deadline, "the servicer never got ahead of the client"
+        time.sleep(0.05)
+    stream.cancel()
+    want = ("cancelled:" if flavour == "Async" else "closed:") + tag
+    deadline = time.monotonic() + 30
+    while want not in events():
+        assert time.monotonic() < deadline, f"missing {want}: {sorted(e for e in events() if tag in e)[-3:]}"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
 def test_client_streaming(probe_worker: Worker, flavour: str) -> None:
     fn = probe_worker.channel().stream_unary(f"/{SERVICE}/Collect{flavour}")
     assert fn(iter([b"a", b"b", b"c"]), timeout=5) == b"a|b|c"

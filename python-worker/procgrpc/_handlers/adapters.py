@@ -61,8 +61,18 @@ def _stream_response(calls: MethodCalls, fn: Callable[..., Any], request_streami
             actx = AsyncContext(ctx)
             async with CallScope(calls, ctx, actx, track_running=True):
                 if is_gen:
-                    async for item in fn(request, actx):
-                        yield item
+                    responses = fn(request, actx)
+                    try:
+                        async for item in responses:
+                            yield item
+                    except GeneratorExit:
+                        # grpc.aio cancelled the call while it was writing our last item, so the
+                        # CancelledError went to grpc.aio, and the servicer sits at its ``yield``.
+                        # Give it the CancelledError asyncio would have given it at an ``await``.
+                        await _cancel_at_yield(responses)
+                        raise
+                    finally:
+                        await responses.aclose()
                 else:
                     await fn(request, actx)  # reader/writer API: writes via context.write
         return run_async
@@ -76,12 +86,39 @@ def _stream_response(calls: MethodCalls, fn: Callable[..., Any], request_streami
             # One context copy for the whole stream, so each next() sees the call's request id and trace.
             run = contextvars.copy_context().run
             iterator = iter(await loop.run_in_executor(calls.executor, run, fn, request, sctx))
-            while True:
-                item = await loop.run_in_executor(calls.executor, run, _next_or_end, iterator)
-                if item is _END:
-                    break
-                yield item
+            try:
+                while True:
+                    item = await loop.run_in_executor(calls.executor, run, _next_or_end, iterator)
+                    if item is _END:
+                        break
+                    yield item
+            except (GeneratorExit, asyncio.CancelledError):
+                # Cancelled: close the servicer's generator now (GeneratorExit at its ``yield``, its
+                # ``finally`` runs) in a servicer thread, not whenever the event loop drops it.
+                calls.executor.submit(run, _close_quietly, iterator)
+                raise
     return run_sync
+
+
+def _close_quietly(iterator: Iterator[Any]) -> None:
+    close = getattr(iterator, "close", None)
+    if close is not None:
+        try:
+            close()
+        except ValueError:
+            pass  # still inside next() in another thread: it is closed when that returns and drops it
+
+
+async def _cancel_at_yield(responses: AsyncIterator[Any]) -> None:
+    athrow = getattr(responses, "athrow", None)
+    if athrow is None:
+        return
+    try:
+        await athrow(asyncio.CancelledError())
+    except (asyncio.CancelledError, StopAsyncIteration):
+        pass
+    except Exception:  # noqa: BLE001 (the call is over; whatever the servicer raised has nowhere to go)
+        pass
 
 
 class _SyncRequests:

@@ -90,10 +90,27 @@ def events_sync(request: bytes, context: Any) -> bytes:
 
 def stream_sync(request: bytes, context: Any) -> Any:
     spec = json.loads(request)
+    if spec.get("endless"):
+        yield from _endless_sync(spec)
+        return
     for i in range(spec["count"]):
         yield str(i).encode()
     if spec.get("fail"):
         raise ValueError("stream failed")
+
+
+def _endless_sync(spec: Dict[str, Any]) -> Any:
+    """Large messages until cancelled, noting how the generator ended: it blocks in the
+    server's write (flow control) once the client stops reading."""
+    payload, i = b"x" * spec["size"], 0
+    try:
+        while True:
+            _note(f"yield:{spec['tag']}:{i}")
+            yield payload
+            i += 1
+    except GeneratorExit:
+        _note("closed:" + spec["tag"])
+        raise
 
 
 def collect_sync(request_iterator: Any, context: Any) -> bytes:
@@ -136,6 +153,19 @@ async def context_async(request: bytes, context: Any) -> bytes:
 
 async def stream_async(request: bytes, context: Any) -> Any:
     spec = json.loads(request)
+    if spec.get("endless"):
+        payload, i = b"x" * spec["size"], 0
+        try:
+            while True:
+                _note(f"yield:{spec['tag']}:{i}")
+                yield payload
+                i += 1
+        except asyncio.CancelledError:
+            _note("cancelled:" + spec["tag"])
+            raise
+        except GeneratorExit:
+            _note("closed:" + spec["tag"])
+            raise
     for i in range(spec["count"]):
         yield str(i).encode()
     if spec.get("fail"):
