@@ -36,7 +36,7 @@ export interface HostileReport {
 const fds = (): number => readdirSync("/proc/self/fd").length;
 
 /** Runs the hostile load until `endAt` (epoch ms) and returns the report. */
-export async function hostileSoak(root: string, python: string, endAt: number): Promise<HostileReport> {
+export async function hostileSoak(root: string, python: string, endAt: number, transport: { transport: "pipelined" | "unary"; lane: boolean } = { transport: "pipelined", lane: true }): Promise<HostileReport> {
   const state = mkdtempSync(join(tmpdir(), "soak-hostile-"));
   const pool = new WorkerPool({
     workers: 2,
@@ -50,6 +50,8 @@ export async function hostileSoak(root: string, python: string, endAt: number): 
     unhealthyAfterMisses: 2,
     replaceUnhealthyAfterMs: 1500,
     restart: { initialDelayMs: 50, maxDelayMs: 1000, maxRestarts: 1000, windowMs: 60000 },
+    transport: transport.transport,
+    ...(transport.lane ? {} : { sharedMemoryLane: false as const }),
   });
   const pgids = new Set<number>();
   let restarts = 0;

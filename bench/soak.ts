@@ -1,8 +1,11 @@
-// npm run soak -- --minutes M [--workers N] [--concurrency C]
+// npm run soak -- --minutes M [--workers N] [--concurrency C] [--transport unary]
+//                  [--no-steady] [--no-chaos] [--no-hostile] [--no-lane]
+// (the switches turn parts off, to attribute a growth to one of them)
 // Calls at concurrency 64 against a pool of 3 workers while a chaos loop kills a random worker
 // every few seconds (kill -9) and now and then stalls one (a handler that ignores cancellation,
 // or SIGSTOP for a while). Reports calls, failures by code and category, latency percentiles,
-// restarts, and Node's file descriptors and resident memory at start and end, then checks the
+// restarts, Node's file descriptors and memory (bench/soak-memory.ts: raw and live RSS every
+// 30 s, per-worker objects at start and end), then checks the
 // bar of docs/supervision.md and exits non-zero if it is not met. Beside it, bench/soak-hostile.ts
 // runs hostile servicers (subprocesses, a blocked event loop, abandoned streams, shared request
 // ids, non-idempotent calls under retry) and reports leaked slots, orphans and duplicate executions.
@@ -12,8 +15,8 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import { join } from "node:path";
 import { RpcError, Status, WorkerPool, silentLogger, statusName } from "../src";
 import { TestServiceDefinition } from "../src/gen/testing/v1/testing";
-import { residentMemoryMb } from "../src/pool/resident-memory";
 import { hostileSoak } from "./soak-hostile";
+import { objectsOver, sampleMemory, slopePerMinute, type MemorySample } from "./soak-memory";
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -22,23 +25,33 @@ function arg(name: string, fallback: number): number {
   return v ?? fallback;
 }
 
+/** `--no-steady`, `--no-chaos`, `--no-hostile`, `--no-lane` switch a part off (to attribute growth). */
+const off = (part: string): boolean => process.argv.includes(`--no-${part}`);
+function choice<T extends string>(name: string, values: readonly T[], fallback: T): T {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i === -1) return fallback;
+  const v = process.argv[i + 1] as T;
+  if (!values.includes(v)) throw new Error(`--${name} needs one of ${values.join(", ")}`);
+  return v;
+}
+
 const minutes = arg("minutes", 1);
 const workers = arg("workers", 3);
 const concurrency = arg("concurrency", 64);
+const transport = choice("transport", ["pipelined", "unary"] as const, "pipelined");
+const parts = { steady: !off("steady"), chaos: !off("chaos"), hostile: !off("hostile"), lane: !off("lane") };
 const CALL_TIMEOUT_MS = 2000;
 /** A call must settle by its deadline plus this (timer and event-loop slack). */
 const SETTLE_SLACK_MS = 250;
 const root = join(__dirname, "..");
 
 const fds = (): number => readdirSync("/proc/self/fd").length;
-const rss = (): number => residentMemoryMb(process.pid) ?? NaN;
-/** Heap in use after a full GC (run with --expose-gc, as `npm run soak` does), MB. */
-const heapMb = (): number => {
-  if (typeof global.gc === "function") global.gc();
-  return Math.round((process.memoryUsage().heapUsed / 1048576) * 10) / 10;
-};
-/** Memory outside the V8 heap (Buffers and the like), after the GC of `heapMb`, MB. */
-const externalMb = (): number => Math.round((process.memoryUsage().external / 1048576) * 10) / 10;
+/**
+ * The live memory (resident after a memory-reducing GC, bench/soak-memory.ts) may grow by at most
+ * this over the second half of the run: a leak of ~7 bytes per echo call, or of a few hundred kB
+ * per restarted worker, would exceed it; V8's pooled heap pages are not counted.
+ */
+const MAX_LIVE_RSS_SLOPE_MB_PER_MIN = 2;
 
 /** Latencies in 1 ms buckets up to 10 s: constant memory however long the soak runs. */
 class Histogram {
@@ -80,6 +93,8 @@ async function main(): Promise<void> {
     replaceUnhealthyAfterMs: 2000,
     cancelGraceMs: 500,
     restart: { initialDelayMs: 50, maxDelayMs: 1000, maxRestarts: 1000, windowMs: 60000 },
+    transport,
+    ...(parts.lane ? {} : { sharedMemoryLane: false as const }),
   });
   await pool.start();
   const client = pool.client(TestServiceDefinition);
@@ -89,9 +104,10 @@ async function main(): Promise<void> {
 
   // Warm up, then take the baseline.
   await Promise.all(Array.from({ length: 200 }, (_, i) => client.echo({ text: `warm-${i}` })));
-  const start = { fds: fds(), heapMb: heapMb(), externalMb: externalMb(), rssMb: rss(), at: Date.now() };
-  // RSS every 30 s: the trend after warm-up tells allocator retention (a plateau) from a leak.
-  const rssSamples: number[] = [];
+  const start = { fds: fds(), at: Date.now() };
+  const baseline = sampleMemory(start.at, true);
+  // Memory every 30 s: raw RSS, and the live memory under it (the trend tells retention from a leak).
+  const memory: MemorySample[] = [];
   // A late call with an equally long event-loop stall was starved (machine load), not held by the pool.
   const loopDelay = monitorEventLoopDelay({ resolution: 20 });
   loopDelay.enable();
@@ -182,20 +198,27 @@ async function main(): Promise<void> {
 
   const progress = setInterval(() => {
     maxLoad = Math.max(maxLoad, loadavg()[0]);
-    const rssNow = rss();
-    rssSamples.push(rssNow);
-    process.stderr.write(`[soak] ${((Date.now() - start.at) / 1000).toFixed(0)} s: load ${loadavg()[0].toFixed(1)}, loop delay max ${(loopDelay.max / 1e6).toFixed(0)} ms, ${made} calls, ${made - ok} failed, restarts ${restarts}, fds ${fds()}, rss ${rssNow} MB, external ${externalMb()} MB\n`);
+    const m = sampleMemory(start.at, false);
+    memory.push(m);
+    process.stderr.write(`[soak] ${m.at} s: load ${loadavg()[0].toFixed(1)}, loop delay max ${(loopDelay.max / 1e6).toFixed(0)} ms, ${made} calls, ${made - ok} failed, restarts ${restarts}, fds ${fds()}, rss ${m.rss} MB (live ${m.live.rss} MB), heap ${m.heapUsed} MB, external ${m.external} MB, sample took ${m.tookMs} ms\n`);
   }, 30_000);
-  const hostileRun = hostileSoak(root, process.env.PROCGRPC_PYTHON ?? join(root, ".venv", "bin", "python"), endAt);
-  await Promise.all([chaos(), ...Array.from({ length: concurrency }, (_, i) => caller(i))]);
-  const hostile = await hostileRun;
+  const hostileRun = parts.hostile ? hostileSoak(root, process.env.PROCGRPC_PYTHON ?? join(root, ".venv", "bin", "python"), endAt, { transport, lane: parts.lane }) : undefined;
+  const idle = new Promise((r) => setTimeout(r, endAt - Date.now()));
+  await Promise.all([parts.chaos ? chaos() : idle, ...(parts.steady ? Array.from({ length: concurrency }, (_, i) => caller(i)) : [idle])]);
+  const hostile = (await hostileRun) ?? { leakedSlots: 0, queuedAtEnd: 0, orphanProcesses: 0, duplicateExecutions: 0, fdsStart: 0, fdsEnd: 0 };
   clearInterval(progress);
   // Let the pool settle (last restarts) before the final sample.
   await new Promise((r) => setTimeout(r, 3000));
   await Promise.all(Array.from({ length: 200 }, (_, i) => client.echo({ text: `cool-${i}` }).catch(() => undefined)));
-  const end = { fds: fds(), heapMb: heapMb(), externalMb: externalMb(), rssMb: rss() };
+  const end = { fds: fds(), memory: sampleMemory(start.at, true) };
   await pool.shutdown();
 
+  // Live memory over the second half (the first is warm-up and the hostile pool's start).
+  const secondHalf = memory.filter((m) => m.at >= minutes * 30);
+  const halfTime = secondHalf[0];
+  const liveSlope = slopePerMinute(secondHalf, (m) => m.live.rss);
+  // Every per-worker object of the hostile pool (shut down) and of the steady pool's dead workers is released.
+  const unreleased = objectsOver(end.memory.objects, workers + 1);
   const report = {
     minutes,
     workers,
@@ -213,14 +236,34 @@ async function main(): Promise<void> {
     wrongReplies: wrongReply,
     settledOtherThanOnce: doubleSettle,
     unexplainedFailures: unexplained.length,
-    node: { fdsStart: start.fds, fdsEnd: end.fds, heapMbStart: start.heapMb, heapMbEnd: end.heapMb, externalMbStart: start.externalMb, externalMbEnd: end.externalMb, rssMbStart: start.rssMb, rssMbAfterWarmUp: rssSamples[0] ?? NaN, rssMbAtHalfTime: rssSamples[Math.floor(rssSamples.length / 2)] ?? NaN, rssMbEnd: end.rssMb },
+    node: {
+      fdsStart: start.fds,
+      fdsEnd: end.fds,
+      heapMbStart: baseline.heapUsed,
+      heapMbEnd: end.memory.heapUsed,
+      externalMbStart: baseline.external,
+      externalMbEnd: end.memory.external,
+      rssMbStart: baseline.rss,
+      rssMbAfterWarmUp: memory[0]?.rss ?? NaN,
+      rssMbAtHalfTime: halfTime?.rss ?? NaN,
+      rssMbEnd: end.memory.rss,
+      liveRssMbStart: baseline.live.rss,
+      liveRssMbAfterWarmUp: memory[0]?.live.rss ?? NaN,
+      liveRssMbAtHalfTime: halfTime?.live.rss ?? NaN,
+      liveRssMbEnd: end.memory.live.rss,
+      liveRssSlopeSecondHalfMbPerMin: liveSlope,
+      objectsStart: baseline.objects,
+      objectsEnd: end.memory.objects,
+    },
     hostile,
+    memorySamples: memory.map(({ at, rss, heapUsed, heapCommitted, external, live, tookMs }) => ({ at, rss, liveRss: live.rss, heapUsed, heapCommitted, external, tookMs })),
   };
   process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   if (unexplained.length) process.stderr.write(`unexplained failures (first 10):\n${unexplained.slice(0, 10).join("\n")}\n`);
-  // Leaks would show in descriptors, the heap after GC or Buffers after GC; RSS is reported with
-  // its trend (glibc keeps freed arenas, so it steps up under bursts and plateaus).
-  const grew = end.fds > start.fds + 5 || end.heapMb > start.heapMb * 1.5 + 10 || end.externalMb > start.externalMb * 1.5 + 10;
+  if (unreleased.length) process.stderr.write(`per-worker objects not released (${workers} workers): ${unreleased.join(", ")}\n`);
+  // Leaks show in descriptors, the heap after GC, Buffers after GC, per-worker objects and the
+  // live memory's slope; raw RSS is reported with its trend but holds V8's pooled heap pages.
+  const grew = end.fds > start.fds + 5 || end.memory.heapUsed > baseline.heapUsed * 1.5 + 10 || end.memory.external > baseline.external * 1.5 + 10 || unreleased.length > 0 || liveSlope > MAX_LIVE_RSS_SLOPE_MB_PER_MIN;
   const hostileOk = hostile.leakedSlots === 0 && hostile.queuedAtEnd === 0 && hostile.orphanProcesses === 0 && hostile.duplicateExecutions === 0 && hostile.fdsEnd <= hostile.fdsStart + 5;
   const pass = late === 0 && wrongReply === 0 && doubleSettle === 0 && unexplained.length === 0 && !grew && hostileOk;
   process.stdout.write(pass ? "PASS\n" : "FAIL\n");

@@ -5,9 +5,22 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sequential, throughput } from "../bench/lib/measure";
+import { objectsOver, slopePerMinute, type MemorySample } from "../bench/soak-memory";
 import { ROOT } from "./helpers/env";
 
 jest.setTimeout(180_000);
+
+test("the soak's memory verdict: live-RSS slope per minute, and per-worker objects over the limit", () => {
+  const sample = (at: number, liveRss: number): MemorySample => ({ at, tookMs: 0, rss: 280, anonymous: 220, heapUsed: 20, heapCommitted: 160, external: 8, live: { rss: liveRss, anonymous: 50 } });
+  // 1 MB per 30 s: 2 MB/min; with noise, about that (least squares, not first to last).
+  expect(slopePerMinute([sample(300, 100), sample(330, 101), sample(360, 102), sample(390, 103)], (m) => m.live.rss)).toBe(2);
+  expect(slopePerMinute([sample(300, 100), sample(330, 101.4), sample(360, 101.6), sample(390, 103)], (m) => m.live.rss)).toBeCloseTo(2, 0);
+  expect(slopePerMinute([sample(300, 100), sample(330, 100), sample(360, 100)], (m) => m.live.rss)).toBe(0);
+  // Too few samples for a trend: no verdict (NaN compares false against the bound).
+  expect(slopePerMinute([sample(300, 100), sample(330, 140)], (m) => m.live.rss)).toBeNaN();
+  expect(objectsOver({ WorkerProcess: 3, grpcChannel: 9, Pipeline: 4 }, 4)).toEqual(["grpcChannel: 9"]);
+  expect(objectsOver(undefined, 4)).toEqual([]);
+});
 
 test("a failing call fails the measurement instead of being counted", async () => {
   let n = 0;
