@@ -1,4 +1,5 @@
-import { Metadata, type Client, type ClientDuplexStream } from "@grpc/grpc-js";
+import type { Client, ClientDuplexStream } from "@grpc/grpc-js";
+import { Metadata } from "../core/grpc-metadata";
 import { errorFromAbort } from "../core/cancellation";
 import { RpcError } from "../core/rpc-error";
 import { Status } from "../core/status";
