@@ -3,6 +3,7 @@ import { existsSync, unlinkSync } from "node:fs";
 import type { Readable } from "node:stream";
 import type { ChannelOptions, Client } from "@grpc/grpc-js";
 import { grpcJs } from "../core/grpc-js";
+import type { PipeLane } from "../transport/lane-pipe";
 import { WorkerStartError } from "./worker-start-error";
 import { checkHealth } from "../transport/health-check";
 import { forEachLine } from "./line-splitter";
@@ -128,6 +129,8 @@ export class WorkerProcess {
   served = 0;
   /** The gRPC channel to this worker; set once it has reported ready. */
   channel: Client | undefined;
+  /** The pool's shared-memory lane, which this worker's stream calls use (undefined: none). */
+  lane: PipeLane | undefined;
   /** How the process ended, once it has. */
   exit: WorkerExit | undefined;
   /** Calls to fail at once should the process die. */

@@ -7,6 +7,8 @@ import { AnswerHooks } from "./answer";
 import { describeExit, type CallTarget, type Lease, type TargetExit, type WorkerCall } from "./call-target";
 import { refuseBeforeStart } from "./call-start";
 import { rpcErrorFromStatus } from "./grpc-status";
+import { laneProtocolError } from "./lane-pipe";
+import { laneStreamPath, StreamLaneFiles } from "./lane-stream";
 import { callFacts, type OutgoingCall } from "./outgoing-call";
 
 export type { RequestSource } from "../call/request-iterator";
@@ -32,11 +34,14 @@ class StreamLife {
   private readonly tracker: WorkerCall;
   private readonly onAbort: () => void;
   private endWaiters: (() => void)[] = [];
+  /** With the shared-memory lane: this call's request files (messages are lane frames). */
+  readonly laneFiles: StreamLaneFiles | undefined;
 
   constructor(
     readonly out: OutgoingCall,
     private readonly lease: Lease,
   ) {
+    this.laneFiles = lease.target.lane ? new StreamLaneFiles(lease.target.lane) : undefined;
     this.hooks = new AnswerHooks(out);
     const target = lease.target;
     this.tracker = {
@@ -49,6 +54,33 @@ class StreamLife {
 
   get target(): CallTarget {
     return this.lease.target;
+  }
+
+  /** The path to call: the method's lane alias when messages are lane frames. */
+  get path(): string {
+    return this.laneFiles ? laneStreamPath(this.out.method.path) : this.out.method.path;
+  }
+
+  /** One serialized request message as it goes on the wire. */
+  frame(bytes: Buffer): Buffer {
+    return this.laneFiles ? this.laneFiles.frame(bytes) : bytes;
+  }
+
+  /** The response deserializer: lane frames are unwrapped first; a lane file that cannot be read ends the call as a `protocol` error. */
+  get deserialize(): (bytes: Buffer) => unknown {
+    const files = this.laneFiles;
+    const deserialize = this.out.method.deserialize;
+    if (!files) return deserialize;
+    return (frame: Buffer) => {
+      let bytes: Buffer;
+      try {
+        bytes = files.unframe(frame);
+      } catch (err) {
+        this.endWith(laneProtocolError(err, callFacts(this.out, this.target)));
+        throw err;
+      }
+      return deserialize(bytes);
+    };
   }
 
   /** True once the call is over (its status arrived, or this side ended it). */
@@ -134,6 +166,7 @@ class StreamLife {
   private release(): void {
     if (this.released) return;
     this.released = true;
+    this.laneFiles?.close(); // request files the worker never opened
     this.target.calls.delete(this.tracker);
     this.out.signal?.removeEventListener("abort", this.onAbort);
     this.lease.release();
@@ -220,7 +253,7 @@ async function pumpRequests(call: WritableCall, requests: RequestSource, life: S
         return;
       }
       sent += 1;
-      if (!call.write(bytes)) await life.drainOrEnd(call);
+      if (!call.write(life.frame(bytes))) await life.drainOrEnd(call);
     }
     if (!life.ended) call.end();
   } finally {
@@ -255,7 +288,7 @@ function start(out: OutgoingCall, lease: Lease): StreamLife {
 export function serverStreamCall(out: OutgoingCall, payload: Buffer, lease: Lease): AsyncIterableIterator<unknown> {
   const life = start(out, lease);
   const channel = lease.target.channel as NonNullable<CallTarget["channel"]>;
-  const call = channel.makeServerStreamRequest(out.method.path, passThrough, out.method.deserialize, payload, out.metadata, { deadline: out.deadline.at });
+  const call = channel.makeServerStreamRequest(life.path, passThrough, life.deserialize, life.frame(payload), out.metadata, { deadline: out.deadline.at });
   life.attach(call);
   return new ResponseIterator(call, life);
 }
@@ -264,7 +297,7 @@ export function serverStreamCall(out: OutgoingCall, payload: Buffer, lease: Leas
 export function bidiStreamCall(out: OutgoingCall, requests: RequestSource, lease: Lease): AsyncIterableIterator<unknown> {
   const life = start(out, lease);
   const channel = lease.target.channel as NonNullable<CallTarget["channel"]>;
-  const call = channel.makeBidiStreamRequest(out.method.path, passThrough, out.method.deserialize, out.metadata, { deadline: out.deadline.at });
+  const call = channel.makeBidiStreamRequest(life.path, passThrough, life.deserialize, out.metadata, { deadline: out.deadline.at });
   life.attach(call);
   void pumpRequests(call, requests, life);
   return new ResponseIterator(call, life);
@@ -281,7 +314,7 @@ export function clientStreamCall(out: OutgoingCall, requests: RequestSource, lea
   const channel = lease.target.channel as NonNullable<CallTarget["channel"]>;
   return new Promise<unknown>((resolve, reject) => {
     let response: { err: ServiceError | null; value: unknown } | undefined;
-    const call = channel.makeClientStreamRequest(out.method.path, passThrough, out.method.deserialize, out.metadata, { deadline: out.deadline.at }, (err: ServiceError | null, value?: unknown) => {
+    const call = channel.makeClientStreamRequest(life.path, passThrough, life.deserialize, out.metadata, { deadline: out.deadline.at }, (err: ServiceError | null, value?: unknown) => {
       response = { err, value };
     });
     // The status event follows the callback in the same turn; settle after both.
