@@ -16,6 +16,7 @@ import { binaryPeerCall, jsonPeerCall, startPeerServer, type PeerServer } from "
 import { featureVariants } from "./features";
 import "./dlq-replay";
 import "./elastic";
+import "./stream-lane";
 import { measureLarge, type LargeRow } from "./large";
 import { bareStreamCall, startBareStreamServer } from "./lib/bare-stream";
 import "./install-footprint";

@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, watch, type FSWatcher } from "node:fs";
 import { join } from "node:path";
-import { WorkerPool, type Logger } from "../src";
+import { WorkerPool, pushable, type Logger } from "../src";
 import { StreamingTestServiceDefinition } from "../src/gen/testing/v1/streaming";
 import { TestServiceDefinition } from "../src/gen/testing/v1/testing";
 import { ROOT, WORKERS, eventually, isAlive, rejection, testingPool } from "./helpers/env";
@@ -163,6 +163,26 @@ describeShm("stream calls through the lane", () => {
     expect(await produced()).toBeLessThan(64);
     await iterator.return?.();
     expect(await eventually(() => laneFiles().length === 0, 20_000)).toBe(true);
+  });
+
+  test("kill -9 of the worker in the middle of a stream: the call fails UNAVAILABLE and no file is left on either side", async () => {
+    const upload = pushable<{ data: Buffer; tag: string }>();
+    const uploading = streams.upload(upload);
+    await upload.write({ data: randomBytes(1024 * 1024), tag: "" });
+    const stream = streams.count({ n: 64, payloadSize: 1024 * 1024, tag: `kill-${Date.now()}` });
+    const iterator = stream[Symbol.asyncIterator]();
+    const first = await iterator.next();
+    expect(first.done).toBe(false);
+    expect(laneFiles().length).toBeGreaterThan(0); // the producer is ahead of the consumer, in lane files
+    process.kill(first.value.workerPid, "SIGKILL");
+    const err = await rejection((async () => {
+      for (;;) if ((await iterator.next()).done) return;
+    })());
+    expect(err.code()).toBe(14);
+    upload.end();
+    expect((await rejection(uploading)).code()).toBe(14);
+    expect(await eventually(() => laneFiles().length === 0, 20_000)).toBe(true);
+    await eventually(() => pool.health().ready === 1, 30_000);
   });
 });
 

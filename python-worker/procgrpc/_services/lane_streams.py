@@ -19,6 +19,7 @@ import os
 from typing import Any, Callable, List, Optional, Tuple
 
 import grpc
+from google.protobuf.message import Message
 
 from .._handlers.cancel_hooks import when_cancelled
 from .._shm import LaneError, LaneReference
@@ -92,8 +93,19 @@ def unframe(lane: Optional[PipeLane], frame: bytes) -> bytes:
     raise LaneError("invalid-reference", f"a stream message is not a lane frame (tag {frame[:1]!r})")
 
 
+def _parses_views(parse: Optional[Callable[[bytes], Any]]) -> bool:
+    """Whether ``parse`` is a generated message class's ``FromString``, which takes a memoryview
+    (so an inline frame's message is parsed without copying it out of the frame first)."""
+    owner = getattr(parse, "__self__", None)
+    return getattr(parse, "__name__", "") == "FromString" and isinstance(owner, type) and issubclass(owner, Message)
+
+
 def _deserializer(lane: Optional[PipeLane], inner: Optional[Callable[[bytes], Any]]) -> Callable[[bytes], Any]:
+    views = _parses_views(inner)
+
     def deserialize(frame: bytes) -> Any:
+        if views and frame[:1] == _INLINE_TAG:
+            return inner(memoryview(frame)[1:])  # type: ignore[misc, arg-type]
         message = unframe(lane, frame)
         return inner(message) if inner is not None else message
     return deserialize
