@@ -73,15 +73,6 @@ export class PipeLane {
     return this.lane.read(referenceOf(ref));
   }
 
-  /** Whether the lane file of `ref` is still there (its reader has not opened it yet). */
-  holds(ref: LaneRef): boolean {
-    try {
-      return this.lane.holds(referenceOf(ref));
-    } catch {
-      return false;
-    }
-  }
-
   /** The response bytes of a result: its payload, or its lane file's (removed). Throws a `LaneError`. */
   incoming(res: PipeResult): Buffer {
     if (res.payloadRef === undefined) return Buffer.from(res.payload); // a copy, as without the lane

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { closeSync, constants, existsSync, fstatSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, statfsSync, statSync, unlinkSync, writevSync } from "node:fs";
+import { closeSync, constants, fstatSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, statfsSync, statSync, unlinkSync, writevSync } from "node:fs";
 import { join } from "node:path";
 import * as zlib from "node:zlib";
 
@@ -232,11 +232,6 @@ export class SharedMemoryLane {
     } finally {
       closeSync(fd);
     }
-  }
-
-  /** Whether the referenced file is still there (nobody has opened it for reading yet). */
-  holds(ref: LaneReference): boolean {
-    return existsSync(this.pathOf(ref));
   }
 
   /** Removes a referenced file without reading it (a cancelled call, a message nobody will read). */

@@ -8,7 +8,7 @@ import { describeExit, type CallTarget, type Lease, type TargetExit, type Worker
 import { refuseBeforeStart } from "./call-start";
 import { rpcErrorFromStatus } from "./grpc-status";
 import { laneProtocolError } from "./lane-pipe";
-import { laneStreamPath, StreamLaneFiles } from "./lane-stream";
+import { laneStreamPath, unframe } from "./lane-stream";
 import { callFacts, type OutgoingCall } from "./outgoing-call";
 
 export type { RequestSource } from "../call/request-iterator";
@@ -34,14 +34,11 @@ class StreamLife {
   private readonly tracker: WorkerCall;
   private readonly onAbort: () => void;
   private endWaiters: (() => void)[] = [];
-  /** With the shared-memory lane: this call's request files (messages are lane frames). */
-  readonly laneFiles: StreamLaneFiles | undefined;
 
   constructor(
     readonly out: OutgoingCall,
     private readonly lease: Lease,
   ) {
-    this.laneFiles = lease.target.lane ? new StreamLaneFiles(lease.target.lane) : undefined;
     this.hooks = new AnswerHooks(out);
     const target = lease.target;
     this.tracker = {
@@ -56,25 +53,20 @@ class StreamLife {
     return this.lease.target;
   }
 
-  /** The path to call: the method's lane alias when messages are lane frames. */
+  /** The path to call: the method's lane alias when responses are lane frames. */
   get path(): string {
-    return this.laneFiles ? laneStreamPath(this.out.method.path) : this.out.method.path;
-  }
-
-  /** One serialized request message as it goes on the wire. */
-  frame(bytes: Buffer): Buffer {
-    return this.laneFiles ? this.laneFiles.frame(bytes) : bytes;
+    return this.target.lane ? laneStreamPath(this.out.method.path) : this.out.method.path;
   }
 
   /** The response deserializer: lane frames are unwrapped first; a lane file that cannot be read ends the call as a `protocol` error. */
   get deserialize(): (bytes: Buffer) => unknown {
-    const files = this.laneFiles;
+    const lane = this.target.lane;
     const deserialize = this.out.method.deserialize;
-    if (!files) return deserialize;
+    if (!lane) return deserialize;
     return (frame: Buffer) => {
       let bytes: Buffer;
       try {
-        bytes = files.unframe(frame);
+        bytes = unframe(lane, frame);
       } catch (err) {
         this.endWith(laneProtocolError(err, callFacts(this.out, this.target)));
         throw err;
@@ -166,7 +158,6 @@ class StreamLife {
   private release(): void {
     if (this.released) return;
     this.released = true;
-    this.laneFiles?.close(); // request files the worker never opened
     this.target.calls.delete(this.tracker);
     this.out.signal?.removeEventListener("abort", this.onAbort);
     this.lease.release();
@@ -253,7 +244,7 @@ async function pumpRequests(call: WritableCall, requests: RequestSource, life: S
         return;
       }
       sent += 1;
-      if (!call.write(life.frame(bytes))) await life.drainOrEnd(call);
+      if (!call.write(bytes)) await life.drainOrEnd(call);
     }
     if (!life.ended) call.end();
   } finally {
@@ -288,7 +279,7 @@ function start(out: OutgoingCall, lease: Lease): StreamLife {
 export function serverStreamCall(out: OutgoingCall, payload: Buffer, lease: Lease): AsyncIterableIterator<unknown> {
   const life = start(out, lease);
   const channel = lease.target.channel as NonNullable<CallTarget["channel"]>;
-  const call = channel.makeServerStreamRequest(life.path, passThrough, life.deserialize, life.frame(payload), out.metadata, { deadline: out.deadline.at });
+  const call = channel.makeServerStreamRequest(life.path, passThrough, life.deserialize, payload, out.metadata, { deadline: out.deadline.at });
   life.attach(call);
   return new ResponseIterator(call, life);
 }

@@ -1,9 +1,11 @@
 """Stream calls through the shared-memory lane (issue 15; docs/shared-memory-lane.md, "Streams").
 
 A pool with the lane sends its stream calls to the alias ``/procgrpc.internal.v1.Lane/<service>/<method>``
-of each method. The alias serves the method's own (wrapped) handler; only its messages differ:
+of each method. The alias serves the method's own (wrapped) handler; only its responses differ:
 each is a *lane frame*, one tag byte then the message itself (``0x00``, inline) or an encoded
-``LaneRef`` (``0x01``: the message is in a lane file, read and removed by the receiver).
+``LaneRef`` (``0x01``: the message is in a lane file, read and removed by the pool). Requests are
+the method's own messages: measured, stream requests through lane files cost more CPU than
+inline, large responses less (docs/benchmarks.md, "Stream messages through the shared-memory lane").
 
 The worker writes a response as a lane file when it is at least the threshold and the files this
 call wrote that nobody has opened yet stay under :data:`STREAM_OUTSTANDING_BYTES`; otherwise it
@@ -19,14 +21,12 @@ import os
 from typing import Any, Callable, List, Optional, Tuple
 
 import grpc
-from google.protobuf.message import Message
 
 from .._handlers.cancel_hooks import when_cancelled
 from .._shm import LaneError, LaneReference
-from . import _pipeline_pb2 as pb
 from .lane import PipeLane
 
-__all__ = ["LANE_STREAM_PREFIX", "STREAM_OUTSTANDING_BYTES", "handler", "unframe"]
+__all__ = ["LANE_STREAM_PREFIX", "STREAM_OUTSTANDING_BYTES", "handler"]
 
 #: The alias prefix of stream methods for a pool with the lane.
 LANE_STREAM_PREFIX = "/procgrpc.internal.v1.Lane"
@@ -78,39 +78,6 @@ class _ResponseFiles:
         return sum(ref.length for ref in self._written)
 
 
-def unframe(lane: Optional[PipeLane], frame: bytes) -> bytes:
-    """The message bytes of a lane frame (a lane file is read and removed); raises :class:`LaneError`."""
-    if frame[:1] == _INLINE_TAG:
-        return frame[1:]
-    if frame[:1] == _REFERENCE_TAG:
-        if lane is None:
-            raise LaneError("io", "a stream message is in the shared-memory lane, but this worker has no lane directory")
-        try:
-            ref = pb.LaneRef.FromString(frame[1:])
-        except Exception as exc:  # noqa: BLE001 (any decoding failure is an invalid reference)
-            raise LaneError("invalid-reference", f"a stream message's lane reference does not decode: {exc}") from exc
-        return lane.lane.read(LaneReference(ref.name, ref.length, ref.nonce, ref.crc32 if ref.HasField("crc32") else None))
-    raise LaneError("invalid-reference", f"a stream message is not a lane frame (tag {frame[:1]!r})")
-
-
-def _parses_views(parse: Optional[Callable[[bytes], Any]]) -> bool:
-    """Whether ``parse`` is a generated message class's ``FromString``, which takes a memoryview
-    (so an inline frame's message is parsed without copying it out of the frame first)."""
-    owner = getattr(parse, "__self__", None)
-    return getattr(parse, "__name__", "") == "FromString" and isinstance(owner, type) and issubclass(owner, Message)
-
-
-def _deserializer(lane: Optional[PipeLane], inner: Optional[Callable[[bytes], Any]]) -> Callable[[bytes], Any]:
-    views = _parses_views(inner)
-
-    def deserialize(frame: bytes) -> Any:
-        if views and frame[:1] == _INLINE_TAG:
-            return inner(memoryview(frame)[1:])  # type: ignore[misc, arg-type]
-        message = unframe(lane, frame)
-        return inner(message) if inner is not None else message
-    return deserialize
-
-
 def _serializer(lane: Optional[PipeLane], inner: Optional[Callable[[Any], bytes]]) -> Callable[[Any], bytes]:
     def serialize(response: Any) -> bytes:
         message = inner(response) if inner is not None else response
@@ -137,7 +104,7 @@ class _LaneStreams(grpc.GenericRpcHandler):
         inner = self._lookup(path[len(LANE_STREAM_PREFIX):], tuple(details.invocation_metadata or ()))
         if inner is None or not (inner.request_streaming or inner.response_streaming):
             return None  # UNIMPLEMENTED, as for any unknown method
-        des = _deserializer(self._lane, inner.request_deserializer)
+        des = inner.request_deserializer  # requests are the method's own messages
         ser = _serializer(self._lane, inner.response_serializer)
         if inner.request_streaming and inner.response_streaming:
             return grpc.stream_stream_rpc_method_handler(inner.stream_stream, request_deserializer=des, response_serializer=ser)
