@@ -107,7 +107,10 @@ def _stream_response(calls: MethodCalls, fn: Callable[..., Any], request_streami
                 # Cancelled: close the servicer's generator now (GeneratorExit at its ``yield``, its
                 # ``finally`` runs) in a servicer thread, not whenever the event loop drops it.
                 cancel_hooks.run()
-                calls.executor.submit(run, _close_quietly, iterator)
+                try:
+                    calls.executor.submit(run, _close_quietly, iterator)
+                except RuntimeError:
+                    pass  # the server is stopping (the pool is shut): the generator is closed when dropped
                 raise
     return run_sync
 
