@@ -167,7 +167,9 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
         const dir = this.socketDir as SocketDir;
         // The lane's variables are always set ("" when off), so none is inherited from this process.
         const laneEnv = this.lane?.workerEnvironment() ?? { PROCGRPC_LANE_DIR: "" };
-        return new WorkerProcess(id, dir.socketPath(id, generation), resolved, this.logger, dir.owned, { ...resources, env: { ...resources.env, ...laneEnv } });
+        const worker = new WorkerProcess(id, dir.socketPath(id, generation), resolved, this.logger, dir.owned, { ...resources, env: { ...resources.env, ...laneEnv } });
+        worker.lane = this.lane;
+        return worker;
       },
       emit: (name, ...args) => this.emitSafely(name, ...args),
       stateChanged: (worker, to) => {
