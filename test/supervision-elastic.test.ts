@@ -273,8 +273,9 @@ test("a switched-off method or service never reaches Python, fails fast with UNA
     expect(isSwitchedOff(await rejection(client.stats({})))).toBe(true);
     expect(await client.sleep({ ms: 1 })).toMatchObject({ completed: false, workerPid: -1 });
     expect(fallbackUsed).toHaveLength(1);
-    pool.switchOn("testing.v1.TestService");
-    pool.switchOn("/testing.v1.TestService/Echo");
+    // On again once the workers take calls to it again (they refuse direct callers while off).
+    await pool.switchOn("testing.v1.TestService");
+    await pool.switchOn("/testing.v1.TestService/Echo");
     expect(pool.health().switchedOff).toEqual([]);
     expect((await client.echo({ text: "on" })).text).toBe("on");
     expect(await callsSoFar()).toBe(before + 3);
