@@ -7,10 +7,12 @@
  */
 import { Client, credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import { isSwitchedOff, RemotePool, RpcError, silentLogger, Status, WorkerPool } from "../src";
+import { StreamingTestServiceDefinition } from "../src/gen/testing/v1/streaming";
 import { TestServiceDefinition } from "../src/gen/testing/v1/testing";
 import type { KillSwitch } from "../src/resilience/kill-switch";
 import { setWorkerSwitches } from "../src/pool/worker-kill-switches";
-import { eventually, isAlive, rejection, testingPool, TRANSPORTS } from "./helpers/env";
+import { join } from "node:path";
+import { eventually, isAlive, rejection, testingPool, TRANSPORTS, WORKERS } from "./helpers/env";
 import { nextEvent } from "./helpers/supervision";
 
 const ECHO = "/testing.v1.TestService/Echo";
@@ -143,4 +145,41 @@ test("a worker refuses a switched-off method on the pipelined and on the plain t
   }
   expect(seen.pipelined).toEqual(seen.unary);
   expect(seen.pipelined).toMatchObject({ code: Status.UNAVAILABLE, reachedWorker: true, info: { reason: "SWITCHED_OFF", metadata: { method: ECHO, target: ECHO } } });
+});
+
+test("a worker refuses every kind of stream to a switched-off method before its servicer runs, sync and async", async () => {
+  const pool = new WorkerPool(testingPool({ workers: 1, script: join(WORKERS, "streaming_worker.py") }));
+  await pool.start();
+  const streams = pool.client(StreamingTestServiceDefinition);
+  const service = "/testing.v1.StreamingTestService/";
+  const kinds = ["Count", "AsyncCount", "Upload", "AsyncUpload", "Chat", "AsyncChat"];
+  try {
+    for (const m of kinds) await pool.switchOff(service + m);
+    // Only the pool's own check back on: the calls reach the worker, which refuses them.
+    const own = (pool as unknown as { builtIn: { killSwitch: KillSwitch } }).builtIn.killSwitch;
+    for (const m of kinds) own.switchOn(service + m);
+    const drain = async (it: AsyncIterable<unknown>): Promise<void> => {
+      for await (const _ of it) throw new Error("a switched-off stream sent a message");
+    };
+    const refusals = await Promise.all([
+      rejection(drain(streams.count({ n: 3 }))),
+      rejection(drain(streams.asyncCount({ n: 3 }))),
+      rejection(streams.upload([{ data: Buffer.from("ab") }])),
+      rejection(streams.asyncUpload([{ data: Buffer.from("ab") }])),
+      rejection(drain(streams.chat([{ text: "a" }]))),
+      rejection(drain(streams.asyncChat([{ text: "a" }]))),
+    ]);
+    refusals.forEach((err, i) => {
+      expect(err.code()).toBe(Status.UNAVAILABLE);
+      expect(isSwitchedOff(err)).toBe(true);
+      expect(err.findDetail("ErrorInfo")).toMatchObject({ metadata: { method: service + kinds[i], target: service + kinds[i] } });
+    });
+    const stats = await streams.streamStats({});
+    expect(stats.produced).toEqual({});
+    expect(stats.finishedTags).toEqual([]);
+    for (const m of kinds) await pool.switchOn(service + m);
+    expect((await streams.upload([{ data: Buffer.from("abc") }])).bytes).toBe(3);
+  } finally {
+    await pool.shutdown();
+  }
 });
