@@ -80,7 +80,11 @@ export class WorkerKillSwitches {
   private readonly applied = new WeakMap<SwitchableWorker, number>();
   private closed = false;
 
-  constructor(private readonly logger: Logger) {}
+  constructor(
+    private readonly logger: Logger,
+    /** How a set is sent to one worker (a test gives a fake). */
+    private readonly send: typeof setWorkerSwitches = setWorkerSwitches,
+  ) {}
 
   /** True when `target` is switched off for the workers. */
   has(target: string): boolean {
@@ -158,7 +162,7 @@ export class WorkerKillSwitches {
     const channel = worker.channel;
     if (!channel) throw new Error(`worker ${worker.id} has no channel`);
     const sent = this.current();
-    const answer = await setWorkerSwitches(channel, this.token, sent, deadline);
+    const answer = await this.send(channel, this.token, sent, deadline);
     if (!(answer.generation >= sent.generation)) throw new Error(`worker ${worker.id} answered generation ${answer.generation} to ${sent.generation}`);
     this.applied.set(worker, Math.max(this.applied.get(worker) ?? -1, answer.generation));
   }
