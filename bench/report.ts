@@ -1,7 +1,7 @@
 // Renders bench/run.ts results as docs/benchmarks.md: machine, versions, method, tables, and
 // every target of the performance issue as met or missed, with its figure.
 import type { LargeRow } from "./large";
-import type { BenchResult, Row } from "./run";
+import type { BenchResult, Row } from "./result";
 
 const size = (b: number): string => (b >= 1 << 20 ? `${b >> 20} MiB` : b >= 1024 ? `${b >> 10} KiB` : `${b} B`);
 const us = (v: number): string => (v >= 1000 ? `${(v / 1000).toFixed(2)} ms` : `${Math.round(v)} µs`);

@@ -11,12 +11,14 @@ import { parseArgs } from "node:util";
 import { Client, credentials, type ServiceError } from "@grpc/grpc-js";
 import { WorkerPool, silentLogger, type WorkerPoolOptions } from "../src";
 import { BenchServiceDefinition, EchoRequest, EchoResponse } from "../src/gen/bench/v1/bench";
-import { median, rssMiB, sequential, throughput, type Call, type RunFigures } from "./lib/measure";
+import { median, rssMiB, sequential, throughput, type Call } from "./lib/measure";
 import { binaryPeerCall, jsonPeerCall, startPeerServer, type PeerServer } from "./lib/peer-clients";
 import { featureVariants } from "./features";
 import "./dlq-replay";
 import "./elastic";
-import { measureLarge, type LargeRow } from "./large";
+import "./stream-lane";
+import { measureLarge } from "./large";
+import type { BenchResult, Row } from "./result";
 import { bareStreamCall, startBareStreamServer } from "./lib/bare-stream";
 import "./install-footprint";
 
@@ -46,12 +48,6 @@ const samplesFor = (size: number): number => (quick ? 30 : size >= 1 << 20 ? 300
 type Path = "procgrpc unary" | "procgrpc pipelined" | "raw grpc-js" | "pyproc-style JSON" | "socket floor (binary)" | "bare gRPC stream, 1 message per call";
 const PATHS: Path[] = ["procgrpc unary", "procgrpc pipelined", "raw grpc-js", "pyproc-style JSON", "socket floor (binary)", "bare gRPC stream, 1 message per call"];
 
-interface Row extends RunFigures {
-  path: Path | string;
-  payload: number;
-  concurrency: number;
-  workers: number;
-}
 
 const log = (msg: string): void => void process.stderr.write(`[bench] ${msg}\n`);
 
@@ -268,17 +264,3 @@ main().catch((err: unknown) => {
   process.stderr.write(`[bench] FAILED: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
   process.exit(1);
 });
-
-export type BenchResult = {
-  date: string;
-  machine: { cpus: string; memoryGiB: number; kernel: string; load: string };
-  versions: Record<string, string>;
-  quick: boolean;
-  latency: Row[];
-  load: Row[];
-  /** Sequential round trips 64 KiB … 64 MiB with RSS (bench/large.ts); absent in results saved before it existed. */
-  large?: LargeRow[];
-  features: Row[];
-  startup: { importGrpcMs: number; coldStartMs: number; restartMs: number; rssMiB: number };
-};
-export type { Row };

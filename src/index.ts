@@ -63,7 +63,7 @@ export type {
   RetryInfo,
 } from "./core/status-details";
 
-export { Metadata } from "@grpc/grpc-js";
+export { Metadata } from "./core/grpc-metadata";
 
 export { metricsMiddleware } from "./observability/metrics-middleware";
 export type { MetricsMiddlewareOptions } from "./observability/metrics-middleware";

@@ -37,7 +37,9 @@ test("npm run bench --quick measures every path and writes the report; a broken 
     expect(result.large.every((r) => r.calls > 0)).toBe(true);
     expect(result.startup.coldStartMs).toBeGreaterThan(0);
     const md = readFileSync(out, "utf8");
-    for (const heading of ["## Targets", "## Latency", "## Throughput", "## Large payloads", "## Cost of each feature", "## Start-up", "## Elastic pool"]) expect(md).toContain(heading);
+    for (const heading of ["## Targets", "## Latency", "## Throughput", "## Large payloads", "## Cost of each feature", "## Start-up", "## Elastic pool", "## Stream messages through the shared-memory lane"]) expect(md).toContain(heading);
+    const streams = JSON.parse(readFileSync(join(dir, "stream-lane.json"), "utf8")) as { rows: { kind: string; messageBytes: number }[] };
+    expect(streams.rows.filter((r) => r.messageBytes === 1 << 20).map((r) => r.kind).sort()).toEqual(["client stream", "server stream"]);
     const elastic = JSON.parse(readFileSync(join(dir, "elastic.json"), "utf8")) as { rows: { scenario: string; rounds: number }[] };
     expect(elastic.rows.map((r) => r.scenario)).toEqual(expect.arrayContaining(["kill -9 → next call served, no spare (restart)", "kill -9 → next call served, 1 warm spare"]));
 

@@ -111,6 +111,16 @@ describe.each([
     expect(seen).toMatchObject({ ok: true, response: { text: "hi" }, headers: [{}], trailers: [{}] });
   });
 
+  test.each(MODES)("%s with code 0 (OK): what grpcio makes of it, the same on every transport", async (_name, mode, codeForm) => {
+    await sameOnEveryTransport((t, o) => call(t, { mode, code: Status.OK, codeForm, details: "ok?", text: "t" }, o));
+  });
+
+  test("the servicer context reports the same call state on every transport", async () => {
+    const seen = await sameOnEveryTransport((t, o) => call(t, { reportContext: true }, o));
+    expect(seen.ok).toBe(true);
+    expect(JSON.parse((seen.response as { context: string }).context)).toMatchObject({ is_active: true, code: null, details: "" });
+  });
+
   test("initial and trailing metadata, text and binary, on success and on failure", async () => {
     const md = { initial: { "x-initial": "one" }, initialBin: { "x-initial-bin": Buffer.from([0, 1, 255]) }, trailing: { "x-trailing": "two" }, trailingBin: { "x-trailing-bin": Buffer.from([9, 8]) } };
     const ok = await sameOnEveryTransport((t, o) => call(t, { text: "m", ...md }, o));

@@ -7,7 +7,8 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, watch, type FSWatcher } from "node:fs";
 import { join } from "node:path";
-import { WorkerPool, type Logger } from "../src";
+import { WorkerPool, pushable, type Logger } from "../src";
+import { StreamingTestServiceDefinition } from "../src/gen/testing/v1/streaming";
 import { TestServiceDefinition } from "../src/gen/testing/v1/testing";
 import { ROOT, WORKERS, eventually, isAlive, rejection, testingPool } from "./helpers/env";
 import { startHolder } from "./helpers/holder";
@@ -93,6 +94,95 @@ describeShm("unary calls through the lane", () => {
     } finally {
       await other.shutdown(); // a failed call must not leave the pool (and jest's worker) alive
     }
+  });
+});
+
+describeShm("stream calls through the lane", () => {
+  const options = { workers: 1, script: join(WORKERS, "streaming_worker.py") };
+  const pool = new WorkerPool(testingPool({ ...options, sharedMemoryLane: { directory: base, thresholdBytes: 256 * 1024 } }));
+  const inline = new WorkerPool(testingPool({ ...options, sharedMemoryLane: false }));
+  const streams = pool.client(StreamingTestServiceDefinition);
+  const inlineStreams = inline.client(StreamingTestServiceDefinition);
+  beforeAll(() => Promise.all([pool.start(), inline.start()]));
+  afterAll(() => Promise.all([pool.shutdown(), inline.shutdown()]));
+
+  const collect = async <T>(it: AsyncIterable<T>): Promise<T[]> => {
+    const out: T[] = [];
+    for await (const m of it) out.push(m);
+    return out;
+  };
+
+  test("server, client and bidirectional streams: large responses travel as lane files, requests inline, with the same results as without the lane; no file is left", async () => {
+    const [dir] = laneDirs(process.pid);
+    const created = new Set<string>();
+    // inotify events may arrive after the call has finished: wait for them on the watcher.
+    const watcher: FSWatcher = watch(dir, (_event, name) => name && created.add(name));
+    const createdCount = async (prefix: string, n: number): Promise<number> => {
+      await eventually(() => [...created].filter((f) => f.startsWith(prefix)).length >= n, 10_000);
+      const count = [...created].filter((f) => f.startsWith(prefix)).length;
+      created.clear();
+      return count;
+    };
+    try {
+      const count = { n: 5, payloadSize: 1024 * 1024 + 7 };
+      const served = await collect(streams.count(count));
+      const plain = await collect(inlineStreams.count(count));
+      expect(served.map((m) => ({ index: m.index, size: m.payload.length }))).toEqual(plain.map((m) => ({ index: m.index, size: m.payload.length })));
+      expect(await createdCount(`p${served[0].workerPid}-`, 5)).toBe(5);
+
+      const chunks = Array.from({ length: 4 }, () => ({ data: randomBytes(600 * 1024) }));
+      const uploaded = await streams.upload(chunks);
+      expect(uploaded.bytes).toBe((await inlineStreams.upload(chunks)).bytes);
+      expect(uploaded.bytes).toBe(4 * 600 * 1024);
+      expect(created.size).toBe(0); // stream requests stay inline (they cost more CPU through files)
+
+      const texts = ["a".repeat(300 * 1024), "small", "b".repeat(700 * 1024)];
+      const chatted = await collect(streams.chat(texts.map((text) => ({ text }))));
+      expect(chatted.map((m) => m.text)).toEqual((await collect(inlineStreams.chat(texts.map((text) => ({ text }))))).map((m) => m.text));
+      expect(chatted.map((m) => m.text.length)).toEqual([300 * 1024, 5, 700 * 1024]);
+      expect(await createdCount(`p${served[0].workerPid}-`, 2)).toBe(2); // the two large answers; requests and "small" inline
+      expect(laneFiles()).toEqual([]);
+    } finally {
+      watcher.close();
+    }
+  });
+
+  test("a slow consumer cannot make the producer fill the lane: its unread files stay under the bound; leaving the stream removes them", async () => {
+    const tag = `slow-${Date.now()}`;
+    const stream = streams.count({ n: 64, payloadSize: 1024 * 1024, tag });
+    const iterator = stream[Symbol.asyncIterator]();
+    expect((await iterator.next()).done).toBe(false);
+    const produced = async (): Promise<number> => (await streams.streamStats({})).produced[tag] ?? 0;
+    // Past the bound the producer goes inline, where HTTP/2 flow control stops it.
+    for (const until = Date.now() + 30_000; (await produced()) < 10; ) {
+      if (Date.now() > until) throw new Error("the producer never got 10 messages ahead");
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    const unreadBytes = laneDirs(process.pid).flatMap((d) => readdirSync(d).map((n) => statSync(join(d, n)).size)).reduce((a, b) => a + b, 0);
+    expect(unreadBytes).toBeLessThanOrEqual(8 * 1024 * 1024 + 1024 * 1024);
+    expect(await produced()).toBeLessThan(64);
+    await iterator.return?.();
+    expect(await eventually(() => laneFiles().length === 0, 20_000)).toBe(true);
+  });
+
+  test("kill -9 of the worker in the middle of a stream: the call fails UNAVAILABLE and no file is left on either side", async () => {
+    const upload = pushable<{ data: Buffer; tag: string }>();
+    const uploading = streams.upload(upload);
+    await upload.write({ data: randomBytes(1024 * 1024), tag: "" });
+    const stream = streams.count({ n: 64, payloadSize: 1024 * 1024, tag: `kill-${Date.now()}` });
+    const iterator = stream[Symbol.asyncIterator]();
+    const first = await iterator.next();
+    expect(first.done).toBe(false);
+    expect(await eventually(() => laneFiles().length > 0, 20_000)).toBe(true); // the producer gets ahead of the consumer, in lane files
+    process.kill(first.value.workerPid, "SIGKILL");
+    const err = await rejection((async () => {
+      for (;;) if ((await iterator.next()).done) return;
+    })());
+    expect(err.code()).toBe(14);
+    upload.end();
+    expect((await rejection(uploading)).code()).toBe(14);
+    expect(await eventually(() => laneFiles().length === 0, 20_000)).toBe(true);
+    await eventually(() => pool.health().ready === 1, 30_000);
   });
 });
 

@@ -198,6 +198,26 @@ const { PriceServiceDefinition } = require("./dist/gen/shop/v1/shop.js");
       expect(run(process.execPath, ["worker-only.cjs"], project).trim()).toBe("5");
     });
 
+    test("import loads no more of grpc-js than its Metadata (the same class in CommonJS and ESM); the first pool loads the rest", () => {
+      const probe = (entry: string) =>
+        `const all = () => Object.keys(require.cache).some((k) => k.endsWith(\`@grpc\${require("path").sep}grpc-js\${require("path").sep}build\${require("path").sep}src\${require("path").sep}index.js\`));
+${entry}
+  const grpc = require("@grpc/grpc-js");
+  console.log(JSON.stringify({ before, same: procgrpc.Metadata === grpc.Metadata, md: new procgrpc.Metadata() instanceof grpc.Metadata }));
+})();`;
+      writeFileSync(join(project, "lazy.cjs"), probe(`(async () => {\n  const procgrpc = require("procgrpc");\n  const before = all();`));
+      writeFileSync(join(project, "lazy.mjs"), `import { createRequire } from "node:module";\nconst require = createRequire(import.meta.url);\n` +
+        probe(`(async () => {\n  const procgrpc = await import("procgrpc");\n  const before = all();`));
+      for (const file of ["lazy.cjs", "lazy.mjs"]) {
+        expect(JSON.parse(run(process.execPath, [file], project))).toEqual({ before: false, same: true, md: true });
+      }
+      const started = run(process.execPath, ["-e", `const { WorkerPool, silentLogger } = require("procgrpc");
+const loaded = () => Object.keys(require.cache).some((k) => k.includes("grpc-js") && k.endsWith("channel.js"));
+const pool = new WorkerPool({ python: ".venv-worker/bin/python", script: "worker.py", logger: silentLogger });
+pool.start().then(() => console.log(loaded())).finally(() => pool.shutdown());`], project);
+      expect(started.trim()).toBe("true");
+    });
+
     test("startPrometheusEndpoint without its optional peer says what to install", () => {
       const out = spawnSync(process.execPath, ["-e", 'require("procgrpc").startPrometheusEndpoint({ port: 0 }).catch((e) => { console.log(e.message); })'], { cwd: project, encoding: "utf8", env: ENV });
       expect(out.stdout).toContain("npm install @opentelemetry/exporter-prometheus");

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -12,6 +13,8 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from conftest import Worker, eventually
+from pipe_client import PipeClient
+from procgrpc._services import _pipeline_pb2 as pipeline_pb2
 from procgrpc._status.codes import SERVER_FAILURES
 
 from testing.v1 import testing_pb2, testing_pb2_grpc  # noqa: E402
@@ -256,6 +259,31 @@ def test_cancellation_is_visible(probe_worker: Worker, flavour: str) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"missing {want}")
+
+
+@pytest.mark.parametrize("transport", ["plain", "pipe"])
+def test_an_async_servicer_reads_the_cancellation_from_its_context(probe_worker: Worker, transport: str) -> None:
+    """``context.cancelled()``, ``done()`` and ``add_done_callback`` work as in grpc.aio, on the
+    plain path and on the pipe."""
+    tag = "ctx-cancel-" + transport
+    request = json.dumps({"tag": tag, "sleep_ms": 30000}).encode()
+
+    def events() -> set:
+        return set(json.loads(call(probe_worker, "Events", {})))
+
+    if transport == "plain":
+        held = probe_worker.channel().unary_unary(f"/{SERVICE}/ContextAsync").future(request, timeout=60)
+        assert eventually(lambda: "sleeping:" + tag in events())
+        held.cancel()
+    else:
+        pipe = PipeClient(probe_worker.channel())
+        pipe.send([pipeline_pb2.PipeCall(call_id=1, method=f"/{SERVICE}/ContextAsync", payload=request, timeout_us=60_000_000)])
+        assert eventually(lambda: "sleeping:" + tag in events())
+        pipe.send(cancel=[1])
+    # Python 3.10 has no Task.cancelling(): the plain path then says what grpc.aio says (False).
+    plain_310 = transport == "plain" and sys.version_info < (3, 11)
+    want = {f"state:{tag}:cancelled={not plain_310}", f"done-callback:{tag}:done=True"}
+    assert eventually(lambda: want <= events()), sorted(e for e in events() if tag in e)
 
 
 # ---------------------------------------------------------------- streaming

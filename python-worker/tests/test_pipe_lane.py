@@ -51,3 +51,22 @@ def test_responses_at_the_threshold_take_the_lane_and_a_full_directory_sends_the
     full = PipeLane(Lane(lane_dir, "p1"), threshold=10, reserve=2**62)
     assert full.response_ref(b"z" * 100) is None and full.response_ref(b"z" * 100) is None
     assert os.listdir(lane_dir) == []
+
+
+def test_stream_responses_take_the_lane_within_their_bound_and_a_cancelled_call_removes_its_unread_files(lane_dir: str) -> None:
+    from procgrpc._services.lane_streams import STREAM_OUTSTANDING_BYTES, _ResponseFiles
+
+    lane = PipeLane(Lane(lane_dir, "p1"), threshold=10, reserve=0)
+    files = _ResponseFiles(lane)
+    big = b"z" * (1 << 20)
+    frames = [files.frame(big) for _ in range(12)]
+    references = [f for f in frames if f[:1] == b"\x01"]
+    assert len(references) == STREAM_OUTSTANDING_BYTES // len(big)  # the rest went inline
+    assert all(f == b"\x00" + big for f in frames if f[:1] == b"\x00")
+    assert files.frame(b"small") == b"\x00small"
+    # The pool opened one: room for one more.
+    ref = pb.LaneRef.FromString(references[0][1:])
+    assert Lane(lane_dir, "n").read(LaneReference(ref.name, ref.length, ref.nonce, None)) == big
+    assert files.frame(big)[:1] == b"\x01"
+    files.discard_unread()
+    assert os.listdir(lane_dir) == []

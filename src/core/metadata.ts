@@ -1,4 +1,4 @@
-import { Metadata } from "@grpc/grpc-js";
+import { Metadata } from "./grpc-metadata";
 import { RpcError } from "./rpc-error";
 import { Status } from "./status";
 

@@ -1,4 +1,4 @@
-import { Metadata } from "@grpc/grpc-js";
+import { Metadata } from "./grpc-metadata";
 import type { ErrorCategory, TimeoutKind } from "./categories";
 import { Status, statusName } from "./status";
 import type { DetailValue, StatusDetail, StatusDetailKind } from "./status-details";

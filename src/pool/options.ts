@@ -98,9 +98,10 @@ export interface WorkerPoolOptions extends PoolResilienceOptions {
   /** With `transport: "pipelined"`, larger requests take their own HTTP/2 stream (unless they take the shared-memory lane). Default 65536. */
   pipelineMaxRequestBytes?: number;
   /**
-   * With `transport: "pipelined"`, unary requests and responses of at least `thresholdBytes`
-   * (default 512 KiB) travel as files in a private directory on `/dev/shm` instead of through
-   * HTTP/2 (docs/shared-memory-lane.md). On by default; `false` turns it off.
+   * With `transport: "pipelined"`, unary requests and responses, and stream responses, of at
+   * least `thresholdBytes` (default 512 KiB) travel as files in a private directory on
+   * `/dev/shm` instead of through HTTP/2 (docs/shared-memory-lane.md). On by default; `false`
+   * turns it off.
    */
   sharedMemoryLane?: SharedMemoryLaneOptions | false;
   /** How often each worker is asked grpc.health.v1 `Check`. Default 1000. */

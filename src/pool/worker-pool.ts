@@ -173,11 +173,12 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
         const laneEnv = this.lane?.workerEnvironment() ?? { PROCGRPC_LANE_DIR: "" };
         // The kill switches in force now are in force in the worker before it takes a call.
         const switches = this.workerSwitches.spawnEnvironment();
-        const proc = new WorkerProcess(id, dir.socketPath(id, generation), resolved, this.logger, dir.owned, { ...resources, env: { ...resources.env, ...laneEnv, ...switches.env } }, (worker, deadline) =>
-          this.workerSwitches.prepare(worker, deadline),
+        const worker = new WorkerProcess(id, dir.socketPath(id, generation), resolved, this.logger, dir.owned, { ...resources, env: { ...resources.env, ...laneEnv, ...switches.env } }, (proc, deadline) =>
+          this.workerSwitches.prepare(proc, deadline),
         );
-        this.workerSwitches.spawned(proc, switches.generation);
-        return proc;
+        this.workerSwitches.spawned(worker, switches.generation);
+        worker.lane = this.lane;
+        return worker;
       },
       emit: (name, ...args) => this.emitSafely(name, ...args),
       stateChanged: (worker, to) => {

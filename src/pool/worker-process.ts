@@ -1,7 +1,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, unlinkSync } from "node:fs";
 import type { Readable } from "node:stream";
-import { Client, credentials, type ChannelOptions } from "@grpc/grpc-js";
+import type { ChannelOptions, Client } from "@grpc/grpc-js";
+import { grpcJs } from "../core/grpc-js";
+import type { PipeLane } from "../transport/lane-pipe";
 import { WorkerStartError } from "./worker-start-error";
 import { checkHealth } from "../transport/health-check";
 import { forEachLine } from "./line-splitter";
@@ -130,6 +132,8 @@ export class WorkerProcess {
   served = 0;
   /** The gRPC channel to this worker; set once it has reported ready. */
   channel: Client | undefined;
+  /** The pool's shared-memory lane, which this worker's stream calls use (undefined: none). */
+  lane: PipeLane | undefined;
   /** How the process ended, once it has. */
   exit: WorkerExit | undefined;
   /** Calls to fail at once should the process die. */
@@ -293,7 +297,8 @@ export class WorkerProcess {
     });
     try {
       await Promise.race([reportedReady, spawnFailed, timedOut]);
-      this.channel = new Client(`unix:${this.socketPath}`, credentials.createInsecure(), LOCAL_CHANNEL_OPTIONS);
+      const grpc = grpcJs();
+      this.channel = new grpc.Client(`unix:${this.socketPath}`, grpc.credentials.createInsecure(), LOCAL_CHANNEL_OPTIONS);
       const deadline = new Date(startedAt + startTimeoutMs);
       const status = await Promise.race([checkHealth(this.channel, deadline), spawnFailed, timedOut]).catch((err: unknown) => {
         if (err instanceof WorkerStartError) throw err;

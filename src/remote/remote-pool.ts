@@ -1,4 +1,5 @@
-import { Metadata, type ServiceError } from "@grpc/grpc-js";
+import type { ServiceError } from "@grpc/grpc-js";
+import { Metadata } from "../core/grpc-metadata";
 import type { Call, Interceptor } from "../call/interceptor";
 import { jsonLogger, resolveLogLevel } from "../core/logger";
 import type { MetadataInit } from "../core/metadata";

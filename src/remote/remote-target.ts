@@ -1,4 +1,5 @@
-import { Client, connectivityState, credentials, type ChannelCredentials, type ChannelOptions } from "@grpc/grpc-js";
+import type { ChannelCredentials, ChannelOptions, Client, connectivityState } from "@grpc/grpc-js";
+import { grpcJs } from "../core/grpc-js";
 import type { CallTarget, WorkerCall } from "../transport/call-target";
 import { checkHealth, type ServingStatus } from "../transport/health-check";
 import type { ResolvedRemoteOptions } from "./remote-options";
@@ -9,6 +10,7 @@ export type TargetState = keyof typeof connectivityState;
 /** The channel credentials for the options: TLS (optionally with a client certificate) or plaintext. */
 export function channelCredentials(options: ResolvedRemoteOptions): ChannelCredentials {
   const tls = options.tls;
+  const { credentials } = grpcJs();
   if (!tls) return credentials.createInsecure();
   const buf = (v: Buffer | string | undefined): Buffer | null => (v === undefined ? null : Buffer.isBuffer(v) ? v : Buffer.from(v));
   return credentials.createSsl(buf(tls.ca), buf(tls.key), buf(tls.cert));
@@ -52,7 +54,7 @@ export class RemoteTarget implements CallTarget {
   private checking = false;
 
   constructor(readonly id: string, options: ResolvedRemoteOptions) {
-    this.channel = new Client(id, channelCredentials(options), remoteChannelOptions(options));
+    this.channel = new (grpcJs().Client)(id, channelCredentials(options), remoteChannelOptions(options));
     this.singleEndpoint = !id.startsWith("dns:") && !id.includes(",");
   }
 
@@ -73,7 +75,7 @@ export class RemoteTarget implements CallTarget {
   /** The channel's connectivity state (without making it connect). */
   get state(): TargetState {
     if (!this.channel) return "SHUTDOWN";
-    return connectivityState[this.channel.getChannel().getConnectivityState(false)] as TargetState;
+    return grpcJs().connectivityState[this.channel.getChannel().getConnectivityState(false)] as TargetState;
   }
 
   /** Closes the channel; calls still running end with their deadline or their own status. */

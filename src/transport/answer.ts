@@ -1,4 +1,4 @@
-import { Metadata } from "@grpc/grpc-js";
+import { Metadata } from "../core/grpc-metadata";
 import { userMetadata } from "../core/metadata";
 import { RpcError } from "../core/rpc-error";
 import { Status } from "../core/status";

@@ -1,4 +1,5 @@
 import type { Client } from "@grpc/grpc-js";
+import type { PipeLane } from "./lane-pipe";
 
 /** How a target process ended (a local worker's exit code or signal). */
 export interface TargetExit {
@@ -26,6 +27,8 @@ export interface CallTarget {
   readonly pid?: number | undefined;
   /** True once the target is being stopped or is gone: a call it drops then lost its connection, whatever the transport reports. */
   readonly stopping?: boolean;
+  /** The shared-memory lane its stream calls use (a local worker of a pool with the lane). */
+  readonly lane?: PipeLane | undefined;
 }
 
 /**

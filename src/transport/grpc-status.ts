@@ -59,6 +59,12 @@ const LOCAL_DEADLINE = /^Deadline exceeded after /;
 /** A load-balancing policy (round_robin for remote targets) prefixes its name to grpc-js's local failures. */
 const LB_PREFIX = /^(round_robin|pick_first|weighted_round_robin|outlier_detection): /;
 
+/** Whether grpc-js's `details` say the call never left this process (no connection, a refused stream, a closed channel). */
+export function neverSent(code: number, details: string): boolean {
+  const plain = details.replace(LB_PREFIX, "");
+  return code === Status.UNAVAILABLE && NOT_DELIVERED.test(plain) && !NOT_HTTP2.test(plain);
+}
+
 /**
  * The one wording of a deadline that passed, on every transport (which limit it was is the
  * error's `timeoutKind`); no addresses or paths.

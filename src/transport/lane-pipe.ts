@@ -68,6 +68,11 @@ export class PipeLane {
     }
   }
 
+  /** Reads (and removes) the lane file of `ref`. Throws a `LaneError`. */
+  read(ref: LaneRef): Buffer {
+    return this.lane.read(referenceOf(ref));
+  }
+
   /** The response bytes of a result: its payload, or its lane file's (removed). Throws a `LaneError`. */
   incoming(res: PipeResult): Buffer {
     if (res.payloadRef === undefined) return Buffer.from(res.payload); // a copy, as without the lane

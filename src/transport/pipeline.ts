@@ -1,4 +1,5 @@
-import { Metadata, type Client, type ClientDuplexStream } from "@grpc/grpc-js";
+import type { Client, ClientDuplexStream, ServiceError } from "@grpc/grpc-js";
+import { Metadata } from "../core/grpc-metadata";
 import { errorFromAbort } from "../core/cancellation";
 import { RpcError } from "../core/rpc-error";
 import { Status } from "../core/status";
@@ -6,6 +7,7 @@ import { PipeRequest, PipeResponse, type MetadataEntry, type PipeCall, type Pipe
 import { describeExit, type CallTarget, type Lease, type TargetExit, type WorkerCall } from "./call-target";
 import { deadlineError, refuseBeforeStart } from "./call-start";
 import { DeadlineQueue } from "./deadline-queue";
+import { neverSent } from "./grpc-status";
 import { LaneRequestFiles, laneProtocolError, workerLaneFault, type PipeLane } from "./lane-pipe";
 import { callFacts, type OutgoingCall } from "./outgoing-call";
 import { PendingCall } from "./pending-call";
@@ -67,7 +69,12 @@ export class Pipeline implements WorkerCall {
       for (const header of res.headers) this.header(header);
       for (const result of res.results) this.answer(result);
     });
-    this.stream.on("error", (err: Error) => this.breakWith(`pipeline stream to worker ${target.id} failed: ${err.message}`));
+    this.stream.on("error", (err: Partial<ServiceError>) => {
+      // A stream that never connected carried none of its calls: they fail as on the plain
+      // transport (grpc's details, reachedWorker false), so they are safe to send again.
+      if (typeof err.code === "number" && neverSent(err.code, err.details ?? "")) this.breakWith(err.details ?? "", false);
+      else this.breakWith(`pipeline stream to worker ${target.id} failed: ${err.message ?? String(err)}`);
+    });
     this.stream.on("end", () => this.breakWith(`pipeline stream to worker ${target.id} ended`));
     target.calls.add(this);
   }
@@ -209,15 +216,15 @@ export class Pipeline implements WorkerCall {
     return entry;
   }
 
-  /** The stream is gone: every waiting call fails with UNAVAILABLE (it may have run). */
-  private breakWith(details: string): void {
+  /** The stream is gone: every waiting call fails with UNAVAILABLE (it may have run, unless `reachedWorker` is false). */
+  private breakWith(details: string, reachedWorker = true): void {
     if (this.broken) return;
     this.broken = true;
     this.closed = true;
     this.target.calls.delete(this);
     for (const callId of [...this.pending.keys()]) {
       const entry = this.settle(callId);
-      entry?.reject(new RpcError({ code: Status.UNAVAILABLE, details, category: "connection", reachedWorker: true, ...callFacts(entry.out, this.target) }));
+      entry?.reject(new RpcError({ code: Status.UNAVAILABLE, details, category: "connection", reachedWorker, ...callFacts(entry.out, this.target) }));
     }
     this.onClosed(this);
   }

@@ -7,6 +7,8 @@ import { AnswerHooks } from "./answer";
 import { describeExit, type CallTarget, type Lease, type TargetExit, type WorkerCall } from "./call-target";
 import { refuseBeforeStart } from "./call-start";
 import { rpcErrorFromStatus } from "./grpc-status";
+import { laneProtocolError } from "./lane-pipe";
+import { laneStreamPath, unframe } from "./lane-stream";
 import { callFacts, type OutgoingCall } from "./outgoing-call";
 
 export type { RequestSource } from "../call/request-iterator";
@@ -49,6 +51,28 @@ class StreamLife {
 
   get target(): CallTarget {
     return this.lease.target;
+  }
+
+  /** The path to call: the method's lane alias when responses are lane frames. */
+  get path(): string {
+    return this.target.lane ? laneStreamPath(this.out.method.path) : this.out.method.path;
+  }
+
+  /** The response deserializer: lane frames are unwrapped first; a lane file that cannot be read ends the call as a `protocol` error. */
+  get deserialize(): (bytes: Buffer) => unknown {
+    const lane = this.target.lane;
+    const deserialize = this.out.method.deserialize;
+    if (!lane) return deserialize;
+    return (frame: Buffer) => {
+      let bytes: Buffer;
+      try {
+        bytes = unframe(lane, frame);
+      } catch (err) {
+        this.endWith(laneProtocolError(err, callFacts(this.out, this.target)));
+        throw err;
+      }
+      return deserialize(bytes);
+    };
   }
 
   /** True once the call is over (its status arrived, or this side ended it). */
@@ -255,7 +279,7 @@ function start(out: OutgoingCall, lease: Lease): StreamLife {
 export function serverStreamCall(out: OutgoingCall, payload: Buffer, lease: Lease): AsyncIterableIterator<unknown> {
   const life = start(out, lease);
   const channel = lease.target.channel as NonNullable<CallTarget["channel"]>;
-  const call = channel.makeServerStreamRequest(out.method.path, passThrough, out.method.deserialize, payload, out.metadata, { deadline: out.deadline.at });
+  const call = channel.makeServerStreamRequest(life.path, passThrough, life.deserialize, payload, out.metadata, { deadline: out.deadline.at });
   life.attach(call);
   return new ResponseIterator(call, life);
 }
@@ -264,7 +288,7 @@ export function serverStreamCall(out: OutgoingCall, payload: Buffer, lease: Leas
 export function bidiStreamCall(out: OutgoingCall, requests: RequestSource, lease: Lease): AsyncIterableIterator<unknown> {
   const life = start(out, lease);
   const channel = lease.target.channel as NonNullable<CallTarget["channel"]>;
-  const call = channel.makeBidiStreamRequest(out.method.path, passThrough, out.method.deserialize, out.metadata, { deadline: out.deadline.at });
+  const call = channel.makeBidiStreamRequest(life.path, passThrough, life.deserialize, out.metadata, { deadline: out.deadline.at });
   life.attach(call);
   void pumpRequests(call, requests, life);
   return new ResponseIterator(call, life);
@@ -281,7 +305,7 @@ export function clientStreamCall(out: OutgoingCall, requests: RequestSource, lea
   const channel = lease.target.channel as NonNullable<CallTarget["channel"]>;
   return new Promise<unknown>((resolve, reject) => {
     let response: { err: ServiceError | null; value: unknown } | undefined;
-    const call = channel.makeClientStreamRequest(out.method.path, passThrough, out.method.deserialize, out.metadata, { deadline: out.deadline.at }, (err: ServiceError | null, value?: unknown) => {
+    const call = channel.makeClientStreamRequest(life.path, passThrough, life.deserialize, out.metadata, { deadline: out.deadline.at }, (err: ServiceError | null, value?: unknown) => {
       response = { err, value };
     });
     // The status event follows the callback in the same turn; settle after both.

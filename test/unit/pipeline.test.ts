@@ -121,6 +121,16 @@ test("the stream breaking fails every waiting call with UNAVAILABLE (they may ha
   expect(err.reachedWorker).toBe(false);
 });
 
+test("a stream that never connected carried nothing: its calls fail as on the plain transport, UNAVAILABLE with grpc's details and reachedWorker false", async () => {
+  const { stream, pipeline, lease, out, released } = setup();
+  const calls = [pipeline.call(out(), Buffer.from("a"), lease()), pipeline.call(out(), Buffer.from("b"), lease())];
+  const details = "No connection established. Last error: Error: connect ECONNREFUSED /tmp/w0.sock";
+  stream.emit("error", Object.assign(new Error(`14 UNAVAILABLE: ${details}`), { code: Status.UNAVAILABLE, details }));
+  for (const c of calls) await expect(c).rejects.toMatchObject({ category: "connection", reachedWorker: false, statusMessage: details });
+  expect(released()).toBe(2);
+  expect(pipeline.open).toBe(false);
+});
+
 test("close() half-closes after sending the turn's calls; answers still arrive", async () => {
   const { stream, pipeline, lease, out } = setup();
   const a = pipeline.call(out(), Buffer.from("a"), lease());

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import json
 import os
 import sys
 import threading
@@ -75,7 +76,25 @@ def _answer_sync(request: Any, context: Any) -> Any:
         context.abort_with_status(_status(request))
     if request.mode == R.MODE_RAISE:
         raise getattr(builtins, request.exception or "RuntimeError")(request.details)
-    return conformance_pb2.RespondResponse(text=request.text, peer=context.peer() if request.report_peer else "")
+    return conformance_pb2.RespondResponse(text=request.text, peer=context.peer() if request.report_peer else "",
+                                           context=_context_report(context, False) if request.report_context else "")
+
+
+def _context_report(context: Any, is_async: bool) -> str:
+    """The call state a servicer can read, as JSON: the same on every transport."""
+    report = {
+        "is_active": context.is_active(),
+        "code": None if context.code() is None else str(context.code()),
+        "details": context.details() or "",
+        "has_time_remaining": context.time_remaining() is not None,
+        "trailing": [list(kv) for kv in context.trailing_metadata() or ()],
+        "add_callback": context.add_callback(lambda: None),
+    }
+    if is_async:
+        done_callbacks: list = []
+        context.add_done_callback(done_callbacks.append)
+        report.update(cancelled=context.cancelled(), done=context.done(), done_callbacks_now=len(done_callbacks))
+    return json.dumps(report, sort_keys=True)
 
 
 async def _answer_async(request: Any, context: Any) -> Any:
@@ -93,7 +112,8 @@ async def _answer_async(request: Any, context: Any) -> Any:
         await context.abort_with_status(_status(request))
     if request.mode == R.MODE_RAISE:
         raise getattr(builtins, request.exception or "RuntimeError")(request.details)
-    return conformance_pb2.RespondResponse(text=request.text)
+    return conformance_pb2.RespondResponse(text=request.text,
+                                           context=_context_report(context, True) if request.report_context else "")
 
 
 class Conformance(conformance_pb2_grpc.ConformanceServiceServicer):

@@ -20,6 +20,7 @@ import grpc
 
 from .._status.mapping import ExceptionMapper
 from .contexts import AsyncContext, SyncContext
+from .cancel_hooks import open_call
 from .in_flight import InFlight
 from .scope import CallScope, MethodCalls
 
@@ -59,6 +60,7 @@ def _stream_response(calls: MethodCalls, fn: Callable[..., Any], request_streami
 
         async def run_async(request: Any, ctx: Any) -> AsyncIterator[Any]:
             actx = AsyncContext(ctx)
+            cancel_hooks = open_call()
             async with CallScope(calls, ctx, actx, track_running=True):
                 if is_gen:
                     responses = fn(request, actx)
@@ -69,12 +71,20 @@ def _stream_response(calls: MethodCalls, fn: Callable[..., Any], request_streami
                         # grpc.aio cancelled the call while it was writing our last item, so the
                         # CancelledError went to grpc.aio, and the servicer sits at its ``yield``.
                         # Give it the CancelledError asyncio would have given it at an ``await``.
+                        cancel_hooks.run()
                         await _cancel_at_yield(responses)
+                        raise
+                    except asyncio.CancelledError:
+                        cancel_hooks.run()
                         raise
                     finally:
                         await responses.aclose()
                 else:
-                    await fn(request, actx)  # reader/writer API: writes via context.write
+                    try:
+                        await fn(request, actx)  # reader/writer API: writes via context.write
+                    except (GeneratorExit, asyncio.CancelledError):
+                        cancel_hooks.run()
+                        raise
         return run_async
 
     async def run_sync(request: Any, ctx: Any) -> AsyncIterator[Any]:
@@ -82,6 +92,7 @@ def _stream_response(calls: MethodCalls, fn: Callable[..., Any], request_streami
         sctx = SyncContext(ctx, loop)
         if request_streaming:
             request = _SyncRequests(ctx, loop)
+        cancel_hooks = open_call()
         async with CallScope(calls, ctx, sctx, track_running=True):
             # One context copy for the whole stream, so each next() sees the call's request id and trace.
             run = contextvars.copy_context().run
@@ -95,6 +106,7 @@ def _stream_response(calls: MethodCalls, fn: Callable[..., Any], request_streami
             except (GeneratorExit, asyncio.CancelledError):
                 # Cancelled: close the servicer's generator now (GeneratorExit at its ``yield``, its
                 # ``finally`` runs) in a servicer thread, not whenever the event loop drops it.
+                cancel_hooks.run()
                 calls.executor.submit(run, _close_quietly, iterator)
                 raise
     return run_sync

@@ -37,6 +37,21 @@ def as_code(code: Any) -> Any:
     return status_code(code) if isinstance(code, int) else code
 
 
+_ABORT_OK_DETAILS = "the servicer called abort() with StatusCode.OK"
+
+
+def abort_code(code: Any, details: str) -> Tuple[Any, str]:
+    """The status an ``abort(code, details)`` sends. ``abort`` with OK is a servicer bug: grpc's
+    sync server answers UNKNOWN for it, while grpc.aio marks the status sent, fails an internal
+    assertion and never answers (the call hangs until its deadline). Every transport answers
+    UNKNOWN, with details that say what happened."""
+    code = as_code(code)
+    if code == grpc.StatusCode.OK:
+        _log.error("abort() called with StatusCode.OK; answering UNKNOWN")
+        return grpc.StatusCode.UNKNOWN, _ABORT_OK_DETAILS
+    return code, details or ""
+
+
 class ForwardingContext:
     """What both contexts share: call state (``is_active``, ``add_callback``), and everything
     forwarded as it is to the context grpc (or the pipeline) made for the call."""
@@ -170,9 +185,9 @@ class SyncContext(ForwardingContext, grpc.ServicerContext):  # type: ignore[misc
 
     def abort(self, code: Any, details: str = "", trailing_metadata: Any = ()) -> NoReturn:
         """Send the status now and raise, ending the method (as in ``grpc.server``)."""
-        trailing = exact_details(as_code(code), details or "", self._abort_trailers(trailing_metadata))
-        future = asyncio.run_coroutine_threadsafe(
-            self._ctx.abort(as_code(code), details or "", trailing), self._loop)
+        code, details = abort_code(code, details)
+        trailing = exact_details(code, details, self._abort_trailers(trailing_metadata))
+        future = asyncio.run_coroutine_threadsafe(self._ctx.abort(code, details, trailing), self._loop)
         exc = future.exception()
         # Re-raise grpc's own AbortError object: the server checks its identity.
         raise exc if exc is not None else grpc.RpcError("RPC aborted")
@@ -183,9 +198,34 @@ class SyncContext(ForwardingContext, grpc.ServicerContext):  # type: ignore[misc
 
 
 class AsyncContext(ForwardingContext, grpc.aio.ServicerContext[Any, Any]):  # type: ignore[misc]  # time_remaining may be None
-    """``grpc.aio.ServicerContext`` plus ``is_active`` and ``add_callback``."""
+    """``grpc.aio.ServicerContext`` (all of it, ``cancelled``/``done``/``add_done_callback``
+    included, on every transport) plus ``is_active`` and ``add_callback``."""
 
     __slots__ = ()
+
+    def cancelled(self) -> bool:
+        """True once the call was cancelled: by the client, or because its deadline passed.
+
+        grpc.aio's own ``cancelled()`` stays False inside the handler when the client cancels;
+        the asyncio task it cancels knows (``Task.cancelling()``, Python 3.11+), so that is
+        asked too. On Python 3.10 the plain path reports what grpc.aio reports."""
+        if self._ctx.cancelled():
+            return True
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:  # not on the event loop
+            return False
+        cancelling = getattr(task, "cancelling", None)
+        return bool(cancelling is not None and cancelling() > 0)
+
+    def done(self) -> bool:
+        """True once the call is over (answered, aborted or cancelled)."""
+        return not self._active or bool(self._ctx.done())
+
+    def add_done_callback(self, callback: Callable[[Any], None]) -> None:
+        """Run ``callback(context)`` when the call is over (at once when it already is)."""
+        if not self.add_callback(lambda: callback(self)):
+            callback(self)
 
     async def read(self) -> Any:
         """Read the next request message (``grpc.aio.EOF`` at the end)."""
@@ -201,8 +241,9 @@ class AsyncContext(ForwardingContext, grpc.aio.ServicerContext[Any, Any]):  # ty
 
     async def abort(self, code: Any, details: str = "", trailing_metadata: Any = ()) -> NoReturn:
         """Send the status now and raise, ending the method."""
-        trailing = exact_details(as_code(code), details or "", self._abort_trailers(trailing_metadata))
-        await self._ctx.abort(as_code(code), details or "", trailing)
+        code, details = abort_code(code, details)
+        trailing = exact_details(code, details, self._abort_trailers(trailing_metadata))
+        await self._ctx.abort(code, details, trailing)
         raise AssertionError("grpc abort returned")  # unreachable: abort always raises
 
     async def abort_with_status(self, status: Any) -> NoReturn:

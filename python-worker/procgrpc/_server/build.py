@@ -16,7 +16,8 @@ from .._handlers.in_flight import InFlight
 from .._net import listen as _listen
 from .._net.auth import TokenInterceptor
 from .._process.log import get_logger
-from .._services import introspection, kill_switch, pipeline
+from .._services import introspection, kill_switch, lane_streams, pipeline
+from .._services.lane import lane_from_environment
 from .._status.mapping import ExceptionMapper
 from .registration import RecordingServer
 
@@ -88,8 +89,10 @@ async def build_server(services: Sequence[ServiceRegistration], config: WorkerCo
     server.add_generic_rpc_handlers((introspection.handler(in_flight.running),))
     server.add_generic_rpc_handlers((kill_switch.handler(in_flight.switched_off, config.control_token),))
     pipes = pipeline.PipeRegistry()
-    server.add_generic_rpc_handlers((pipeline.handler(
-        pipeline.method_lookup(recorder.registered, recorder.generic), pipes),))
+    lookup = pipeline.method_lookup(recorder.registered, recorder.generic)
+    server.add_generic_rpc_handlers((pipeline.handler(lookup, pipes),))
+    # Stream calls of a pool with the shared-memory lane come on each method's lane alias.
+    server.add_generic_rpc_handlers((lane_streams.handler(lookup, lane_from_environment()),))
     health = grpc_health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     # The aio servicer starts with "" SERVING: not true until the server runs.

@@ -70,11 +70,13 @@ class Outbox:
 class CallSlot:
     """One call on one pipe: answered at most once, through the pipe's batch writer."""
 
-    __slots__ = ("call_id", "answered", "expired", "_outbox")
+    __slots__ = ("call_id", "answered", "expired", "cancelled", "_outbox")
 
     def __init__(self, call_id: int, outbox: Outbox) -> None:
         self.call_id = call_id
         self.answered = False
+        #: Set when the caller cancelled the call.
+        self.cancelled = False
         #: Set when the call's deadline cancelled it (the pipe then answers DEADLINE_EXCEEDED).
         self.expired = False
         self._outbox = outbox
@@ -99,6 +101,7 @@ class CallSlot:
     def give_up(self) -> None:
         """The caller cancelled: it expects no answer, and none will be sent."""
         self.answered = True
+        self.cancelled = True
 
     def status(self, code: grpc.StatusCode, details: str, trailing: Sequence[Tuple[str, Any]] = (),
                initial: Sequence[Tuple[str, Any]] = ()) -> None:
@@ -146,6 +149,14 @@ class PipeContext:
     def time_remaining(self) -> Optional[float]:
         """Seconds until the deadline, or None without one."""
         return None if self._deadline is None else max(0.0, self._deadline - time.monotonic())
+
+    def cancelled(self) -> bool:
+        """True once the caller cancelled the call or its deadline passed (as in grpc.aio)."""
+        return self._slot.cancelled or self._slot.expired
+
+    def done(self) -> bool:
+        """True once the call was answered, aborted or cancelled."""
+        return self._slot.answered or self._slot.expired
 
     def set_code(self, code: Any) -> None:
         """Set the status code sent when the method returns (a ``grpc.StatusCode`` or an int)."""

@@ -143,10 +143,13 @@ async def context_async(request: bytes, context: Any) -> bytes:
     if spec.get("abort_with_status"):
         await context.abort_with_status(errors.build_status(grpc.StatusCode.DATA_LOSS, "lost"))
     if spec.get("sleep_ms"):
+        context.add_done_callback(lambda ctx: _note(f"done-callback:{spec['tag']}:done={ctx.done()}"))
+        _note("sleeping:" + spec["tag"])
         try:
             await asyncio.sleep(spec["sleep_ms"] / 1000)
         except asyncio.CancelledError:
             _note("cancelled:" + spec["tag"])
+            _note(f"state:{spec['tag']}:cancelled={context.cancelled()}")
             raise
     return json.dumps(report).encode()
 
