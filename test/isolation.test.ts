@@ -134,6 +134,10 @@ describe("the environment of local workers", () => {
           PROCGRPC_SOCKET_DIR_OWNED: "1",
           // The pool's logger level, not Node's PROCGRPC_LOG_LEVEL.
           PROCGRPC_LOG_LEVEL: "warn",
+          // The kill switches in force at spawn (none); the pool's control token is not here:
+          // the worker removed it from its environment before the servicer ran.
+          PROCGRPC_SWITCHED_OFF: "",
+          PROCGRPC_SWITCHED_OFF_GENERATION: "0",
           PROCGRPC_USER_SETTING: "inherited too",
           MY_APP_SETTING: "inherited",
         });

@@ -23,8 +23,8 @@ function allowedCpus(): number[] {
 
 const payloads = (events: Recorded[], name: Recorded["name"]): Record<string, unknown>[] => events.filter((e) => e.name === name).map((e) => e.payload);
 
-/** Callers that loop on a short Sleep until stopped, counting successes and keeping every failure. */
-function load(pool: WorkerPool) {
+/** Callers that loop on a Sleep (20 ms unless told) until stopped, counting successes and keeping every failure. */
+function load(pool: WorkerPool, sleepMs = 20) {
   const client = pool.client(TestServiceDefinition);
   const failures: unknown[] = [];
   let ok = 0;
@@ -38,7 +38,7 @@ function load(pool: WorkerPool) {
         const loop = { stop: false, done: Promise.resolve() };
         loop.done = (async () => {
           while (!loop.stop) {
-            await client.sleep({ ms: 20 }, { timeoutMs: 30_000 }).then(
+            await client.sleep({ ms: sleepMs }, { timeoutMs: 60_000 }).then(
               () => (ok += 1),
               (e: unknown) => failures.push(e),
             );
@@ -92,6 +92,76 @@ test("a step load 1 → 64 → 1 grows the pool to max because calls queue, and 
     expect(await eventually(() => calls.ok() >= ok + 10, 30_000)).toBe(true);
     await calls.setConcurrency(0);
     expect(calls.failures).toEqual([]);
+    expect(pool.health()).toMatchObject({ total: 1, ready: 1, queued: 0 });
+  } finally {
+    await calls.setConcurrency(0);
+    await pool.shutdown();
+  }
+});
+
+test("targetInFlightPerWorker alone grows the pool while no call queues, and it drains back to min with no failed call", async () => {
+  // A worker takes 8 calls, so 6 callers never queue: only the in-flight target can scale.
+  const pool = new WorkerPool(testingPool({ workers: { min: 1, max: 3, targetInFlightPerWorker: 2, idleTimeoutMs: 1500, intervalMs: 50 }, maxInFlightPerWorker: 8 }));
+  await pool.start();
+  const events = recordEvents(pool);
+  const calls = load(pool);
+  try {
+    await calls.setConcurrency(6);
+    expect(await eventually(() => pool.health().total === 3 && pool.health().ready === 3, 60_000, 50)).toBe(true);
+    const ups = payloads(events, "scale").filter((e) => e.direction === "up");
+    expect(ups.length).toBeGreaterThan(0);
+    for (const up of ups) {
+      expect(up).toMatchObject({ reason: "in-flight", queued: 0 });
+      // More calls per worker than the target: what the trigger is.
+      expect(up.inFlight as number).toBeGreaterThan(2 * (up.from as number));
+      expect(up.to as number).toBeLessThanOrEqual(3);
+    }
+    expect(ups[ups.length - 1].to).toBe(3);
+
+    await calls.setConcurrency(1);
+    expect(await eventually(() => pool.health().total === 1 && payloads(events, "workerDrained").length === 2, 60_000, 50)).toBe(true);
+    const downs = payloads(events, "scale").filter((e) => e.direction === "down");
+    expect(downs.length).toBeGreaterThan(0);
+    expect(downs.every((d) => d.reason === "idle")).toBe(true);
+    expect(downs[downs.length - 1].to).toBe(1);
+    const ok = calls.ok();
+    expect(await eventually(() => calls.ok() >= ok + 10, 30_000)).toBe(true);
+    await calls.setConcurrency(0);
+    expect(calls.failures).toEqual([]);
+    expect(payloads(events, "workerExit").every((e) => e.expected === true)).toBe(true);
+    expect(pool.health()).toMatchObject({ total: 1, ready: 1, queued: 0 });
+  } finally {
+    await calls.setConcurrency(0);
+    await pool.shutdown();
+  }
+});
+
+test("targetQueueWaitMs alone grows the pool when a call has waited longer than the target, and it drains back to min with no failed call", async () => {
+  // One call per worker, each Sleep holding its worker for 300 ms: a second caller waits at least
+  // that long in the queue, over the 100 ms target whatever the machine's load. No other trigger.
+  const pool = new WorkerPool(testingPool({ workers: { min: 1, max: 2, targetQueueWaitMs: 100, idleTimeoutMs: 1500, intervalMs: 50 }, maxInFlightPerWorker: 1 }));
+  await pool.start();
+  const events = recordEvents(pool);
+  const calls = load(pool, 300);
+  try {
+    await calls.setConcurrency(2);
+    expect(await eventually(() => pool.health().total === 2 && pool.health().ready === 2, 60_000, 50)).toBe(true);
+    const ups = payloads(events, "scale").filter((e) => e.direction === "up");
+    expect(ups).toHaveLength(1);
+    expect(ups[0]).toMatchObject({ reason: "queue-wait", from: 1, to: 2 });
+    expect(ups[0].queued as number).toBeGreaterThan(0);
+    expect(ups[0].oldestQueuedMs as number).toBeGreaterThan(100);
+
+    await calls.setConcurrency(1);
+    expect(await eventually(() => pool.health().total === 1 && payloads(events, "workerDrained").length === 1, 60_000, 50)).toBe(true);
+    const downs = payloads(events, "scale").filter((e) => e.direction === "down");
+    expect(downs).toHaveLength(1);
+    expect(downs[0]).toMatchObject({ reason: "idle", from: 2, to: 1 });
+    const ok = calls.ok();
+    expect(await eventually(() => calls.ok() >= ok + 3, 30_000)).toBe(true);
+    await calls.setConcurrency(0);
+    expect(calls.failures).toEqual([]);
+    expect(payloads(events, "workerExit").every((e) => e.expected === true)).toBe(true);
     expect(pool.health()).toMatchObject({ total: 1, ready: 1, queued: 0 });
   } finally {
     await calls.setConcurrency(0);
@@ -273,8 +343,9 @@ test("a switched-off method or service never reaches Python, fails fast with UNA
     expect(isSwitchedOff(await rejection(client.stats({})))).toBe(true);
     expect(await client.sleep({ ms: 1 })).toMatchObject({ completed: false, workerPid: -1 });
     expect(fallbackUsed).toHaveLength(1);
-    pool.switchOn("testing.v1.TestService");
-    pool.switchOn("/testing.v1.TestService/Echo");
+    // On again once the workers take calls to it again (they refuse direct callers while off).
+    await pool.switchOn("testing.v1.TestService");
+    await pool.switchOn("/testing.v1.TestService/Echo");
     expect(pool.health().switchedOff).toEqual([]);
     expect((await client.echo({ text: "on" })).text).toBe("on");
     expect(await callsSoFar()).toBe(before + 3);

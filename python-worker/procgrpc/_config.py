@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
-from typing import FrozenSet, Mapping, Optional, Sequence
+from typing import FrozenSet, Mapping, Optional, Sequence, Tuple
 
 from ._net import listen as _listen
 
-__all__ = ["ConfigError", "WorkerConfig"]
+__all__ = ["ConfigError", "WorkerConfig", "check_target"]
 
 
 class ConfigError(Exception):
@@ -46,6 +47,18 @@ def parse_cpu_list(raw: str) -> FrozenSet[int]:
     return frozenset(cpus)
 
 
+_METHOD_PATH = re.compile(r"^/[A-Za-z_][\w.]*/[A-Za-z_]\w*$")
+_SERVICE_NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+
+
+def check_target(target: str) -> str:
+    """``target`` when it is a kill switch target as the pool normalises them, a method path
+    (``/pkg.Service/Method``) or a service name (``pkg.Service``); a ValueError otherwise."""
+    if not isinstance(target, str) or not (_METHOD_PATH.match(target) or _SERVICE_NAME.match(target)):
+        raise ValueError(f"not a method path (/pkg.Service/Method) or service name (pkg.Service): {target!r}")
+    return target
+
+
 class WorkerConfig:
     """Settings of one worker, read from ``--socket`` and the ``PROCGRPC_*`` environment."""
 
@@ -53,7 +66,8 @@ class WorkerConfig:
                  max_concurrency: Optional[int] = None, threads: Optional[int] = None,
                  grace_seconds: float = 5.0, socket_dir_owned: bool = False,
                  listen: Optional[_listen.ListenConfig] = None,
-                 cpu_affinity: Optional[FrozenSet[int]] = None) -> None:
+                 cpu_affinity: Optional[FrozenSet[int]] = None, control_token: Optional[str] = None,
+                 switched_off: Tuple[str, ...] = (), switched_off_generation: int = 0) -> None:
         self.socket_path = socket_path  # "" when the worker serves TCP only
         self.listen = listen
         self.worker_id = worker_id
@@ -63,6 +77,11 @@ class WorkerConfig:
         self.grace_seconds = grace_seconds
         self.socket_dir_owned = socket_dir_owned
         self.cpu_affinity = cpu_affinity  # None: not pinned
+        #: The pool's secret for ``procgrpc.internal.v1.KillSwitch`` (None: nobody may set switches).
+        self.control_token = control_token
+        #: The kill switches in force from the start, and the pool's generation of that set.
+        self.switched_off = switched_off
+        self.switched_off_generation = switched_off_generation
 
     @classmethod
     def from_environment(cls, argv: Optional[Sequence[str]] = None,
@@ -88,6 +107,12 @@ class WorkerConfig:
         except ValueError:
             raise ConfigError(f"PROCGRPC_GRACE_SECONDS must be a number, got {grace_raw!r}") from None
         affinity_raw = env.get("PROCGRPC_CPU_AFFINITY", "").strip()
+        switched_off = tuple(t.strip() for t in env.get("PROCGRPC_SWITCHED_OFF", "").split(",") if t.strip())
+        for target in switched_off:
+            try:
+                check_target(target)
+            except ValueError as exc:
+                raise ConfigError(f"PROCGRPC_SWITCHED_OFF: {exc}") from None
         return cls(
             socket_path=path,
             worker_id=env.get("PROCGRPC_WORKER_ID") or None,
@@ -98,6 +123,9 @@ class WorkerConfig:
             socket_dir_owned=env.get("PROCGRPC_SOCKET_DIR_OWNED") == "1",
             listen=listen,
             cpu_affinity=parse_cpu_list(affinity_raw) if affinity_raw else None,
+            control_token=env.get("PROCGRPC_CONTROL_TOKEN", "").strip() or None,
+            switched_off=switched_off,
+            switched_off_generation=_env_int(env, "PROCGRPC_SWITCHED_OFF_GENERATION", 0) or 0,
         )
 
     @property

@@ -63,6 +63,8 @@ def run_worker(*services: ServiceRegistration,
         mapper = ExceptionMapper(exception_mapping)
         if config is None:
             config = WorkerConfig.from_environment(argv)
+            # The pool's secret is the worker's alone: not for the servicer or its subprocesses.
+            os.environ.pop("PROCGRPC_CONTROL_TOKEN", None)
     except (ConfigError, TypeError) as exc:
         _log.error("invalid worker configuration: " + str(exc))
         sys.exit(EXIT_CONFIG)

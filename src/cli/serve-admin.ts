@@ -7,7 +7,8 @@ import type { WorkerPool } from "../pool/worker-pool";
 /** The admin commands `procgrpc serve` reads from stdin and from its `--control` socket. */
 export const ADMIN_COMMANDS = `Admin commands (one a line, on stdin or on the --control socket):
   status                     Workers, spares, queue, scaling, circuits, switched-off targets (JSON)
-  off <method|service>       Kill switch: calls fail fast with UNAVAILABLE without reaching a worker
+  off <method|service>       Kill switch: calls fail fast with UNAVAILABLE without reaching Python
+                             (also direct calls on the workers' sockets; replies once all refuse)
   on <method|service>        Switch it back on
   isolate method <path>      Hold a method's circuit open (needs the method breaker)
   isolate worker <id>        Hold a worker's circuit open: it gets no calls (needs the worker breaker)
@@ -47,10 +48,11 @@ export async function runAdminCommand(pool: WorkerPool, line: string): Promise<A
       case "status":
         return done(pool.health());
       case "off":
-        pool.switchOff(one(a, "method|service"));
+        // Replies once the workers refuse it too (clients calling their sockets directly).
+        await pool.switchOff(one(a, "method|service"));
         return done({ switchedOff: pool.health().switchedOff });
       case "on":
-        pool.switchOn(one(a, "method|service"));
+        await pool.switchOn(one(a, "method|service"));
         return done({ switchedOff: pool.health().switchedOff });
       case "isolate":
         pool.isolateCircuit(circuit(a, b));

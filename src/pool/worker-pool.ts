@@ -21,6 +21,7 @@ import { ReloadWatcher } from "./reload-watcher";
 import { installSignalHandlers } from "./signal-handler";
 import { prepareSocketDir, removeStaleSockets, type SocketDir } from "./socket-dir";
 import { SlotRoster } from "./slot-roster";
+import { WorkerKillSwitches } from "./worker-kill-switches";
 import { WorkerProcess } from "./worker-process";
 import type { WorkerSlot, SlotHost } from "./worker-slot";
 import { switchTarget } from "../resilience/kill-switch";
@@ -113,6 +114,8 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
   private readonly admission: Admission<WorkerProcess>;
   private readonly watchdog: HangWatchdog<WorkerProcess>;
   private readonly slotHost: SlotHost;
+  /** The kill switches as the workers enforce them (for clients calling their sockets directly). */
+  private readonly workerSwitches: WorkerKillSwitches;
   /** Open pipelines (transport "pipelined"), one per worker that has served a call. */
   private readonly pipelines = new Map<WorkerProcess, Pipeline>();
   private removeSignalHandlers: (() => void) | undefined;
@@ -153,6 +156,7 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
       },
       resolved,
     );
+    this.workerSwitches = new WorkerKillSwitches(this.logger);
     this.watchdog = new HangWatchdog<WorkerProcess>(
       resolved.cancelGraceMs,
       resolved.hardTimeoutMs,
@@ -167,7 +171,12 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
         const dir = this.socketDir as SocketDir;
         // The lane's variables are always set ("" when off), so none is inherited from this process.
         const laneEnv = this.lane?.workerEnvironment() ?? { PROCGRPC_LANE_DIR: "" };
-        const worker = new WorkerProcess(id, dir.socketPath(id, generation), resolved, this.logger, dir.owned, { ...resources, env: { ...resources.env, ...laneEnv } });
+        // The kill switches in force now are in force in the worker before it takes a call.
+        const switches = this.workerSwitches.spawnEnvironment();
+        const worker = new WorkerProcess(id, dir.socketPath(id, generation), resolved, this.logger, dir.owned, { ...resources, env: { ...resources.env, ...laneEnv, ...switches.env } }, (proc, deadline) =>
+          this.workerSwitches.prepare(proc, deadline),
+        );
+        this.workerSwitches.spawned(worker, switches.generation);
         worker.lane = this.lane;
         return worker;
       },
@@ -184,6 +193,7 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
       },
       workerGone: (worker) => {
         this.watchdog.forget(worker);
+        this.workerSwitches.forget(worker);
         this.lane?.sweepWorker(worker.pid); // lane files it wrote that nobody will read
       },
       counts: () => {
@@ -276,6 +286,7 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
       if (failure) throw failure.reason;
     } catch (err) {
       this.stateValue = "stopped";
+      this.workerSwitches.close();
       await Promise.all(this.slots.map((s) => s.stop()));
       this.lane?.close();
       this.socketDir?.remove();
@@ -389,16 +400,31 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
    * Switches a method (`/pkg.Service/Method`) or a whole service (`pkg.Service`) off for this
    * pool: its calls fail fast with UNAVAILABLE (category `lifecycle`, `reachedWorker: false`,
    * an ErrorInfo with reason `SWITCHED_OFF`), or are answered by the method's fallback, without
-   * reaching a worker; calls already running finish. Idempotent; `switched` fires on a change.
-   * A malformed target is a `TypeError`.
+   * reaching a worker; calls already running finish. At once for calls through the pool; the
+   * workers enforce it too, for clients calling their sockets directly (the same UNAVAILABLE and
+   * ErrorInfo): the promise resolves once every running worker does (workers started later get
+   * it before they take calls). It never rejects. Idempotent; `switched` fires on a change.
+   * A malformed target, or one of procgrpc's or grpc's internal services, is a `TypeError`.
    */
-  switchOff(target: string): void {
-    this.builtIn.killSwitch.switchOff(target);
+  switchOff(target: string): Promise<void> {
+    const { target: t } = switchTarget(target);
+    this.builtIn.killSwitch.switchOff(t);
+    this.workerSwitches.add(t);
+    return this.workerSwitches.sync();
   }
 
-  /** Switches a method or service back on (see `switchOff`). Idempotent. */
-  switchOn(target: string): void {
-    this.builtIn.killSwitch.switchOn(target);
+  /**
+   * Switches a method or service back on (see `switchOff`). The workers take calls to it again
+   * first; then the pool does, and `switched` fires; the promise resolves then (never rejects).
+   * Idempotent.
+   */
+  switchOn(target: string): Promise<void> {
+    const { target: t } = switchTarget(target);
+    this.workerSwitches.remove(t);
+    return this.workerSwitches.sync().then(() => {
+      // Unless it was switched off again meanwhile.
+      if (!this.workerSwitches.has(t)) this.builtIn.killSwitch.switchOn(t);
+    });
   }
 
   /**
@@ -511,6 +537,7 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
     this.admission.failWaiting(this.lifecycleError());
     await this.waitForIdle(graceMs);
     this.watchdog.stop();
+    this.workerSwitches.close();
     for (const pipeline of this.pipelines.values()) pipeline.close();
     await Promise.all(this.slots.map((s) => s.stop()));
     this.lane?.close();

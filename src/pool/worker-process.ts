@@ -48,6 +48,9 @@ export const CONTROL_VARIABLES: readonly string[] = [
   "PROCGRPC_TOKEN",
   "PROCGRPC_TOKEN_FILE",
   "PROCGRPC_CPU_AFFINITY",
+  "PROCGRPC_CONTROL_TOKEN",
+  "PROCGRPC_SWITCHED_OFF",
+  "PROCGRPC_SWITCHED_OFF_GENERATION",
 ];
 
 /**
@@ -153,6 +156,11 @@ export class WorkerProcess {
     private readonly socketDirOwned: boolean,
     /** The slot's own environment, arguments and CPU set (default: the pool's static `env` and `args`). */
     private readonly resources: SlotResources = { env: options.env, args: options.args, cpuAffinity: undefined },
+    /**
+     * Runs once the worker is SERVING and before it is `ready` (takes calls): the pool puts its
+     * kill switches in force there. A rejection fails the start.
+     */
+    private readonly prepare?: (worker: WorkerProcess, deadline: Date) => Promise<void>,
   ) {
     this.exited = new Promise((resolve) => (this.resolveExited = resolve));
     this.outputDone = new Promise((resolve) => (this.resolveOutputDone = resolve));
@@ -297,6 +305,12 @@ export class WorkerProcess {
         throw fail(`health check failed: ${(err as Error).message}`, err);
       });
       if (status !== "SERVING") throw fail(`health check answered ${status}, not SERVING`);
+      if (this.prepare) {
+        await Promise.race([this.prepare(this, deadline), spawnFailed, timedOut]).catch((err: unknown) => {
+          if (err instanceof WorkerStartError) throw err;
+          throw fail(`could not put the pool's kill switches in force: ${(err as Error).message}`, err);
+        });
+      }
     } catch (err) {
       this.kill();
       await this.exited;

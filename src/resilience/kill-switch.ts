@@ -19,17 +19,26 @@ export interface KillSwitchListener {
 const METHOD_PATH = /^\/[A-Za-z_][\w.]*\/[A-Za-z_]\w*$/;
 const SERVICE_NAME = /^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*$/;
 
+/** Services of procgrpc and grpc that the pool and its workers run on: never switched off. */
+const INTERNAL_SERVICE = /^(procgrpc\.internal\.|grpc\.health\.v1\.|grpc\.reflection\.)/;
+
 /**
  * Checks and normalises a switch target: a method path (`/pkg.Service/Method`, the leading `/`
- * optional) or a fully qualified service name (`pkg.Service`). Anything else is a `TypeError`.
+ * optional) or a fully qualified service name (`pkg.Service`). Anything else, and procgrpc's
+ * and grpc's internal services (health, reflection, the pipe, the workers' control services),
+ * is a `TypeError`.
  */
 export function switchTarget(target: string): { target: string; scope: SwitchScope } {
   if (typeof target !== "string") throw new TypeError(`kill switch: the target must be a string, got ${JSON.stringify(target)}`);
   const t = target.trim();
   const path = t.startsWith("/") ? t : `/${t}`;
-  if (t.includes("/") && METHOD_PATH.test(path)) return { target: path, scope: "method" };
-  if (SERVICE_NAME.test(t)) return { target: t, scope: "service" };
-  throw new TypeError(`kill switch: ${JSON.stringify(target)} is neither a method path (/pkg.Service/Method) nor a service name (pkg.Service)`);
+  let found: { target: string; scope: SwitchScope } | undefined;
+  if (t.includes("/") && METHOD_PATH.test(path)) found = { target: path, scope: "method" };
+  else if (SERVICE_NAME.test(t)) found = { target: t, scope: "service" };
+  if (!found) throw new TypeError(`kill switch: ${JSON.stringify(target)} is neither a method path (/pkg.Service/Method) nor a service name (pkg.Service)`);
+  const service = found.scope === "method" ? serviceOf(found.target) : found.target;
+  if (INTERNAL_SERVICE.test(`${service}.`)) throw new TypeError(`kill switch: ${service} is an internal service (health, reflection, procgrpc's own); it cannot be switched off`);
+  return found;
 }
 
 /** The service of a method path (`pkg.Service` of `/pkg.Service/Method`). */

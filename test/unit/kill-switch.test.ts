@@ -15,6 +15,16 @@ describe("switchTarget", () => {
   test.each(["", "/", "a/b/c", "a..b", "a b", "/a.S/"])("%j is a TypeError", (bad) => {
     expect(() => switchTarget(bad)).toThrow(TypeError);
   });
+  test.each(["grpc.health.v1.Health", "/grpc.health.v1.Health/Check", "grpc.reflection.v1alpha.ServerReflection", "procgrpc.internal.v1.PipelineService", "/procgrpc.internal.v1.KillSwitch/Set", "procgrpc.internal.v1.Worker"])(
+    "the internal service of %j cannot be switched off",
+    (internal) => {
+      expect(() => switchTarget(internal)).toThrow(/is an internal service/);
+    },
+  );
+  test("a user's service whose name only starts like an internal one is fine", () => {
+    expect(switchTarget("grpc.healthcheck.v1.Mine")).toEqual({ target: "grpc.healthcheck.v1.Mine", scope: "service" });
+    expect(switchTarget("procgrpc.demo.v1.S/M")).toEqual({ target: "/procgrpc.demo.v1.S/M", scope: "method" });
+  });
 });
 
 describe("KillSwitch", () => {

@@ -13,6 +13,8 @@ import threading
 import time
 from typing import Any, Dict, Optional, Set, Tuple
 
+from .switched_off import SwitchedOff
+
 __all__ = ["CALL_ID_KEY", "InFlight", "RunningHandlers"]
 
 
@@ -55,9 +57,10 @@ class RunningHandlers:
 
 class InFlight:
     """Counts calls inside servicer code (on the event loop only) and keeps their scopes, so that
-    a worker whose drain grace is over can end them itself."""
+    a worker whose drain grace is over can end them itself; and holds the kill switches that
+    keep new calls out of servicer code (one object every wrapped handler of the server shares)."""
 
-    __slots__ = ("count", "_idle", "running", "scopes")
+    __slots__ = ("count", "_idle", "running", "scopes", "switched_off")
 
     def __init__(self) -> None:
         self.count = 0
@@ -67,6 +70,8 @@ class InFlight:
         # Unlike ``count``, a handler stays here until its code returns, even after the call
         # was cancelled: the pool's hang watchdog asks for it (procgrpc.internal.v1.Worker).
         self.running = RunningHandlers()
+        #: Calls to these methods and services are refused before they enter (``switched_off``).
+        self.switched_off = SwitchedOff()
 
     def enter(self) -> None:
         """A call entered servicer code."""

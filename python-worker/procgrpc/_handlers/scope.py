@@ -2,7 +2,8 @@
 
 Each handler adapter (``_handlers.adapters``) runs the servicer method inside a
 :class:`CallScope` (``async with``): on entry the call is counted in flight, listed as running
-(unless a thread does that itself) and made current for logs and tracing; on exit all of that
+(unless a thread does that itself) and made current for logs and tracing (a call whose deadline
+passed, or whose method is switched off, is refused first); on exit all of that
 is undone and the servicer's context terminates (``is_active()`` False, callbacks run); an
 exception that is not grpc's own abort ends the call with its mapped status.
 """
@@ -23,6 +24,7 @@ from .._status.mapping import ExceptionMapper
 from .._status.wire import checked_metadata, exact_details
 from .contexts import ForwardingContext
 from .in_flight import CALL_ID_KEY, InFlight
+from .switched_off import refusal
 
 __all__ = ["MethodCalls", "CallScope", "ABORT_TYPES"]
 
@@ -94,6 +96,12 @@ class CallScope:
             # caller was told DEADLINE_EXCEEDED, so its side effects must not happen.
             await self.ctx.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
         calls = self._calls
+        switched_off = calls.in_flight.switched_off.target_for(calls.method)
+        if switched_off is not None:
+            # A kill switch (also for clients calling this worker's socket directly): refused
+            # before servicer code runs, on every transport, as the pool refuses it.
+            status = refusal(calls.method, switched_off)
+            await self.ctx.abort(status.code, status.details, status.trailing_metadata)
         calls.in_flight.enter()
         calls.in_flight.scopes.add(self)
         if self._track:

@@ -16,7 +16,7 @@ from .._handlers.in_flight import InFlight
 from .._net import listen as _listen
 from .._net.auth import TokenInterceptor
 from .._process.log import get_logger
-from .._services import introspection, lane_streams, pipeline
+from .._services import introspection, kill_switch, lane_streams, pipeline
 from .._services.lane import lane_from_environment
 from .._status.mapping import ExceptionMapper
 from .registration import RecordingServer
@@ -54,8 +54,8 @@ class BuiltServer:
 
 async def build_server(services: Sequence[ServiceRegistration], config: WorkerConfig,
                        mapper: ExceptionMapper) -> BuiltServer:
-    """Create the server, register the user's services (wrapped), the pipeline and introspection
-    services, health (NOT_SERVING until started) and reflection. Nothing is bound yet."""
+    """Create the server, register the user's services (wrapped), the pipeline, introspection
+    and kill switch services, health (NOT_SERVING until started) and reflection. Nothing is bound yet."""
     executor = concurrent.futures.ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="procgrpc")
     options: List[Tuple[str, Any]] = [
         ("grpc.max_send_message_length", -1),
@@ -73,6 +73,8 @@ async def build_server(services: Sequence[ServiceRegistration], config: WorkerCo
     )
 
     in_flight = InFlight()
+    # The pool's kill switches at spawn time: in force before the server takes its first call.
+    in_flight.switched_off.replace(config.switched_off, config.switched_off_generation)
 
     def wrap(handler: Any, method: str) -> Any:
         return wrap_handler(handler, method, mapper, executor, in_flight)
@@ -85,6 +87,7 @@ async def build_server(services: Sequence[ServiceRegistration], config: WorkerCo
         _log.warn("no services were registered by the add_*_to_server functions")
 
     server.add_generic_rpc_handlers((introspection.handler(in_flight.running),))
+    server.add_generic_rpc_handlers((kill_switch.handler(in_flight.switched_off, config.control_token),))
     pipes = pipeline.PipeRegistry()
     lookup = pipeline.method_lookup(recorder.registered, recorder.generic)
     server.add_generic_rpc_handlers((pipeline.handler(lookup, pipes),))
