@@ -2,8 +2,9 @@ import type { Interceptor } from "../call/interceptor";
 import { RpcError } from "../core/rpc-error";
 import { Status } from "../core/status";
 
-/** The ErrorInfo reason on errors of a switched-off method. */
-export const SWITCHED_OFF_REASON = "SWITCHED_OFF";
+import { SWITCHED_OFF_REASON } from "../core/switched-off";
+
+export { SWITCHED_OFF_REASON };
 
 /** What a kill switch names: a method (`/pkg.Service/Method`) or a whole service (`pkg.Service`). */
 export type SwitchScope = "method" | "service";

@@ -4,6 +4,7 @@ import { userMetadata } from "../core/metadata";
 import { RpcError } from "../core/rpc-error";
 import { Status } from "../core/status";
 import { STATUS_DETAILS_KEY, decodeStatusDetails, type StatusDetail } from "../core/status-details";
+import { hasSwitchedOffDetail } from "../core/switched-off";
 
 /** A status as a transport received or made it: grpc-js's `StatusObject`, or a pipelined result. */
 export interface ReceivedStatus {
@@ -133,6 +134,11 @@ export function rpcErrorFromStatus(status: ReceivedStatus, facts: CallFacts): Rp
   }
   if (MALFORMED.test(details)) {
     return new RpcError({ ...common, code: Status.INTERNAL, details, category: "protocol" });
+  }
+  // A worker enforcing a kill switch refused the call before any servicer code ran: the same
+  // kind of error as the pool's own refusal (an operator's decision, not retryable).
+  if (code === Status.UNAVAILABLE && hasSwitchedOffDetail(common.statusDetails)) {
+    return new RpcError({ ...common, code, details, category: "lifecycle", reachedWorker: true, retryable: false });
   }
   return new RpcError({ ...common, code: code as Status, details, category: "worker" });
 }

@@ -1,6 +1,8 @@
 /** The classification table (src/transport/grpc-status.ts): every grpc-js local failure and worker status, pure. */
 import { Metadata } from "@grpc/grpc-js";
-import { Status } from "../../src";
+import { Status, isSwitchedOff } from "../../src";
+import { ErrorInfo } from "../../src/gen/google/rpc/error_details";
+import { Status as StatusProto } from "../../src/gen/google/rpc/status";
 import { rpcErrorFromStatus, WORKER_STOPPING_KEY } from "../../src/transport/grpc-status";
 
 const facts = { method: "/a.B/C", workerId: "w0", requestId: "r", idempotent: false, deadlineAt: Date.now() + 60_000, deadlineKind: "per-call" as const, startedAt: Date.now() };
@@ -46,4 +48,18 @@ test("DEADLINE_EXCEEDED: from grpc-js's timer or at the deadline it is a timeout
   const servicer = rpcErrorFromStatus({ code: Status.DEADLINE_EXCEEDED, details: "upstream timed out", metadata: undefined }, facts);
   expect(servicer).toMatchObject({ category: "worker" });
   expect(servicer.details()).toBe("upstream timed out");
+});
+
+test("a worker's kill-switch refusal (ErrorInfo SWITCHED_OFF) is a lifecycle error, not retryable, like the pool's own", () => {
+  const info = ErrorInfo.encode({ reason: "SWITCHED_OFF", domain: "procgrpc", metadata: { method: "/a.B/C", target: "/a.B/C" } }).finish();
+  const status = StatusProto.encode({ code: Status.UNAVAILABLE, message: "off", details: [{ typeUrl: "type.googleapis.com/google.rpc.ErrorInfo", value: Buffer.from(info) }] }).finish();
+  const md = new Metadata();
+  md.set("grpc-status-details-bin", Buffer.from(status));
+  const e = rpcErrorFromStatus({ code: Status.UNAVAILABLE, details: "/a.B/C is switched off", metadata: md }, facts);
+  expect({ category: e.category, retryable: e.retryable, reachedWorker: e.reachedWorker, switchedOff: isSwitchedOff(e) }).toEqual({ category: "lifecycle", retryable: false, reachedWorker: true, switchedOff: true });
+  // Another ErrorInfo on UNAVAILABLE stays the worker's.
+  const other = StatusProto.encode({ code: Status.UNAVAILABLE, message: "x", details: [{ typeUrl: "type.googleapis.com/google.rpc.ErrorInfo", value: Buffer.from(ErrorInfo.encode({ reason: "BUSY", domain: "shop", metadata: {} }).finish()) }] }).finish();
+  const md2 = new Metadata();
+  md2.set("grpc-status-details-bin", Buffer.from(other));
+  expect(rpcErrorFromStatus({ code: Status.UNAVAILABLE, details: "x", metadata: md2 }, facts).category).toBe("worker");
 });
