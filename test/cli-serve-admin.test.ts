@@ -31,15 +31,19 @@ function control(path: string, line: string): Promise<Record<string, unknown>> {
   });
 }
 
-test("serve takes kill-switch, circuit and status commands on stdin and on its control socket, with spares and autoscaling bounds", async () => {
+/**
+ * Starts `procgrpc serve … --control <socket> --json` with `args`, collecting its JSON event lines;
+ * `waitFor` resolves with the first event that matches (polling the collected lines).
+ */
+function startServe(args: string[], waitMs: number) {
   const dir = mkdtempSync(join(tmpdir(), "pg-admin-"));
   const socketPath = join(dir, "control.sock");
-  const serve = spawn(process.execPath, [CLI, "serve", "--workers", "1-2", "--spares", "1", ...POOL, "--control", socketPath, "--json"], { stdio: ["pipe", "pipe", "pipe"] });
+  const serve = spawn(process.execPath, [CLI, "serve", ...args, ...POOL, "--control", socketPath, "--json"], { stdio: ["pipe", "pipe", "pipe"] });
   const events: Record<string, unknown>[] = [];
   let stderr = "";
   createInterface({ input: serve.stdout }).on("line", (line) => events.push(JSON.parse(line) as Record<string, unknown>));
   serve.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  const waitFor = (predicate: (e: Record<string, unknown>) => boolean, timeoutMs = 30_000): Promise<Record<string, unknown>> =>
+  const waitFor = (predicate: (e: Record<string, unknown>) => boolean, timeoutMs = waitMs): Promise<Record<string, unknown>> =>
     new Promise((resolve, reject) => {
       const until = Date.now() + timeoutMs;
       const check = (): void => {
@@ -50,6 +54,11 @@ test("serve takes kill-switch, circuit and status commands on stdin and on its c
       };
       check();
     });
+  return { dir, socketPath, serve, waitFor };
+}
+
+test("serve takes kill-switch, circuit and status commands on stdin and on its control socket, with spares and autoscaling bounds", async () => {
+  const { dir, socketPath, serve, waitFor } = startServe(["--workers", "1-2", "--spares", "1"], 30_000);
   try {
     const ready = (await waitFor((e) => e.event === "ready")) as { workers: { pid: number }[]; spares: { workerId: string; pid: number }[]; scaling: Record<string, unknown>; control: string };
     expect(ready.control).toBe(socketPath);
@@ -108,24 +117,7 @@ async function remoteEcho(socket: string): Promise<string | RpcError> {
 
 test("serve: direct clients on the published sockets (grpcurl, a RemotePool) are refused while a switch is off, also by a worker back from kill -9, and served after on", async () => {
   expect(existsSync(GRPCURL)).toBe(true);
-  const dir = mkdtempSync(join(tmpdir(), "pg-admin-"));
-  const socketPath = join(dir, "control.sock");
-  const serve = spawn(process.execPath, [CLI, "serve", "--workers", "2", ...POOL, "--control", socketPath, "--json"], { stdio: ["pipe", "pipe", "pipe"] });
-  const events: Record<string, unknown>[] = [];
-  let stderr = "";
-  createInterface({ input: serve.stdout }).on("line", (line) => events.push(JSON.parse(line) as Record<string, unknown>));
-  serve.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  const waitFor = (predicate: (e: Record<string, unknown>) => boolean, timeoutMs = 60_000): Promise<Record<string, unknown>> =>
-    new Promise((resolve, reject) => {
-      const until = Date.now() + timeoutMs;
-      const check = (): void => {
-        const found = events.find(predicate);
-        if (found) resolve(found);
-        else if (Date.now() > until) reject(new Error(`timed out; events: ${JSON.stringify(events)}; stderr: ${stderr.slice(-2000)}`));
-        else setTimeout(check, 20);
-      };
-      check();
-    });
+  const { dir, socketPath, serve, waitFor } = startServe(["--workers", "2"], 60_000);
   const expectRefused = (r: string | RpcError): void => {
     expect(r).toBeInstanceOf(RpcError);
     expect((r as RpcError).code()).toBe(Status.UNAVAILABLE);
