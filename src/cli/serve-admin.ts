@@ -1,7 +1,8 @@
 import { chmodSync, lstatSync, unlinkSync } from "node:fs";
-import { connect, createServer, type Server, type Socket } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
 import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
+import { isListening } from "../pool/socket-dir";
 import type { WorkerPool } from "../pool/worker-pool";
 
 /** The admin commands `procgrpc serve` reads from stdin and from its `--control` socket. */
@@ -83,18 +84,6 @@ export interface ControlSocket {
   close(): Promise<void>;
 }
 
-/** True when something accepts connections on the Unix socket at `path`. */
-function socketAnswers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = connect(path);
-    probe.once("connect", () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once("error", () => resolve(false));
-  });
-}
-
 /**
  * Listens on a Unix socket (mode 0600: only this user) for admin command lines; each gets one
  * JSON line back (`AdminReply`). A stale socket file at `path` is replaced; a live one or any
@@ -109,7 +98,7 @@ export async function startControlSocket(path: string, handle: (line: string) =>
   }
   if (existing) {
     if (!existing.isSocket()) throw new Error(`--control ${path}: a file that is not a socket is in the way`);
-    if (await socketAnswers(path)) throw new Error(`--control ${path}: another process is listening there`);
+    if (await isListening(path)) throw new Error(`--control ${path}: another process is listening there`);
     unlinkSync(path);
   }
   const connections = new Set<Socket>();

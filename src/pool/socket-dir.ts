@@ -162,7 +162,8 @@ export async function removeStaleSockets(dir: string): Promise<string[]> {
   return removed;
 }
 
-function isListening(path: string): Promise<boolean> {
+/** True when something accepts connections on the Unix socket at `path`. */
+export function isListening(path: string): Promise<boolean> {
   return new Promise((resolveListening) => {
     const sock = createConnection(path);
     sock.once("connect", () => {
