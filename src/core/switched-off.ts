@@ -3,7 +3,8 @@ import type { StatusDetail } from "./status-details";
 /** The ErrorInfo reason on errors of a switched-off method (from the pool or from a worker). */
 export const SWITCHED_OFF_REASON = "SWITCHED_OFF";
 
-/** Whether status details carry procgrpc's kill-switch ErrorInfo. */
+/** Whether the (first) ErrorInfo of status details is procgrpc's kill-switch one. */
 export function hasSwitchedOffDetail(details: readonly StatusDetail[]): boolean {
-  return details.some((d) => d.kind === "ErrorInfo" && d.value.reason === SWITCHED_OFF_REASON && d.value.domain === "procgrpc");
+  const info = details.find((d) => d.kind === "ErrorInfo");
+  return info?.kind === "ErrorInfo" && info.value.reason === SWITCHED_OFF_REASON && info.value.domain === "procgrpc";
 }

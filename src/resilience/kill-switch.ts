@@ -2,7 +2,7 @@ import type { Interceptor } from "../call/interceptor";
 import { RpcError } from "../core/rpc-error";
 import { Status } from "../core/status";
 
-import { SWITCHED_OFF_REASON } from "../core/switched-off";
+import { hasSwitchedOffDetail, SWITCHED_OFF_REASON } from "../core/switched-off";
 
 export { SWITCHED_OFF_REASON };
 
@@ -68,8 +68,7 @@ export function switchedOffError(method: string, target: string, requestId?: str
 
 /** True when `err` came from a kill switch. */
 export function isSwitchedOff(err: RpcError): boolean {
-  const info = err.findDetail("ErrorInfo");
-  return info?.reason === SWITCHED_OFF_REASON && info?.domain === "procgrpc";
+  return hasSwitchedOffDetail(err.statusDetails);
 }
 
 /**

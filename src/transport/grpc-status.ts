@@ -114,7 +114,7 @@ export function rpcErrorFromStatus(status: ReceivedStatus, facts: CallFacts): Rp
   if (code === Status.UNAVAILABLE && NOT_HTTP2.test(details)) {
     return new RpcError({ ...common, code: Status.INTERNAL, details: `the peer does not speak gRPC over HTTP/2: ${details}`, category: "protocol", reachedWorker: false });
   }
-  if (code === Status.UNAVAILABLE && NOT_DELIVERED.test(details)) {
+  if (neverSent(code, details)) {
     return new RpcError({ ...common, code, details, category: "connection", reachedWorker: false });
   }
   if (code === Status.RESOURCE_EXHAUSTED && LOCAL_SIZE_LIMIT.test(details)) {

@@ -76,7 +76,7 @@ export class PipeLane {
   /** The response bytes of a result: its payload, or its lane file's (removed). Throws a `LaneError`. */
   incoming(res: PipeResult): Buffer {
     if (res.payloadRef === undefined) return Buffer.from(res.payload); // a copy, as without the lane
-    return this.lane.read(referenceOf(res.payloadRef));
+    return this.read(res.payloadRef);
   }
 
   /** Removes a lane file nobody will read (a late answer, a settled call's request); quiet when it is gone. */
