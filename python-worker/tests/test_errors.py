@@ -311,16 +311,11 @@ def test_a_stream_cancelled_while_the_server_writes_reaches_the_servicer(probe_w
     def events() -> set:
         return set(json.loads(call(probe_worker, "Events", {})))
 
-    deadline = time.monotonic() + 30
-    while f"yield:{tag}:3" not in events():  # past the flow-control window: blocked in a write
-        assert time.monotonic() < deadline, "the servicer never got ahead of the client"
-        time.sleep(0.05)
+    # Past the flow-control window: the server is blocked in a write.
+    assert eventually(lambda: f"yield:{tag}:3" in events(), 30), "the servicer never got ahead of the client"
     stream.cancel()
     want = ("cancelled:" if flavour == "Async" else "closed:") + tag
-    deadline = time.monotonic() + 30
-    while want not in events():
-        assert time.monotonic() < deadline, f"missing {want}: {sorted(e for e in events() if tag in e)[-3:]}"
-        time.sleep(0.05)
+    assert eventually(lambda: want in events(), 30), f"missing {want}: {sorted(e for e in events() if tag in e)[-3:]}"
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)

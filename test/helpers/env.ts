@@ -65,11 +65,11 @@ export function pidsMatching(needle: string): number[] {
     .map((l) => Number(l.trim().split(/\s+/)[0]));
 }
 
-/** Polls `check` until it is true or `timeoutMs` passes; returns the last result. */
-export async function eventually(check: () => boolean, timeoutMs: number, stepMs = 25): Promise<boolean> {
+/** Polls `check` (which may be async) until it is true or `timeoutMs` passes; returns the last result. */
+export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs: number, stepMs = 25): Promise<boolean> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
-    if (check()) return true;
+    if (await check()) return true;
     await new Promise((r) => setTimeout(r, stepMs));
   }
   return check();

@@ -82,7 +82,7 @@ def _stream_response(calls: MethodCalls, fn: Callable[..., Any], request_streami
                 else:
                     try:
                         await fn(request, actx)  # reader/writer API: writes via context.write
-                    except (GeneratorExit, asyncio.CancelledError):
+                    except asyncio.CancelledError:  # no yield here, so no GeneratorExit either
                         cancel_hooks.run()
                         raise
         return run_async
@@ -130,10 +130,8 @@ async def _cancel_at_yield(responses: AsyncIterator[Any]) -> None:
         return
     try:
         await athrow(asyncio.CancelledError())
-    except (asyncio.CancelledError, StopAsyncIteration):
-        pass
-    except Exception:  # noqa: BLE001 (the call is over; whatever the servicer raised has nowhere to go)
-        pass
+    except (asyncio.CancelledError, StopAsyncIteration, Exception):  # noqa: BLE001
+        pass  # the call is over: whatever the servicer ended with has nowhere to go
 
 
 class _SyncRequests:
