@@ -81,8 +81,8 @@ class _ResponseFiles:
 def _serializer(lane: Optional[PipeLane], inner: Optional[Callable[[Any], bytes]]) -> Callable[[Any], bytes]:
     def serialize(response: Any) -> bytes:
         message = inner(response) if inner is not None else response
-        if lane is None:
-            return _INLINE_TAG + message
+        if lane is None or len(message) < lane.threshold:
+            return _INLINE_TAG + message  # small: no per-call bookkeeping
         files = _call_files.get()
         if files is None:
             files = _ResponseFiles(lane)
