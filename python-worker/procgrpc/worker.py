@@ -23,6 +23,7 @@ from ._config import ConfigError, WorkerConfig
 from ._process import log
 from ._process.affinity import AffinityError, apply_cpu_affinity
 from ._process.exit import exit_process, remove_socket
+from ._process.malloc_tuning import tune_malloc
 from ._process.parent_watch import set_parent_death_signal
 from ._process.socket_guard import SocketInUseError, SocketPathError, prepare_path
 from ._server.build import ServiceRegistration
@@ -74,6 +75,8 @@ def run_worker(*services: ServiceRegistration,
     except AffinityError as exc:
         _log.error("invalid worker configuration: " + str(exc))
         sys.exit(EXIT_CONFIG)
+
+    tune_malloc()  # large messages reuse heap memory instead of fresh pages per call
 
     if not config.standalone and not set_parent_death_signal(original_ppid):
         _log.error("parent process died during startup")

@@ -1,5 +1,6 @@
 import type { MethodDefinition } from "./definition";
 import { isIdempotentMethod } from "./definition";
+import { encodeMessage } from "./message-encoder";
 
 /** The four kinds of gRPC call, by whether requests and responses stream. */
 export type CallKind = "unary" | "server-stream" | "client-stream" | "bidi-stream";
@@ -40,9 +41,7 @@ export function methodOf<Req, Res>(serviceFullName: string, method: MethodDefini
   return {
     path: `/${serviceFullName}/${method.name}`,
     serialize: (request) => {
-      const message = requestType.fromPartial(request as never);
-      const bytes = requestType.encode(message).finish();
-      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      return encodeMessage(requestType, requestType.fromPartial(request as never));
     },
     deserialize: (bytes) => responseType.decode(bytes),
     idempotent: isIdempotentMethod(method),
