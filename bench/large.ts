@@ -1,5 +1,5 @@
 // Large payloads (issue 15 §1): sequential echo round trips from 64 KiB to 64 MiB on every path,
-// procgrpc with its shared-memory lane as configured by default (from 512 KiB), for every message
+// procgrpc with its shared-memory lane as configured by default (from 256 KiB), for every message
 // and turned off (the crossover is where the last two cross), and resident memory on both sides
 // (the 64 MiB target is "flat RSS"). Called by bench/run.ts; its rows are rendered by bench/report.ts.
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -56,10 +56,19 @@ const samplesFor = (size: number, quick: boolean): { warmup: number; samples: nu
   return { warmup: 2, samples: 6 };
 };
 
+/**
+ * A full GC when Node runs with --expose-gc (npm run bench does): Node's RSS "growth" then counts
+ * memory still held, not buffers a GC had not yet freed when the sample was taken.
+ */
+function collectGarbage(): void {
+  (globalThis as { gc?: () => void }).gc?.();
+}
+
 async function roundTrips(path: LargePath, call: Call, size: number, pid: number, quick: boolean): Promise<LargeRow> {
   const { warmup, samples } = samplesFor(size, quick);
   const jsonSamples = path === "pyproc-style JSON" && size >= 16 << 20 ? Math.min(samples, 4) : samples;
   for (let i = 0; i < warmup; i++) await call();
+  collectGarbage();
   const rss0 = process.memoryUsage.rss();
   const server0 = rssMiB(pid);
   let peak = rss0;
@@ -74,6 +83,8 @@ async function roundTrips(path: LargePath, call: Call, size: number, pid: number
   }
   const c = process.cpuUsage(c0);
   const s = processCpuSeconds(pid) - s0;
+  collectGarbage();
+  const rss1 = process.memoryUsage.rss();
   lat.sort((a, b) => a - b);
   return {
     path,
@@ -84,7 +95,7 @@ async function roundTrips(path: LargePath, call: Call, size: number, pid: number
     maxUs: lat[lat.length - 1],
     clientCpuUsPerCall: (c.user + c.system) / lat.length,
     serverCpuUsPerCall: (s / lat.length) * 1e6,
-    clientRssGrowthMiB: (process.memoryUsage.rss() - rss0) / 2 ** 20,
+    clientRssGrowthMiB: (rss1 - rss0) / 2 ** 20,
     clientRssPeakOverMiB: (peak - rss0) / 2 ** 20,
     serverRssGrowthMiB: rssMiB(pid) - server0,
     serverRssPeakOverMiB: vmHwmMiB(pid) - server0,

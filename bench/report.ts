@@ -103,7 +103,7 @@ function largeTable(rows: LargeRow[]): string {
     return `| ${r.path} | ${size(r.payload)} | ${r.calls} | ${us(r.p50us)} | ${us(r.minUs)}–${us(r.maxUs)} | ${f ? ratio(r.p50us / f) : "–"} | ${us(r.clientCpuUsPerCall)} | ${us(r.serverCpuUsPerCall)} | ${mib(r.clientRssGrowthMiB)} (peak ${mib(r.clientRssPeakOverMiB)}) | ${mib(r.serverRssGrowthMiB)} (peak ${mib(r.serverRssPeakOverMiB)}) |`;
   });
   return [
-    "Echo of the payload; every path at one size runs back to back. \"vs floor\" is p50 over the binary socket floor's p50 at that size. RSS: growth over the measured calls, and the peak over the RSS before them (Node: sampled after each call; server: VmHWM). procgrpc's default sends messages from 512 KiB on through its shared-memory lane (docs/shared-memory-lane.md); \"lane for every message\" is `sharedMemoryLane: { thresholdBytes: 0 }`, and where it crosses \"sharedMemoryLane: false\" is the measured crossover.",
+    "Echo of the payload; every path at one size runs back to back. \"vs floor\" is p50 over the binary socket floor's p50 at that size. RSS: growth over the measured calls (Node: after a full GC before and after them), and the peak over the RSS before them (Node: sampled after each call; server: VmHWM). procgrpc's default sends messages from 256 KiB on through its shared-memory lane (docs/shared-memory-lane.md); \"lane for every message\" is `sharedMemoryLane: { thresholdBytes: 0 }`, and where it crosses \"sharedMemoryLane: false\" is the measured crossover.",
     "",
     "| path | payload | calls | p50 | min–max | vs floor | client CPU/call | server CPU/call | Node RSS | server RSS |",
     "|---|---|---|---|---|---|---|---|---|---|",
@@ -227,7 +227,7 @@ asyncio stream reader with no gRPC machinery at all.
 
 **1 MiB against the socket floor.** Raw grpc-js itself spends ${find(r.latency, "raw grpc-js", big) ? (Math.round((find(r.latency, "raw grpc-js", big) as Row).clientCpuUsPerCall / 100) / 10).toFixed(1) : "–"} ms of client CPU per ${size(big)} round
 trip (HTTP/2 DATA frames of 16 KiB through node:http2, each way). procgrpc's unary calls from
-512 KiB on therefore do not travel as gRPC messages: with the default pipelined transport the
+256 KiB on therefore do not travel as gRPC messages: with the default pipelined transport the
 request and the response are files in the pool's shared-memory lane and the stream carries a
 reference ("Large payloads" below; design, crossover and cleanup in docs/shared-memory-lane.md).
 The default transport is ${laneVsFloor(r, 1 << 20)} the floor at 1 MiB and ${laneVsFloor(r, 16 << 20)} at 16 MiB in this run. Requests between

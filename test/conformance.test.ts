@@ -338,7 +338,7 @@ describe("pipelineMaxRequestBytes", () => {
     expect((await c.respond({ reportPeer: true, text: "x".repeat(1000) })).peer).toBe("unix:pipeline");
     // With PROCGRPC_TEST_LANE=always every request takes the lane, and so the pipe.
     expect((await c.respond({ reportPeer: true, text: "x".repeat(70 * 1024) })).peer).toBe(LANE_OPTIONS.sharedMemoryLane ? "unix:pipeline" : plainPeer);
-    // Over the lane's threshold (default 512 KiB) the request goes through the lane, on the pipe.
+    // Over the lane's threshold (default 256 KiB) the request goes through the lane, on the pipe.
     expect((await c.respond({ reportPeer: true, text: "x".repeat(600 * 1024) })).peer).toBe("unix:pipeline");
     expect(plainPeer).not.toBe("unix:pipeline");
   });

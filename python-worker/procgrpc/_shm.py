@@ -123,8 +123,9 @@ class Lane:
         parts: Sequence[Buffer] = (payload,) if isinstance(payload, (bytes, bytearray, memoryview)) else payload
         length = sum(memoryview(p).nbytes for p in parts)
         # 53 random bits: the pool reads the reference's uint64 as a JavaScript number.
-        nonce = int.from_bytes(os.urandom(8), "little") & _NONCE_MASK
-        name = f"{self.writer_prefix}-{next(self._seq):x}-{os.urandom(6).hex()}"
+        random = os.urandom(14)  # one getrandom for the nonce and the name
+        nonce = int.from_bytes(random[:8], "little") & _NONCE_MASK
+        name = f"{self.writer_prefix}-{next(self._seq):x}-{random[8:].hex()}"
         path = os.path.join(self.directory, name)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)

@@ -99,7 +99,7 @@ export interface WorkerPoolOptions extends PoolResilienceOptions {
   pipelineMaxRequestBytes?: number;
   /**
    * With `transport: "pipelined"`, unary requests and responses, and stream responses, of at
-   * least `thresholdBytes` (default 512 KiB) travel as files in a private directory on
+   * least `thresholdBytes` (default 256 KiB) travel as files in a private directory on
    * `/dev/shm` instead of through HTTP/2 (docs/shared-memory-lane.md). On by default; `false`
    * turns it off.
    */

@@ -9,7 +9,7 @@ import { SharedMemoryLane, sweepStaleLaneDirs } from "./shared-memory-lane";
  * On by default; `false` turns it off.
  */
 export interface SharedMemoryLaneOptions {
-  /** Serialized requests and responses of at least this many bytes take the lane. Default 512 KiB (the measured crossover). */
+  /** Serialized requests and responses of at least this many bytes take the lane. Default 256 KiB (the measured crossover: docs/shared-memory-lane.md §6). */
   thresholdBytes?: number;
   /**
    * Where the pool creates its private 0700 lane directory. Default `/dev/shm` when it exists,
@@ -31,7 +31,7 @@ export interface ResolvedLaneOptions {
 }
 
 /** The default threshold: the crossover measured in docs/shared-memory-lane.md and docs/benchmarks.md. */
-export const DEFAULT_LANE_THRESHOLD_BYTES = 512 * 1024;
+export const DEFAULT_LANE_THRESHOLD_BYTES = 256 * 1024;
 
 /** Validates `sharedMemoryLane` (a `TypeError` naming the bad field); undefined when it is `false`. */
 export function resolveLaneOptions(value: SharedMemoryLaneOptions | false | undefined): ResolvedLaneOptions | undefined {

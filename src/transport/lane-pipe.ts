@@ -120,8 +120,18 @@ export class LaneRequestFiles {
   }
 
   /**
+   * The worker answered call `callId` with OK, so it read (and removed) the request file: nothing
+   * to remove. Saves the failing unlink, and the error Node builds for it, on every lane call.
+   */
+  consumed(callId: number): void {
+    this.files.delete(callId);
+  }
+
+  /**
    * Call `callId` settled: its request file is removed if the worker has not read it (a call
-   * cancelled, timed out or cut off before it ran). One failing unlink when it was read.
+   * cancelled, timed out or cut off before it ran). An answer other than OK may come from a call
+   * that never ran (a worker stopping, a deadline that passed first), so the file is removed
+   * then too: one failing unlink when it was read.
    */
   release(callId: number): void {
     const ref = this.files.get(callId);

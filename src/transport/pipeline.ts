@@ -160,6 +160,7 @@ export class Pipeline implements WorkerCall {
   }
 
   private answer(res: PipeResult): void {
+    if (res.code === Status.OK) this.laneFiles?.consumed(res.callId); // an OK answer ran, so its request file was read
     const entry = this.settle(res.callId);
     if (!entry || res.code !== Status.OK) this.lane?.discard(res.payloadRef);
     if (!entry) return; // A late answer to a call that was cancelled or timed out here.

@@ -80,6 +80,25 @@ export function laneCrc32(data: Uint8Array): number | undefined {
   return fn ? fn(data) >>> 0 : undefined;
 }
 
+/** Random bytes for many files from one `randomBytes` call: a getrandom per file cost more than the rest of a small write. */
+class RandomPool {
+  private pool = Buffer.alloc(0);
+  private offset = 0;
+
+  constructor(private readonly chunk: number) {}
+
+  /** `chunk` fresh random bytes (a view: read them before the next call). */
+  take(): Buffer {
+    if (this.offset + this.chunk > this.pool.length) {
+      this.pool = randomBytes(this.chunk * 256);
+      this.offset = 0;
+    }
+    const bytes = this.pool.subarray(this.offset, this.offset + this.chunk);
+    this.offset += this.chunk;
+    return bytes;
+  }
+}
+
 function isUsableDir(path: string): boolean {
   try {
     // Creating the private directory is the real test (a read-only mount fails there).
@@ -92,6 +111,7 @@ function isUsableDir(path: string): boolean {
 /** One side's view of a lane directory: write payloads as files, read (and remove) referenced files. */
 export class SharedMemoryLane {
   private seq = 0;
+  private readonly random = new RandomPool(14);
 
   private constructor(
     /** The private 0700 directory holding this lane's files. */
@@ -164,8 +184,9 @@ export class SharedMemoryLane {
     let length = 0;
     for (const p of parts) length += p.byteLength;
     // 53 random bits: the reference carries it as a protobuf uint64, a JavaScript number in ts-proto.
-    const nonce = randomBytes(8).readBigUInt64LE(0) & NONCE_MASK;
-    const name = `${this.writerPrefix}-${(this.seq++).toString(36)}-${randomBytes(6).toString("hex")}`;
+    const random = this.random.take();
+    const nonce = random.readBigUInt64LE(0) & NONCE_MASK;
+    const name = `${this.writerPrefix}-${(this.seq++).toString(36)}-${random.toString("hex", 8, 14)}`;
     const header = Buffer.allocUnsafe(LANE_HEADER_BYTES);
     MAGIC.copy(header, 0);
     header.writeBigUInt64LE(nonce, 8);
@@ -217,13 +238,14 @@ export class SharedMemoryLane {
       const expected = LANE_HEADER_BYTES + ref.length;
       if (size < expected) throw new LaneError("truncated", `lane file ${ref.name} is truncated: ${size} bytes, expected ${expected}`);
       if (size > expected) throw new LaneError("mismatch", `lane file ${ref.name} is ${size} bytes, expected ${expected}`);
-      const header = Buffer.allocUnsafe(LANE_HEADER_BYTES);
-      readAll(fd, header, 0);
+      // Header and payload in one read: the payload is a view past the header.
+      const file = Buffer.allocUnsafe(expected);
+      readAll(fd, file, 0);
+      const header = file.subarray(0, LANE_HEADER_BYTES);
       if (!header.subarray(0, 8).equals(MAGIC)) throw new LaneError("mismatch", `lane file ${ref.name} has no lane header`);
       if (header.readBigUInt64LE(8) !== ref.nonce) throw new LaneError("mismatch", `lane file ${ref.name} belongs to another message (nonce differs)`);
       if (header.readBigUInt64LE(16) !== BigInt(ref.length)) throw new LaneError("mismatch", `lane file ${ref.name} header says ${header.readBigUInt64LE(16)} bytes, reference ${ref.length}`);
-      const payload = Buffer.allocUnsafe(ref.length);
-      readAll(fd, payload, LANE_HEADER_BYTES);
+      const payload = file.subarray(LANE_HEADER_BYTES);
       if (ref.crc32 !== undefined) {
         const crc = laneCrc32(payload);
         if (crc !== undefined && crc !== ref.crc32) throw new LaneError("mismatch", `lane file ${ref.name} fails its checksum`);
