@@ -60,3 +60,44 @@ def test_the_off_switch_and_the_users_own_malloc_settings_are_respected():
 def test_tune_malloc_reads_the_environment_it_is_given():
     assert tune_malloc({"PROCGRPC_MALLOC_TUNING": "off"}) is False
     assert tune_malloc({"MALLOC_TRIM_THRESHOLD_": "0"}) is False
+
+
+# Holds ~100 MiB of 1 MiB buffers (heap memory once tuned, below the 128 MiB trim threshold, so
+# glibc keeps it after they are freed), frees them, then reports resident memory as the trimmer
+# sees it. ``busy`` is what the trimmer is told about calls in flight.
+_TRIM = r"""
+import json, sys, time
+from procgrpc._process.malloc_tuning import HeapTrimmer, resident_bytes, tune_malloc
+assert tune_malloc()
+busy = int(sys.argv[1])
+trimmer = HeapTrimmer(lambda: busy, interval=0.05, slack_bytes=32 << 20)
+trimmer.start()
+held = [bytearray(b"x" * (1 << 20)) for _ in range(100)]
+peak = resident_bytes()
+del held
+freed = resident_bytes()
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline and (trimmer.trims == 0 if not busy else trimmer.samples < 10):
+    time.sleep(0.01)
+print(json.dumps({"peak": peak, "freed": freed, "after": resident_bytes(), "trims": trimmer.trims, "samples": trimmer.samples}))
+"""
+
+
+def _trim(busy: int) -> dict:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k not in ("GLIBC_TUNABLES", "PROCGRPC_MALLOC_TUNING")}
+    return json.loads(subprocess.run([sys.executable, "-c", _TRIM, str(busy)], env=clean, check=True, capture_output=True, text=True).stdout)
+
+
+@linux_glibc
+def test_an_idle_tuned_worker_gives_freed_heap_back():
+    r = _trim(busy=0)
+    assert r["freed"] > r["peak"] - (20 << 20)  # tuned: freeing alone keeps the memory
+    assert r["trims"] >= 1
+    assert r["after"] < r["peak"] - (60 << 20)
+
+
+@linux_glibc
+def test_a_busy_worker_is_not_trimmed():
+    r = _trim(busy=1)
+    assert r["samples"] >= 10 and r["trims"] == 0
+    assert r["after"] > r["peak"] - (20 << 20)

@@ -9,10 +9,13 @@ about 256 page faults and the kernel's zeroing per MiB, per buffer. Measured on 
 (docs/benchmarks.md, "Large payloads"). With a 32 MiB mmap threshold (glibc's own upper bound for
 its dynamic threshold) and a 64 MiB trim threshold, freed buffers are reused by the next call.
 
-The cost is memory the worker keeps: up to the trim threshold of free heap after a burst of large
-messages (flat, not growing). ``PROCGRPC_MALLOC_TUNING=off`` leaves glibc's defaults, and a
-worker started with any glibc malloc setting of its own (``MALLOC_*`` variables,
-``glibc.malloc`` tunables) is left as configured. Other C libraries (musl, macOS) are left alone.
+The cost would be memory the worker keeps after a burst of large messages: up to the trim
+threshold of free heap per malloc arena (grpc's threads use several). So a tuned worker also runs
+a :class:`HeapTrimmer`: once its resident memory is 64 MiB above what it was after the last trim
+and no call is inside servicer code, it calls ``malloc_trim(0)``, which hands the free pages back.
+``PROCGRPC_MALLOC_TUNING=off`` leaves glibc's defaults (and starts no trimmer), and a worker
+started with any glibc malloc setting of its own (``MALLOC_*`` variables, ``glibc.malloc``
+tunables) is left as configured. Other C libraries (musl, macOS) are left alone.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
-from typing import Mapping
+import threading
+from typing import Callable, Mapping, Optional
 
-__all__ = ["MMAP_THRESHOLD_BYTES", "TRIM_THRESHOLD_BYTES", "tune_malloc"]
+__all__ = ["MMAP_THRESHOLD_BYTES", "TRIM_THRESHOLD_BYTES", "HeapTrimmer", "resident_bytes", "tune_malloc"]
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -30,6 +34,10 @@ _M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_BYTES = 32 << 20
 #: Free memory at the top of the heap kept for the next call before glibc returns it.
 TRIM_THRESHOLD_BYTES = 128 << 20
+#: How far resident memory may grow over its level after the last trim before an idle worker trims.
+TRIM_SLACK_BYTES = 64 << 20
+
+_tuned = False
 
 
 def tune_malloc(env: Mapping[str, str] = os.environ) -> bool:
@@ -49,6 +57,65 @@ def tune_malloc(env: Mapping[str, str] = os.environ) -> bool:
         mallopt = libc.mallopt
         mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
         mallopt.restype = ctypes.c_int
-        return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
+        global _tuned
+        _tuned = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
+        return _tuned
     except (OSError, AttributeError):
         return False
+
+
+def resident_bytes() -> int:
+    """This process's resident memory (``/proc/self/statm``), 0 where there is none."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+class HeapTrimmer:
+    """Gives freed heap back to the kernel when an idle, tuned worker holds much more than it did.
+
+    A daemon thread samples resident memory every ``interval`` seconds; when it is
+    ``slack_bytes`` above its level after the last trim (or at start) and ``busy()`` says no
+    call is running, it calls ``malloc_trim(0)``. Sampling is one read of ``/proc/self/statm``."""
+
+    def __init__(self, busy: Callable[[], int], interval: float = 1.0, slack_bytes: int = TRIM_SLACK_BYTES) -> None:
+        self._busy = busy
+        self._interval = interval
+        self._slack = slack_bytes
+        self._stop = threading.Event()
+        #: Samples taken and trims made so far (for tests and diagnostics).
+        self.samples = 0
+        self.trims = 0
+        libc = ctypes.CDLL(None)
+        self._trim = libc.malloc_trim
+        self._trim.argtypes = (ctypes.c_size_t,)
+        self._trim.restype = ctypes.c_int
+        self._thread = threading.Thread(target=self._run, name="procgrpc-heap-trim", daemon=True)
+
+    @classmethod
+    def start_if_tuned(cls, busy: Callable[[], int]) -> Optional["HeapTrimmer"]:
+        """A started trimmer when :func:`tune_malloc` changed glibc's thresholds, else None."""
+        if not _tuned:
+            return None
+        trimmer = cls(busy)
+        trimmer.start()
+        return trimmer
+
+    def start(self) -> None:
+        """Starts the sampling thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stops the sampling thread (it exits within one interval)."""
+        self._stop.set()
+
+    def _run(self) -> None:
+        level = resident_bytes()
+        while not self._stop.wait(self._interval):
+            self.samples += 1
+            if resident_bytes() > level + self._slack and self._busy() == 0:
+                self._trim(0)
+                self.trims += 1
+                level = resident_bytes()

@@ -17,6 +17,7 @@ from .._net import listen as _listen
 from .._process import serving
 from .._process.exit import hard_exit_later, leave_orphaned, remove_socket
 from .._process.log import get_logger
+from .._process.malloc_tuning import HeapTrimmer
 from .._process.parent_watch import ParentWatch, write_ready
 from .._status.mapping import ExceptionMapper
 from .build import ServiceRegistration, build_server
@@ -70,6 +71,7 @@ async def serve(services: Sequence[ServiceRegistration], config: WorkerConfig,
 
     built = await build_server(services, config, mapper)
     server, health, in_flight, names = built.server, built.health, built.in_flight, built.names
+    HeapTrimmer.start_if_tuned(lambda: in_flight.count)  # gives large messages' freed heap back once idle
     # Once add_*_to_server ran, so the services have their full proto names.
     _log.info("starting", socket=config.socket_path or None, services=names, python=platform.python_version(),
               grpcio=grpc.__version__, control_fd=config.control_fd, max_concurrency=config.max_concurrency,
