@@ -145,7 +145,7 @@ numbers, across runs (this 2-core machine is noisy).
 - Cold start: \`new WorkerPool\` → \`start()\` → first successful call, median of ${r.quick ? 2 : 7}; restart:
   \`kill -9\` of the worker → replacement ready and a call answered. Measured first, in a fresh Node
   process: spawning costs more from a process with a large resident set (the same pool started from
-  this process after the large-payload rows, at ~400 MiB, took 1.3–1.7× as long).
+  a process holding ~400 MiB took about 1.25× as long here: 246 against 300–312 ms).
 
 ## Targets
 
