@@ -142,7 +142,8 @@ numbers, across runs (this 2-core machine is noisy).
   over the servers for the non-procgrpc paths).
 - CPU per call: this process's \`process.cpuUsage()\` (client) and the servers' \`/proc/<pid>/stat\`
   (worker) over the measured window, divided by the calls made.
-- Cold start: \`new WorkerPool\` → \`start()\` → first successful call, median of ${r.quick ? 2 : 7}; restart:
+- Cold start: \`new WorkerPool\` → \`start()\` → first successful call, median of ${r.quick ? 2 : 7}, each round
+  right after one \`python -c "import grpc"\` of the baseline; restart:
   \`kill -9\` of the worker → replacement ready and a call answered. Measured first, in a fresh Node
   process: spawning costs more from a process with a large resident set (the same pool started from
   a process holding ~400 MiB took about 1.25× as long here: 246 against 300–312 ms).
