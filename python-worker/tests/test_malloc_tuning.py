@@ -77,7 +77,7 @@ peak = resident_bytes()
 del held
 freed = resident_bytes()
 deadline = time.monotonic() + 30
-while time.monotonic() < deadline and (trimmer.trims == 0 if not busy else trimmer.samples < 10):
+while time.monotonic() < deadline and ((trimmer.trims == 0 or resident_bytes() > peak - (60 << 20)) if not busy else trimmer.samples < 10):
     time.sleep(0.01)
 print(json.dumps({"peak": peak, "freed": freed, "after": resident_bytes(), "trims": trimmer.trims, "samples": trimmer.samples}))
 """

@@ -11,8 +11,9 @@ its dynamic threshold) and a 64 MiB trim threshold, freed buffers are reused by 
 
 The cost would be memory the worker keeps after a burst of large messages: up to the trim
 threshold of free heap per malloc arena (grpc's threads use several). So a tuned worker also runs
-a :class:`HeapTrimmer`: once its resident memory is 64 MiB above what it was after the last trim
-and no call is inside servicer code, it calls ``malloc_trim(0)``, which hands the free pages back.
+a :class:`HeapTrimmer`: once the heap holds more than 64 MiB of free memory (``mallinfo2``; with a
+glibc older than 2.33, once resident memory is 64 MiB above its level after the last trim) and no
+call is inside servicer code, it calls ``malloc_trim(0)``, which hands the free pages back.
 ``PROCGRPC_MALLOC_TUNING=off`` leaves glibc's defaults (and starts no trimmer), and a worker
 started with any glibc malloc setting of its own (``MALLOC_*`` variables, ``glibc.malloc``
 tunables) is left as configured. Other C libraries (musl, macOS) are left alone.
@@ -34,7 +35,7 @@ _M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_BYTES = 32 << 20
 #: Free memory at the top of the heap kept for the next call before glibc returns it.
 TRIM_THRESHOLD_BYTES = 128 << 20
-#: How far resident memory may grow over its level after the last trim before an idle worker trims.
+#: Free heap an idle worker may keep before it trims.
 TRIM_SLACK_BYTES = 64 << 20
 
 _tuned = False
@@ -73,12 +74,28 @@ def resident_bytes() -> int:
         return 0
 
 
-class HeapTrimmer:
-    """Gives freed heap back to the kernel when an idle, tuned worker holds much more than it did.
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
 
-    A daemon thread samples resident memory every ``interval`` seconds; when it is
-    ``slack_bytes`` above its level after the last trim (or at start) and ``busy()`` says no
-    call is running, it calls ``malloc_trim(0)``. Sampling is one read of ``/proc/self/statm``."""
+
+def _free_heap_reader(libc: ctypes.CDLL) -> Optional[Callable[[], int]]:
+    """Free bytes in all malloc arenas (``mallinfo2().fordblks``), or None before glibc 2.33."""
+    fn = getattr(libc, "mallinfo2", None)
+    if fn is None:
+        return None
+    fn.argtypes = ()
+    fn.restype = _MallInfo2
+    return lambda: int(fn().fordblks)
+
+
+class HeapTrimmer:
+    """Gives freed heap back to the kernel when an idle, tuned worker keeps much of it.
+
+    A daemon thread looks every ``interval`` seconds; when the heap's free memory is over
+    ``slack_bytes`` (with a glibc without ``mallinfo2``: when resident memory is ``slack_bytes``
+    above its level after the last trim) and ``busy()`` says no call is running, it calls
+    ``malloc_trim(0)``."""
 
     def __init__(self, busy: Callable[[], int], interval: float = 1.0, slack_bytes: int = TRIM_SLACK_BYTES) -> None:
         self._busy = busy
@@ -92,6 +109,7 @@ class HeapTrimmer:
         self._trim = libc.malloc_trim
         self._trim.argtypes = (ctypes.c_size_t,)
         self._trim.restype = ctypes.c_int
+        self._free_heap = _free_heap_reader(libc)
         self._thread = threading.Thread(target=self._run, name="procgrpc-heap-trim", daemon=True)
 
     @classmethod
@@ -115,7 +133,11 @@ class HeapTrimmer:
         level = resident_bytes()
         while not self._stop.wait(self._interval):
             self.samples += 1
-            if resident_bytes() > level + self._slack and self._busy() == 0:
+            if self._free_heap is not None:
+                keeps_too_much = self._free_heap() > self._slack
+            else:
+                keeps_too_much = resident_bytes() > level + self._slack
+            if keeps_too_much and self._busy() == 0:
                 self._trim(0)
                 self.trims += 1
                 level = resident_bytes()
