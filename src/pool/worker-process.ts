@@ -146,6 +146,8 @@ export class WorkerProcess {
   private readonly outputDone: Promise<void>;
   private resolveOutputDone!: () => void;
   private exitListener: ((exit: WorkerExit) => void) | undefined;
+  /** `stop()` was called: the worker is stopping in order, and SIGKILL waits for `killTimeoutMs`. */
+  private stopRequested = false;
 
   constructor(
     readonly id: string,
@@ -312,7 +314,10 @@ export class WorkerProcess {
         });
       }
     } catch (err) {
-      this.kill();
+      // A start that failed because stop() was called (the worker, told to stop, answers
+      // NOT_SERVING or refuses the kill switches) lets the worker stop in order: stop() SIGKILLs
+      // it after killTimeoutMs if it does not.
+      if (!this.stopRequested) this.kill();
       await this.exited;
       this.closeChannel();
       throw err;
@@ -331,7 +336,8 @@ export class WorkerProcess {
     if (this.exit) return this.exit;
     // Never spawned (a slot made but not started, or spawn threw): nothing to wait for.
     if (!this.child) return { code: null, signal: null };
-    if (this.child) signalGroup(this.child, "SIGTERM");
+    this.stopRequested = true;
+    signalGroup(this.child, "SIGTERM");
     const timer = setTimeout(() => this.kill(), this.options.killTimeoutMs);
     const exit = await this.exited;
     clearTimeout(timer);
