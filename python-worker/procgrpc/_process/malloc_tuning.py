@@ -25,6 +25,7 @@ import ctypes
 import os
 import sys
 import threading
+import time
 from typing import Callable, Mapping, Optional
 
 __all__ = ["MMAP_THRESHOLD_BYTES", "TRIM_THRESHOLD_BYTES", "HeapTrimmer", "resident_bytes", "tune_malloc"]
@@ -101,10 +102,10 @@ class HeapTrimmer:
         self._busy = busy
         self._interval = interval
         self._slack = slack_bytes
-        self._stop = threading.Event()
         #: Samples taken and trims made so far (for tests and diagnostics).
         self.samples = 0
         self.trims = 0
+        self._looked = threading.Condition()
         libc = ctypes.CDLL(None)
         self._trim = libc.malloc_trim
         self._trim.argtypes = (ctypes.c_size_t,)
@@ -125,19 +126,22 @@ class HeapTrimmer:
         """Starts the sampling thread."""
         self._thread.start()
 
-    def stop(self) -> None:
-        """Stops the sampling thread (it exits within one interval)."""
-        self._stop.set()
+    def wait_for(self, condition: Callable[[], bool], timeout: float) -> bool:
+        """Waits until ``condition()`` holds after one of the thread's looks, or ``timeout``
+        seconds pass; returns whether it holds (for tests and diagnostics)."""
+        with self._looked:
+            return self._looked.wait_for(condition, timeout)
 
     def _run(self) -> None:
         level = resident_bytes()
-        while not self._stop.wait(self._interval):
-            self.samples += 1
-            if self._free_heap is not None:
-                keeps_too_much = self._free_heap() > self._slack
-            else:
-                keeps_too_much = resident_bytes() > level + self._slack
+        free_heap = self._free_heap
+        while True:
+            time.sleep(self._interval)
+            keeps_too_much = free_heap() > self._slack if free_heap is not None else resident_bytes() > level + self._slack
             if keeps_too_much and self._busy() == 0:
                 self._trim(0)
                 self.trims += 1
                 level = resident_bytes()
+            with self._looked:
+                self.samples += 1
+                self._looked.notify_all()
