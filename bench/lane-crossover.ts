@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import { WorkerPool, silentLogger } from "../src";
 import { BenchServiceDefinition } from "../src/gen/bench/v1/bench";
 import { StreamingTestServiceDefinition } from "../src/gen/testing/v1/streaming";
-import { median } from "./lib/measure";
+import { median, sequential } from "./lib/measure";
 
 const root = join(__dirname, "..");
 const python = process.env.PROCGRPC_PYTHON ?? join(root, ".venv", "bin", "python");
@@ -33,13 +33,8 @@ async function main(): Promise<void> {
       for (let round = -1; round < rounds; round++) {
         for (const k of ["lane", "off"] as const) {
           const client = unary[k].client(BenchServiceDefinition);
-          const lat: number[] = [];
-          for (let i = 0; i < calls; i++) {
-            const t = process.hrtime.bigint();
-            await client.echo({ payload });
-            lat.push(usOf(t));
-          }
-          if (round >= 0) p50s[k].push(median(lat));
+          const { p50us } = await sequential(() => client.echo({ payload }), 0, calls, []);
+          if (round >= 0) p50s[k].push(p50us);
         }
       }
       lines.push(`| unary echo | ${kib(size)} | ${median(p50s.lane).toFixed(0)} µs | ${median(p50s.off).toFixed(0)} µs | ${(median(p50s.lane) / median(p50s.off)).toFixed(2)}× |`);

@@ -1,11 +1,12 @@
 // Sequential large echo calls through a one-worker pool, for profiling the shared-memory lane (issue 15 §1):
 //   node --cpu-prof --cpu-prof-dir DIR --import tsx bench/profile/large-calls.ts --size 1048576 --calls 300
+// Options: --lane default|always|off, --worker-env NAME=VALUE,… (e.g. malloc tunables), --python.
 // Prints one JSON line: calls, p50 µs, CPU per call on both sides.
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { WorkerPool, silentLogger } from "../../src";
 import { BenchServiceDefinition } from "../../src/gen/bench/v1/bench";
+import { sequential } from "../lib/measure";
 
 const root = join(__dirname, "..", "..");
 const { values: args } = parseArgs({
@@ -15,15 +16,9 @@ const { values: args } = parseArgs({
     warmup: { type: "string", default: "30" },
     lane: { type: "string", default: "default" },
     python: { type: "string", default: process.env.PROCGRPC_PYTHON ?? join(root, ".venv", "bin", "python") },
-    // Extra worker environment, NAME=VALUE,NAME=VALUE (e.g. malloc tunables).
     "worker-env": { type: "string", default: "" },
   },
 });
-
-function workerCpuUs(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  return ((Number(f[11]) + Number(f[12])) / 100) * 1e6;
-}
 
 async function main(): Promise<void> {
   const workerEnv = Object.fromEntries((args["worker-env"] ?? "").split(",").filter(Boolean).map((kv) => kv.split("=") as [string, string]));
@@ -33,21 +28,13 @@ async function main(): Promise<void> {
   try {
     const client = pool.client(BenchServiceDefinition);
     const payload = Buffer.alloc(Number(args.size), 7);
-    for (let i = 0; i < Number(args.warmup); i++) await client.echo({ payload });
-    const pid = pool.health().workers[0].pid as number;
-    const n = Number(args.calls);
-    const lat: number[] = [];
-    const c0 = process.cpuUsage();
-    const w0 = workerCpuUs(pid);
-    for (let i = 0; i < n; i++) {
-      const t = process.hrtime.bigint();
+    const echo = async (): Promise<void> => {
       const r = await client.echo({ payload });
-      lat.push(Number(process.hrtime.bigint() - t) / 1000);
       if (r.payload.length !== payload.length) throw new Error("short echo");
-    }
-    const c = process.cpuUsage(c0);
-    lat.sort((a, b) => a - b);
-    console.log(JSON.stringify({ calls: n, p50us: Math.round(lat[n >> 1]), clientCpuUs: Math.round((c.user + c.system) / n), workerCpuUs: Math.round((workerCpuUs(pid) - w0) / n) }));
+    };
+    const pid = pool.health().workers[0].pid as number;
+    const f = await sequential(echo, Number(args.warmup), Number(args.calls), [pid]);
+    console.log(JSON.stringify({ calls: f.calls, p50us: Math.round(f.p50us), clientCpuUs: Math.round(f.clientCpuUsPerCall), workerCpuUs: Math.round(f.serverCpuUsPerCall) }));
   } finally {
     await pool.shutdown();
   }

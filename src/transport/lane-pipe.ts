@@ -120,24 +120,17 @@ export class LaneRequestFiles {
   }
 
   /**
-   * The worker answered call `callId` with OK, so it read (and removed) the request file: nothing
-   * to remove. Saves the failing unlink, and the error Node builds for it, on every lane call.
+   * Call `callId` settled. `read`: the worker answered it OK, so it read (and removed) the
+   * request file, and there is nothing to remove (no failing unlink, and no error built for it,
+   * on every lane call). Otherwise the file is removed if it is still there: a call cancelled,
+   * timed out or cut off before it ran, or answered without running (a worker stopping, a
+   * deadline that passed first); one failing unlink when it was read after all.
    */
-  consumed(callId: number): void {
-    this.files.delete(callId);
-  }
-
-  /**
-   * Call `callId` settled: its request file is removed if the worker has not read it (a call
-   * cancelled, timed out or cut off before it ran). An answer other than OK may come from a call
-   * that never ran (a worker stopping, a deadline that passed first), so the file is removed
-   * then too: one failing unlink when it was read.
-   */
-  release(callId: number): void {
+  release(callId: number, read = false): void {
     const ref = this.files.get(callId);
     if (ref === undefined) return;
     this.files.delete(callId);
-    this.lane.discard(ref);
+    if (!read) this.lane.discard(ref);
   }
 }
 

@@ -160,8 +160,7 @@ export class Pipeline implements WorkerCall {
   }
 
   private answer(res: PipeResult): void {
-    if (res.code === Status.OK) this.laneFiles?.consumed(res.callId); // an OK answer ran, so its request file was read
-    const entry = this.settle(res.callId);
+    const entry = this.settle(res.callId, res.code === Status.OK); // an OK answer ran, so its request file was read
     if (!entry || res.code !== Status.OK) this.lane?.discard(res.payloadRef);
     if (!entry) return; // A late answer to a call that was cancelled or timed out here.
     if (res.initialMetadata.length > 0) entry.hooks.header(metadataOf(res.initialMetadata));
@@ -205,13 +204,13 @@ export class Pipeline implements WorkerCall {
     entry.reject(err);
   }
 
-  /** Removes a call's state (timer, listener, lease); returns it unless it was already settled. */
-  private settle(callId: number): PendingCall | undefined {
+  /** Removes a call's state (timer, listener, lease, request file); returns it unless it was already settled. */
+  private settle(callId: number, requestFileRead = false): PendingCall | undefined {
     const entry = this.pending.get(callId);
     if (!entry) return undefined;
     this.pending.delete(callId);
     this.deadlines.remove(callId);
-    this.laneFiles?.release(callId);
+    this.laneFiles?.release(callId, requestFileRead);
     if (entry.onAbort) entry.out.signal?.removeEventListener("abort", entry.onAbort);
     entry.lease.release();
     return entry;

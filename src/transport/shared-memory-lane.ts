@@ -240,7 +240,7 @@ export class SharedMemoryLane {
       if (size > expected) throw new LaneError("mismatch", `lane file ${ref.name} is ${size} bytes, expected ${expected}`);
       // Header and payload in one read: the payload is a view past the header.
       const file = Buffer.allocUnsafe(expected);
-      readAll(fd, file, 0);
+      readAll(fd, file);
       const header = file.subarray(0, LANE_HEADER_BYTES);
       if (!header.subarray(0, 8).equals(MAGIC)) throw new LaneError("mismatch", `lane file ${ref.name} has no lane header`);
       if (header.readBigUInt64LE(8) !== ref.nonce) throw new LaneError("mismatch", `lane file ${ref.name} belongs to another message (nonce differs)`);
@@ -376,11 +376,11 @@ function writeAll(fd: number, parts: readonly Uint8Array[], total: number): void
   }
 }
 
-function readAll(fd: number, into: Buffer, position: number): void {
+function readAll(fd: number, into: Buffer): void {
   let off = 0;
   while (off < into.length) {
-    const n = readSync(fd, into, off, into.length - off, position + off);
-    if (n === 0) throw new LaneError("truncated", `lane file ended after ${position + off} bytes`);
+    const n = readSync(fd, into, off, into.length - off, off);
+    if (n === 0) throw new LaneError("truncated", `lane file ended after ${off} bytes`);
     off += n;
   }
 }
