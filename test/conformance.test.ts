@@ -1,30 +1,35 @@
 /**
  * Transport conformance: every way a servicer can answer, every kind of bad input, cancellation
- * at each instant and the odd deadlines, run through a pool of each transport. The two must give
+ * at each instant and the odd deadlines, run through a pool of each transport. They must give
  * the caller identical results: each case is compared between the transports, not only against
- * constants. The pipelined pool is the default (what users get); "unary" is plain gRPC.
+ * constants. The pipelined pool is the default (what users get: its pipeline on the worker's
+ * socket pair); "unary" is plain gRPC; "pipelined:grpc-stream" is the pipeline on a gRPC stream.
  */
 import { join } from "node:path";
 import { Metadata, RpcError, Status, WorkerPool, type CallOptions } from "../src";
 import { ConformanceServiceDefinition, RespondRequest_CodeForm, RespondRequest_Mode, type RespondRequest } from "../src/gen/testing/v1/conformance";
-import { LANE_OPTIONS, PYTHON, TRANSPORTS, WORKERS, rejection } from "./helpers/env";
+import { LANE_OPTIONS, PIPE_CARRIER_OPTIONS, PYTHON, TRANSPORTS, WORKERS, rejection } from "./helpers/env";
 import { silentLogger } from "../src";
 
-type Transport = (typeof TRANSPORTS)[number];
+/** The compared paths: each transport, and the pipeline on its other carrier. */
+const PATHS = [...TRANSPORTS, "pipelined:grpc-stream"] as const;
+type Transport = (typeof PATHS)[number];
 
 // One worker per pool: Record/Executions count executions in the worker's memory.
-function conformancePool(transport: Transport, overrides: Record<string, unknown> = {}): WorkerPool {
-  return new WorkerPool({ workers: 1, python: PYTHON, script: join(WORKERS, "conformance_worker.py"), startTimeoutMs: 20000, logger: silentLogger, transport, ...LANE_OPTIONS, ...overrides });
+function conformancePool(path: Transport, overrides: Record<string, unknown> = {}): WorkerPool {
+  const transport = path === "unary" ? "unary" : "pipelined";
+  const carrier = path === "pipelined:grpc-stream" ? { pipelineCarrier: "grpc-stream" as const } : PIPE_CARRIER_OPTIONS;
+  return new WorkerPool({ workers: 1, python: PYTHON, script: join(WORKERS, "conformance_worker.py"), startTimeoutMs: 20000, logger: silentLogger, transport, ...carrier, ...LANE_OPTIONS, ...overrides });
 }
 
-const pools = Object.fromEntries(TRANSPORTS.map((t) => [t, conformancePool(t)])) as Record<Transport, WorkerPool>;
-const clientsOf = Object.fromEntries(TRANSPORTS.map((t) => [t, pools[t].client(ConformanceServiceDefinition)]));
+const pools = Object.fromEntries(PATHS.map((t) => [t, conformancePool(t)])) as Record<Transport, WorkerPool>;
+const clientsOf = Object.fromEntries(PATHS.map((t) => [t, pools[t].client(ConformanceServiceDefinition)]));
 const client = (t: Transport): ReturnType<typeof conformanceClient> => clientsOf[t] as ReturnType<typeof conformanceClient>;
 function conformanceClient(pool: WorkerPool) {
   return pool.client(ConformanceServiceDefinition);
 }
-beforeAll(() => Promise.all(TRANSPORTS.map((t) => pools[t].start())));
-afterAll(() => Promise.all(TRANSPORTS.map((t) => pools[t].shutdown())));
+beforeAll(() => Promise.all(PATHS.map((t) => pools[t].start())));
+afterAll(() => Promise.all(PATHS.map((t) => pools[t].shutdown())));
 
 /** Metadata as plain JSON (binary values as base64), for comparing. */
 function json(md: Metadata): Record<string, string[]> {
@@ -76,10 +81,10 @@ async function observe(run: (options: CallOptions) => Promise<unknown>, options:
   }
 }
 
-/** Runs `run` on every transport and checks that they agree; returns the default transport's observation. */
+/** Runs `run` on every transport (and carrier) and checks that they agree; returns the default transport's observation. */
 async function sameOnEveryTransport(run: (t: Transport, options: CallOptions) => Promise<unknown>, options: CallOptions = {}): Promise<Observation> {
-  const seen = await Promise.all(TRANSPORTS.map((t) => observe((o) => run(t, o), options)));
-  for (let i = 1; i < seen.length; i++) expect({ transport: TRANSPORTS[i], ...seen[i] }).toEqual({ transport: TRANSPORTS[i], ...seen[0] });
+  const seen = await Promise.all(PATHS.map((t) => observe((o) => run(t, o), options)));
+  for (let i = 1; i < seen.length; i++) expect({ transport: PATHS[i], ...seen[i] }).toEqual({ transport: PATHS[i], ...seen[0] });
   return seen[0];
 }
 

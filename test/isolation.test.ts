@@ -128,6 +128,7 @@ describe("the environment of local workers", () => {
           PROCGRPC_SOCKET: expect.stringMatching(/\.sock$/),
           PROCGRPC_WORKER_ID: expect.stringMatching(/^w[01]$/),
           PROCGRPC_CONTROL_FD: "3",
+          PROCGRPC_PIPE_FD: "4",
           PROCGRPC_MAX_CONCURRENCY: "32",
           PROCGRPC_GRACE_SECONDS: "2",
           PROCGRPC_PROCESS_GROUP: "1",

@@ -67,8 +67,11 @@ class WorkerConfig:
                  grace_seconds: float = 5.0, socket_dir_owned: bool = False,
                  listen: Optional[_listen.ListenConfig] = None,
                  cpu_affinity: Optional[FrozenSet[int]] = None, control_token: Optional[str] = None,
-                 switched_off: Tuple[str, ...] = (), switched_off_generation: int = 0) -> None:
+                 switched_off: Tuple[str, ...] = (), switched_off_generation: int = 0,
+                 pipe_fd: Optional[int] = None) -> None:
         self.socket_path = socket_path  # "" when the worker serves TCP only
+        #: The socket the pool spawned the worker with for its pipelined calls (None: gRPC only).
+        self.pipe_fd = pipe_fd
         self.listen = listen
         self.worker_id = worker_id
         self.control_fd = control_fd
@@ -126,6 +129,7 @@ class WorkerConfig:
             control_token=env.get("PROCGRPC_CONTROL_TOKEN", "").strip() or None,
             switched_off=switched_off,
             switched_off_generation=_env_int(env, "PROCGRPC_SWITCHED_OFF_GENERATION", 0) or 0,
+            pipe_fd=_env_int(env, "PROCGRPC_PIPE_FD", 3),
         )
 
     @property

@@ -33,9 +33,11 @@ class Worker:
     """A worker subprocess with its control socket, stderr and socket path."""
 
     def __init__(self, proc: subprocess.Popen, control: Optional[socket.socket], socket_path: str,
-                 ready: Optional[Dict[str, Any]]) -> None:
+                 ready: Optional[Dict[str, Any]], pipe: Optional[socket.socket] = None) -> None:
         self.proc = proc
         self.control = control
+        #: Our end of the socket pair the worker serves its pipeline on (``start_worker(pipe=True)``).
+        self.pipe = pipe
         self.socket_path = socket_path
         self.ready = ready
         self._channel: Optional[grpc.Channel] = None
@@ -79,6 +81,8 @@ class Worker:
                 self.proc.wait(timeout=5)
         if self.control is not None:
             self.control.close()
+        if self.pipe is not None:
+            self.pipe.close()
         self._drain.join(timeout=5)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
@@ -150,9 +154,10 @@ def short_tmpdir() -> str:
 
 def start_worker(script: str, socket_path: str, env: Optional[Dict[str, str]] = None,
                  control: bool = True, wait_ready: bool = True, args: Optional[List[str]] = None,
-                 timeout: float = 15.0, own_group: bool = False) -> Worker:
+                 timeout: float = 15.0, own_group: bool = False, pipe: bool = False) -> Worker:
     """Start ``script`` like the Node pool does (control socketpair on fd 3; with ``own_group``
-    in its own process group, as the pool spawns it, with PROCGRPC_PROCESS_GROUP=1)."""
+    in its own process group, as the pool spawns it, with PROCGRPC_PROCESS_GROUP=1; with ``pipe``
+    a second socket pair for the pipeline, ``PROCGRPC_PIPE_FD``)."""
     full_env = dict(os.environ)
     full_env.pop("PROCGRPC_DEBUG", None)
     full_env.update({"PROCGRPC_SOCKET": socket_path, "PROCGRPC_WORKER_ID": "w-test", "PROCGRPC_GRACE_SECONDS": "2"})
@@ -166,16 +171,24 @@ def start_worker(script: str, socket_path: str, env: Optional[Dict[str, str]] = 
         ours, theirs = socket.socketpair()
         pass_fds = [theirs.fileno()]
         full_env["PROCGRPC_CONTROL_FD"] = str(theirs.fileno())
+    our_pipe: Optional[socket.socket] = None
+    their_pipe: Optional[socket.socket] = None
+    if pipe:
+        our_pipe, their_pipe = socket.socketpair()
+        pass_fds.append(their_pipe.fileno())
+        full_env["PROCGRPC_PIPE_FD"] = str(their_pipe.fileno())
     proc = subprocess.Popen([sys.executable, script] + (args or []), env=full_env, pass_fds=pass_fds,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=own_group)
     if theirs is not None:
         theirs.close()
+    if their_pipe is not None:
+        their_pipe.close()
     ready = None
     if control and wait_ready:
         assert ours is not None
         ready = read_ready(ours, proc, timeout)
-    return Worker(proc, ours, socket_path, ready)
+    return Worker(proc, ours, socket_path, ready, our_pipe)
 
 
 def read_ready(sock: socket.socket, proc: subprocess.Popen, timeout: float) -> Dict[str, Any]:
@@ -217,7 +230,7 @@ def testing_worker(tmpdir_short: str) -> Iterator[Worker]:
 
 @pytest.fixture(scope="module")
 def hostile_worker(tmpdir_short: str) -> Iterator[Worker]:
-    worker = start_worker(HOSTILE_WORKER, os.path.join(tmpdir_short, "hostile.sock"))
+    worker = start_worker(HOSTILE_WORKER, os.path.join(tmpdir_short, "hostile.sock"), pipe=True)
     yield worker
     worker.stop()
 

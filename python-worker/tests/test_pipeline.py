@@ -1,6 +1,7 @@
 """The pipeline servicer (procgrpc.internal.v1.PipelineService/Pipe) at the protocol level.
 
-A real worker (test/workers/hostile_worker.py) and a raw grpc client of the pipe: batching,
+A real worker (test/workers/hostile_worker.py) and a raw client of the pipe, on each carrier (the
+gRPC stream, and the socket pair the pool spawns workers with, the default): batching,
 cancellation, deadlines, half-close then end, every way of giving a status (compared with the
 plain path, which is grpc.aio itself), response headers, and calls that expired before the
 worker got to them.
@@ -9,21 +10,33 @@ worker got to them.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, Dict, Iterator, List, Tuple
 
 import grpc
 import pytest
 
-from conftest import Worker, eventually, introspect
-from pipe_client import HOSTILE, PipeClient, metadata_pairs, pipe_call
+from conftest import HOSTILE_WORKER, Worker, eventually, introspect, start_worker
+from pipe_client import HOSTILE, PipeClient, SocketPipe, metadata_pairs, pipe_call
 
 FLAVOURS = ["Sync", "Async"]
 CODES = [code for code in grpc.StatusCode if code != grpc.StatusCode.OK]
 
 
-@pytest.fixture()
-def pipe(hostile_worker: Worker) -> Iterator[PipeClient]:
-    client = PipeClient(hostile_worker.channel())
+CARRIERS = ["socket-pair", "grpc-stream"]
+
+
+@pytest.fixture(scope="module")
+def socket_pipe(hostile_worker: Worker) -> SocketPipe:
+    """The shared worker's socket pair (one pipe for its life; tests get views of it)."""
+    assert hostile_worker.pipe is not None
+    return SocketPipe(hostile_worker.pipe)
+
+
+@pytest.fixture(params=CARRIERS)
+def pipe(request: Any, hostile_worker: Worker, socket_pipe: SocketPipe) -> Iterator[Any]:
+    """A pipe to the worker on each carrier."""
+    client = socket_pipe.view() if request.param == "socket-pair" else PipeClient(hostile_worker.channel())
     yield client
     client.close()
 
@@ -67,7 +80,7 @@ def test_one_batch_of_calls_is_answered_once_each_in_fewer_messages(pipe: PipeCl
 
 
 def test_a_cancelled_call_gets_no_answer_and_its_handler_sees_the_cancellation(pipe: PipeClient, hostile_worker: Worker) -> None:
-    pipe.send([pipe_call(1, "HoldSync", {"tag": "cancel-me", "seconds": 30}, metadata=[("x-request-id", "held-1")])])
+    pipe.send([pipe_call(1, "HoldSync", {"tag": "cancel-me-" + pipe.carrier, "seconds": 30}, metadata=[("x-request-id", "held-1")])])
     assert eventually(lambda: "held-1" in running_request_ids(hostile_worker))
     pipe.send(cancel=[1])
     # The handler saw is_active() turn False and returned; the pipe keeps serving.
@@ -88,12 +101,12 @@ def running_request_ids(worker: Worker) -> List[str]:
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
 def test_running_reports_the_call_id_of_pipe_calls(hostile_worker: Worker, pipe: PipeClient, flavour: str) -> None:
-    tag = "call-id-" + flavour
+    tag = "call-id-" + flavour + "-" + pipe.carrier
     pipe.send([pipe_call(i, "Hold" + flavour, {"tag": tag, "seconds": 30},
-                         metadata=[("x-request-id", "same-" + flavour), ("procgrpc-call-id", f"{flavour}-{i}")])
+                         metadata=[("x-request-id", tag), ("procgrpc-call-id", f"{flavour}-{i}")])
                for i in (1, 2)])
-    assert eventually(lambda: len([r for r in running(hostile_worker) if r["requestId"] == "same-" + flavour]) == 2)
-    ids = sorted(r["callId"] for r in running(hostile_worker) if r["requestId"] == "same-" + flavour)
+    assert eventually(lambda: len([r for r in running(hostile_worker) if r["requestId"] == tag]) == 2)
+    ids = sorted(r["callId"] for r in running(hostile_worker) if r["requestId"] == tag)
     assert ids == [f"{flavour}-1", f"{flavour}-2"]
     pipe.send([pipe_call(3, "Release", {"tag": tag})])
     assert pipe.wait(lambda: 1 in pipe.results and 2 in pipe.results)
@@ -102,12 +115,12 @@ def test_running_reports_the_call_id_of_pipe_calls(hostile_worker: Worker, pipe:
 @pytest.mark.parametrize("flavour", FLAVOURS)
 def test_the_request_id_and_attempt_id_fields_reach_the_handler_as_metadata(hostile_worker: Worker, pipe: PipeClient,
                                                                             flavour: str) -> None:
-    tag = "id-fields-" + flavour
+    tag = "id-fields-" + flavour + "-" + pipe.carrier
     call = pipe_call(1, "Hold" + flavour, {"tag": tag, "seconds": 30})
-    call.request_id, call.attempt_id = "fields-" + flavour, "attempt-" + flavour
+    call.request_id, call.attempt_id = "fields-" + tag, "attempt-" + flavour
     pipe.send([call])
-    assert eventually(lambda: any(r["requestId"] == "fields-" + flavour for r in running(hostile_worker)))
-    assert [r["callId"] for r in running(hostile_worker) if r["requestId"] == "fields-" + flavour] == ["attempt-" + flavour]
+    assert eventually(lambda: any(r["requestId"] == "fields-" + tag for r in running(hostile_worker)))
+    assert [r["callId"] for r in running(hostile_worker) if r["requestId"] == "fields-" + tag] == ["attempt-" + flavour]
     pipe.send([pipe_call(2, "Release", {"tag": tag})])
     assert pipe.result(1).code == 0
 
@@ -125,7 +138,7 @@ def test_many_calls_that_finish_at_once_and_some_that_wait_share_one_pipe(hostil
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
 def test_a_deadline_that_passes_answers_deadline_exceeded(pipe: PipeClient, flavour: str) -> None:
-    pipe.send([pipe_call(1, "Hold" + flavour, {"tag": "never-" + flavour, "seconds": 30}, timeout_s=0.2)])
+    pipe.send([pipe_call(1, "Hold" + flavour, {"tag": "never-" + flavour + "-" + pipe.carrier, "seconds": 30}, timeout_s=0.2)])
     result = pipe.result(1)
     assert (result.code, result.details) == (grpc.StatusCode.DEADLINE_EXCEEDED.value[0], "Deadline Exceeded")
 
@@ -136,15 +149,32 @@ def test_after_a_half_close_every_running_call_is_answered_and_the_stream_ends(h
     for round_ in range(40):
         pipe = PipeClient(hostile_worker.channel())
         try:
-            calls = [pipe_call(i, ("HoldAsync", "CountAsync", "CountSync")[i % 3],
-                               {"tag": "none", "seconds": 0.001 * (i % 7)}) for i in range(1, 31)]
-            pipe.send(calls)
-            pipe.half_close()
-            assert pipe.wait_ended() == grpc.StatusCode.OK, f"round {round_}: the pipe did not end"
-            assert sorted(pipe.results) == list(range(1, 31))
-            assert all(len(r) == 1 for r in pipe.results.values())
+            _half_close_round(pipe, round_)
         finally:
             pipe.close()
+
+
+def test_after_a_half_close_of_the_socket_pair_every_running_call_is_answered_and_it_ends(tmpdir_short: str) -> None:
+    # A socket pair carries one pipe: a worker per round.
+    for round_ in range(6):
+        worker = start_worker(HOSTILE_WORKER, os.path.join(tmpdir_short, f"h{round_}.sock"), pipe=True)
+        try:
+            assert worker.ready is not None and worker.ready.get("pipe") == "socket"
+            assert worker.pipe is not None
+            _half_close_round(SocketPipe(worker.pipe).view(), round_)
+        finally:
+            worker.stop()
+
+
+def _half_close_round(pipe: Any, round_: int) -> None:
+    """30 calls, some finishing as the pipe half-closes: each answered once, then the pipe ends."""
+    calls = [pipe_call(i, ("HoldAsync", "CountAsync", "CountSync")[i % 3],
+                       {"tag": "none", "seconds": 0.001 * (i % 7)}) for i in range(1, 31)]
+    pipe.send(calls)
+    pipe.half_close()
+    assert pipe.wait_ended() == grpc.StatusCode.OK, f"round {round_}: the pipe did not end"
+    assert sorted(pipe.results) == list(range(1, 31))
+    assert all(len(r) == 1 for r in pipe.results.values())
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
@@ -166,7 +196,7 @@ def test_every_status_form_answers_as_on_the_plain_path(hostile_worker: Worker, 
 @pytest.mark.parametrize("flavour", FLAVOURS)
 def test_initial_metadata_sent_before_the_result_arrives_at_once(hostile_worker: Worker, pipe: PipeClient,
                                                                   flavour: str) -> None:
-    tag = "headers-" + flavour
+    tag = "headers-" + flavour + "-" + pipe.carrier
     pipe.send([pipe_call(1, "Headers" + flavour, {"times": 1, "tag": tag})])
     # The handler is still parked after sending its headers: they are here before its result.
     assert pipe.wait(lambda: 1 in pipe.headers)

@@ -98,6 +98,15 @@ export interface WorkerPoolOptions extends PoolResilienceOptions {
   /** With `transport: "pipelined"`, larger requests take their own HTTP/2 stream (unless they take the shared-memory lane). Default 65536. */
   pipelineMaxRequestBytes?: number;
   /**
+   * With `transport: "pipelined"`, what carries each worker's pipeline: `"socket-pair"`, a socket
+   * pair the worker is spawned with, each batch one length-prefixed frame (no HTTP/2 under small
+   * calls; docs/pipelined-call-costs.md), or `"grpc-stream"`, one long-lived gRPC bidirectional
+   * stream on the worker's socket. Same calls, statuses, metadata, deadlines and cancellation
+   * either way (the conformance suite compares them). A worker of an older procgrpc that does not
+   * serve the socket pair gets the gRPC stream. Default `"socket-pair"`.
+   */
+  pipelineCarrier?: "socket-pair" | "grpc-stream";
+  /**
    * With `transport: "pipelined"`, unary requests and responses, and stream responses, of at
    * least `thresholdBytes` (default 256 KiB) travel as files in a private directory on
    * `/dev/shm` instead of through HTTP/2 (docs/shared-memory-lane.md). On by default; `false`
@@ -173,6 +182,7 @@ export interface ResolvedPoolOptions {
   requestTimeoutMs: number;
   transport: "unary" | "pipelined";
   pipelineMaxRequestBytes: number;
+  pipelineCarrier: "socket-pair" | "grpc-stream";
   /** Undefined when the lane is off. */
   sharedMemoryLane: ResolvedLaneOptions | undefined;
   shutdownGraceMs: number;
@@ -244,6 +254,7 @@ export function resolvePoolOptions(options: WorkerPoolOptions): ResolvedPoolOpti
     requestTimeoutMs: int("requestTimeoutMs", options.requestTimeoutMs, 30_000, 1, MAX_TIMER_MS),
     transport: transportOf(options.transport),
     pipelineMaxRequestBytes: int("pipelineMaxRequestBytes", options.pipelineMaxRequestBytes, 64 * 1024, 0),
+    pipelineCarrier: carrierOf(options.pipelineCarrier),
     sharedMemoryLane: resolveLaneOptions(options.sharedMemoryLane),
     shutdownGraceMs: int("shutdownGraceMs", options.shutdownGraceMs, 5000, 0, MAX_TIMER_MS),
     killTimeoutMs: int("killTimeoutMs", options.killTimeoutMs, 3000, 1, MAX_TIMER_MS),
@@ -261,6 +272,11 @@ export function resolvePoolOptions(options: WorkerPoolOptions): ResolvedPoolOpti
     watch: resolveWatchOptions(options.watch),
     logLevel: resolveLogLevel(OWNER, options.logLevel),
   };
+}
+
+function carrierOf(value: unknown): "socket-pair" | "grpc-stream" {
+  if (value === undefined || value === "socket-pair" || value === "grpc-stream") return value ?? "socket-pair";
+  throw new TypeError(`WorkerPool: pipelineCarrier must be "socket-pair" or "grpc-stream", got ${JSON.stringify(value)}`);
 }
 
 function transportOf(value: unknown): "unary" | "pipelined" {

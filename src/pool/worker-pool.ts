@@ -9,6 +9,8 @@ import type { OutgoingCall } from "../transport/outgoing-call";
 import { openPoolLane } from "../transport/lane-options";
 import type { PipeLane } from "../transport/lane-pipe";
 import { Pipeline } from "../transport/pipeline";
+import { grpcPipeStream } from "../transport/pipe-stream";
+import { SocketPipeStream } from "../transport/socket-pipe-stream";
 import { runUnaryCall } from "../transport/unary-call";
 import { runningHandlers } from "../transport/worker-introspection";
 import { Admission } from "./admission";
@@ -359,9 +361,10 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
   private pipelineOf(worker: WorkerProcess): Pipeline {
     let pipeline = this.pipelines.get(worker);
     if (!pipeline || !pipeline.open) {
+      const socket = this.options.pipelineCarrier === "socket-pair" ? worker.takePipeSocket() : undefined;
       const created = new Pipeline(
         worker,
-        worker.channel as NonNullable<WorkerProcess["channel"]>,
+        socket ? new SocketPipeStream(socket) : grpcPipeStream(worker.channel as NonNullable<WorkerProcess["channel"]>),
         (closed) => {
           if (this.pipelines.get(worker) === closed) this.pipelines.delete(worker);
         },

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, unlinkSync } from "node:fs";
-import type { Readable } from "node:stream";
+import type { Duplex, Readable } from "node:stream";
 import type { ChannelOptions, Client } from "@grpc/grpc-js";
 import { grpcJs } from "../core/grpc-js";
 import type { PipeLane } from "../transport/lane-pipe";
@@ -16,6 +16,8 @@ import type { WorkerExit, WorkerState } from "./worker-state";
 const STDERR_TAIL_LINES = 40;
 /** The fd on which the worker reports readiness and, by its EOF, learns that this process died. */
 const CONTROL_FD = 3;
+/** The fd of the socket pair on which the worker serves the pipelined transport (`SocketPipeStream`). */
+const PIPE_FD = 4;
 /**
  * After the process exited, how long its stdio may stay open (held by a descendant that left
  * its process group) before the pool stops reading it. Start errors wait up to this for the
@@ -34,6 +36,7 @@ export const CONTROL_VARIABLES: readonly string[] = [
   "PROCGRPC_SOCKET",
   "PROCGRPC_WORKER_ID",
   "PROCGRPC_CONTROL_FD",
+  "PROCGRPC_PIPE_FD",
   "PROCGRPC_MAX_CONCURRENCY",
   "PROCGRPC_GRACE_SECONDS",
   "PROCGRPC_SOCKET_DIR_OWNED",
@@ -132,6 +135,10 @@ export class WorkerProcess {
   served = 0;
   /** The gRPC channel to this worker; set once it has reported ready. */
   channel: Client | undefined;
+  /** The socket pair the worker serves the pipeline on, until a pipeline takes it (`takePipeSocket`). */
+  private pipeSocket: Duplex | undefined;
+  /** A pipeline reads the socket pair (so its end closes it); otherwise the exit must. */
+  private pipeSocketTaken = false;
   /** The pool's shared-memory lane, which this worker's stream calls use (undefined: none). */
   lane: PipeLane | undefined;
   /** How the process ended, once it has. */
@@ -242,13 +249,15 @@ export class WorkerProcess {
           PROCGRPC_SOCKET: this.socketPath,
           PROCGRPC_WORKER_ID: this.id,
           PROCGRPC_CONTROL_FD: String(CONTROL_FD),
+          ...(this.offersPipeSocket ? { PROCGRPC_PIPE_FD: String(PIPE_FD) } : {}),
           PROCGRPC_MAX_CONCURRENCY: String(maxInFlightPerWorker),
           PROCGRPC_GRACE_SECONDS: String(workerDrainGraceMs(this.options.killTimeoutMs) / 1000),
           PROCGRPC_PROCESS_GROUP: "1",
           ...(this.socketDirOwned ? { PROCGRPC_SOCKET_DIR_OWNED: "1" } : {}),
           ...(cpuAffinity ? { PROCGRPC_CPU_AFFINITY: cpuAffinity.join(",") } : {}),
         },
-        stdio: ["ignore", "pipe", "pipe", "pipe"],
+        // fd 4: the socket pair of the pipelined transport, when the pool sends calls on it.
+        stdio: ["ignore", "pipe", "pipe", "pipe", this.offersPipeSocket ? "pipe" : "ignore"],
         // Its own process group: stop and kill signals reach the servicer's subprocesses too,
         // and whatever is left of the group after the worker exits is killed.
         detached: true,
@@ -280,8 +289,13 @@ export class WorkerProcess {
     const reportedReady = new Promise<void>((resolve, reject) => {
       forEachLine(control, (line) => {
         try {
-          const msg = JSON.parse(line) as { event?: string };
-          if (msg.event === "ready") resolve();
+          const msg = JSON.parse(line) as { event?: string; pipe?: string };
+          if (msg.event === "ready") {
+            // A worker that serves the pipeline on the socket pair says so (older ones do not).
+            if (msg.pipe === "socket") this.pipeSocket = child.stdio[PIPE_FD] as Duplex;
+            else child.stdio[PIPE_FD]?.destroy();
+            resolve();
+          }
         } catch {
           // Not ours; the control channel carries only JSON lines from procgrpc.
         }
@@ -344,6 +358,11 @@ export class WorkerProcess {
     return exit;
   }
 
+  /** Whether the worker gets the pipelined transport's socket pair (`pipelineCarrier: "socket-pair"`). */
+  private get offersPipeSocket(): boolean {
+    return this.options.transport === "pipelined" && this.options.pipelineCarrier === "socket-pair";
+  }
+
   /** SIGKILLs the process and its process group at once. */
   kill(): void {
     if (this.child && !this.exit && this.child.exitCode === null) signalGroup(this.child, "SIGKILL");
@@ -356,6 +375,9 @@ export class WorkerProcess {
     signalGroup(child, "SIGKILL");
     this.exit = exit;
     this.closeChannel();
+    // Nobody reads an untaken socket pair, so its end would never close it (nor let 'close' come).
+    if (!this.pipeSocketTaken) child.stdio[PIPE_FD]?.destroy();
+    this.pipeSocket = undefined;
     // A killed worker cannot remove its own socket; one that found its path in use by another
     // live server must not remove that server's.
     if (exit.code !== EXIT_SOCKET_IN_USE) {
@@ -376,6 +398,18 @@ export class WorkerProcess {
     this.calls.clear();
     this.resolveExited(exit);
     this.exitListener?.(exit);
+  }
+
+  /**
+   * The socket pair the worker serves the pipeline on, once: a pipeline half-closes it when it
+   * closes, so a later pipeline to the same worker takes the `Pipe` gRPC stream instead.
+   * Undefined when the worker does not serve it (an older procgrpc) or it was taken.
+   */
+  takePipeSocket(): Duplex | undefined {
+    const socket = this.pipeSocket;
+    this.pipeSocket = undefined;
+    this.pipeSocketTaken = socket !== undefined;
+    return socket;
   }
 
   private closeChannel(): void {

@@ -75,7 +75,7 @@ export class PipeLane {
 
   /** The response bytes of a result: its payload, or its lane file's (removed). Throws a `LaneError`. */
   incoming(res: PipeResult): Buffer {
-    if (res.payloadRef === undefined) return Buffer.from(res.payload); // a copy, as without the lane
+    if (res.payloadRef === undefined) return res.payload; // decoding PipeResult copied it
     return this.read(res.payloadRef);
   }
 

@@ -1,9 +1,8 @@
-import type { Client, ClientDuplexStream, ServiceError } from "@grpc/grpc-js";
 import { Metadata } from "../core/grpc-metadata";
 import { errorFromAbort } from "../core/cancellation";
 import { RpcError } from "../core/rpc-error";
 import { Status } from "../core/status";
-import { PipeRequest, PipeResponse, type MetadataEntry, type PipeCall, type PipeHeader, type PipeResult } from "../gen/procgrpc/internal/v1/pipeline";
+import type { MetadataEntry, PipeCall, PipeHeader, PipeResult } from "../gen/procgrpc/internal/v1/pipeline";
 import { describeExit, type CallTarget, type Lease, type TargetExit, type WorkerCall } from "./call-target";
 import { deadlineError, refuseBeforeStart } from "./call-start";
 import { DeadlineQueue } from "./deadline-queue";
@@ -12,18 +11,15 @@ import { LaneRequestFiles, laneProtocolError, workerLaneFault, type PipeLane } f
 import { callFacts, type OutgoingCall } from "./outgoing-call";
 import { PendingCall } from "./pending-call";
 import { pipeCallMetadata } from "./pipe-metadata";
-
-const PIPE_PATH = "/procgrpc.internal.v1.PipelineService/Pipe";
+import type { PipeStream } from "./pipe-stream";
 
 /** Time left beyond this is sent as "no deadline" (0): microseconds would overflow what the worker can time. */
 const MAX_TIMEOUT_US = 10 * 365 * 24 * 3600 * 1e6;
 
 const EMPTY = Buffer.alloc(0);
 
-const serializeRequest = (req: PipeRequest): Buffer => {
-  const bytes = PipeRequest.encode(req).finish();
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-};
+/** How long calls on a pipe that ended wait for the worker's exit to tell why (`Pipeline.lost`). */
+const EXIT_WAIT_MS = 1000;
 
 function metadataOf(entries: readonly MetadataEntry[]): Metadata {
   const md = new Metadata();
@@ -33,7 +29,8 @@ function metadataOf(entries: readonly MetadataEntry[]): Metadata {
 
 /**
  * The pipelined transport to one worker: unary calls travel as messages on a single long-lived
- * bidirectional stream (`procgrpc.internal.v1.PipelineService/Pipe`), each tagged with a call
+ * pipe (`PipeStream`: the socket pair the worker was spawned with, or its
+ * `procgrpc.internal.v1.PipelineService/Pipe` bidirectional stream), each tagged with a call
  * id, batched per turn of the event loop. The worker runs them through the same servicer
  * wrappers as plain calls, and this side gives the caller the same results as the plain
  * transport: the same statuses and details, headers and trailers (`AnswerHooks`), deadline,
@@ -43,7 +40,6 @@ export class Pipeline implements WorkerCall {
   private readonly pending = new Map<number, PendingCall>();
   /** One timer for the earliest deadline of the calls in flight, not one per call. */
   private readonly deadlines = new DeadlineQueue<number>((callId) => this.expire(callId));
-  private readonly stream: ClientDuplexStream<PipeRequest, PipeResponse>;
   private nextCallId = 1;
   // Calls and cancellations issued in this turn of the event loop, sent as one stream message.
   private outCalls: PipeCall[] = [];
@@ -58,24 +54,23 @@ export class Pipeline implements WorkerCall {
 
   constructor(
     private readonly target: CallTarget,
-    channel: Client,
+    private readonly stream: PipeStream,
     private readonly onClosed: (pipeline: Pipeline) => void,
     /** The pool's shared-memory lane (docs/shared-memory-lane.md), when it has one. */
     private readonly lane?: PipeLane,
   ) {
     this.laneFiles = lane ? new LaneRequestFiles(lane) : undefined;
-    this.stream = channel.makeBidiStreamRequest(PIPE_PATH, serializeRequest, (b: Buffer) => PipeResponse.decode(b), new Metadata(), {});
-    this.stream.on("data", (res: PipeResponse) => {
+    this.stream.on("data", (res) => {
       for (const header of res.headers) this.header(header);
       for (const result of res.results) this.answer(result);
     });
-    this.stream.on("error", (err: Partial<ServiceError>) => {
+    this.stream.on("error", (err) => {
       // A stream that never connected carried none of its calls: they fail as on the plain
       // transport (grpc's details, reachedWorker false), so they are safe to send again.
       if (typeof err.code === "number" && neverSent(err.code, err.details ?? "")) this.breakWith(err.details ?? "", false);
-      else this.breakWith(`pipeline stream to worker ${target.id} failed: ${err.message ?? String(err)}`);
+      else this.lost(`pipeline stream to worker ${target.id} failed: ${err.message ?? String(err)}`);
     });
-    this.stream.on("end", () => this.breakWith(`pipeline stream to worker ${target.id} ended`));
+    this.stream.on("end", () => this.lost(`pipeline stream to worker ${target.id} ended`));
     target.calls.add(this);
   }
 
@@ -171,7 +166,7 @@ export class Pipeline implements WorkerCall {
     if (res.code === Status.OK) {
       let bytes: Buffer;
       try {
-        bytes = this.lane ? this.lane.incoming(res) : Buffer.from(res.payload);
+        bytes = this.lane ? this.lane.incoming(res) : res.payload; // decoding PipeResult copied it
       } catch (err) {
         return entry.reject(laneProtocolError(err, callFacts(entry.out, this.target)));
       }
@@ -214,6 +209,22 @@ export class Pipeline implements WorkerCall {
     if (entry.onAbort) entry.out.signal?.removeEventListener("abort", entry.onAbort);
     entry.lease.release();
     return entry;
+  }
+
+  /**
+   * The stream ended or failed under calls still waiting: usually the worker is dying, and its
+   * exit, seen a moment later, says why ("exited during the call (signal SIGKILL)"), which a
+   * broken socket does not. No new calls; the waiting ones fail with the exit's reason, or with
+   * the stream's after `EXIT_WAIT_MS` (a worker that lives on without its pipe).
+   */
+  private lost(details: string): void {
+    if (this.broken) return;
+    if (this.pending.size === 0) return this.breakWith(details);
+    if (!this.closed) {
+      this.closed = true;
+      this.onClosed(this);
+    }
+    setTimeout(() => this.breakWith(details), EXIT_WAIT_MS).unref();
   }
 
   /** The stream is gone: every waiting call fails with UNAVAILABLE (it may have run, unless `reachedWorker` is false). */

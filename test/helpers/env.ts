@@ -27,6 +27,13 @@ export const TRANSPORT: (typeof TRANSPORTS)[number] = process.env.PROCGRPC_TEST_
  */
 export const LANE_OPTIONS: { sharedMemoryLane?: { thresholdBytes: number } } = process.env.PROCGRPC_TEST_LANE === "always" ? { sharedMemoryLane: { thresholdBytes: 0 } } : {};
 
+/**
+ * The pipeline's carrier the suite runs with: the default (the worker's socket pair) unless
+ * PROCGRPC_TEST_PIPE_CARRIER=grpc-stream; `npm test` runs the pipeline, conformance and error
+ * suites that way too. Spread into a pool's options.
+ */
+export const PIPE_CARRIER_OPTIONS: { pipelineCarrier?: "grpc-stream" } = process.env.PROCGRPC_TEST_PIPE_CARRIER === "grpc-stream" ? { pipelineCarrier: "grpc-stream" } : {};
+
 /** Options for a pool of the testing worker; tests override what they exercise. */
 export function testingPool(overrides: Partial<WorkerPoolOptions> = {}): WorkerPoolOptions {
   return {
@@ -36,6 +43,7 @@ export function testingPool(overrides: Partial<WorkerPoolOptions> = {}): WorkerP
     startTimeoutMs: 20000,
     logger: silentLogger,
     transport: TRANSPORT,
+    ...PIPE_CARRIER_OPTIONS,
     ...LANE_OPTIONS,
     ...overrides,
   } as WorkerPoolOptions;

@@ -27,7 +27,7 @@ function setup() {
   const stream = new FakeStream();
   const channel = { makeBidiStreamRequest: () => stream } as unknown as Client;
   const target: CallTarget = { id: "w0", channel, calls: new Set(), pid: 1 };
-  const pipeline = new Pipeline(target, channel, () => undefined);
+  const pipeline = new Pipeline(target, stream, () => undefined);
   let released = 0;
   const lease = (): Lease => {
     let done = false;
@@ -110,15 +110,31 @@ test("the caller's signal cancels; an aborted signal before sending refuses the 
   expect(released()).toBe(2);
 });
 
-test("the stream breaking fails every waiting call with UNAVAILABLE (they may have run) and closes the pipeline", async () => {
+test("the stream breaking closes the pipeline at once; its waiting calls fail with UNAVAILABLE (they may have run) when no exit explains it within a second", async () => {
   const { stream, pipeline, lease, out, released } = setup();
   const calls = [pipeline.call(out(), Buffer.from("a"), lease()), pipeline.call(out(), Buffer.from("b"), lease())];
+  const settled: unknown[] = [];
+  for (const c of calls) c.catch((e: unknown) => settled.push(e));
   stream.emit("error", new Error("boom"));
-  for (const c of calls) await expect(c).rejects.toMatchObject({ category: "connection", reachedWorker: true });
-  expect(released()).toBe(2);
   expect(pipeline.open).toBe(false);
   const err = (await pipeline.call(out(), Buffer.from("c"), lease()).catch((e: RpcError) => e)) as RpcError;
   expect(err.reachedWorker).toBe(false);
+  await jest.advanceTimersByTimeAsync(999);
+  expect(settled).toEqual([]);
+  await jest.advanceTimersByTimeAsync(1);
+  for (const c of calls) await expect(c).rejects.toMatchObject({ category: "connection", reachedWorker: true, statusMessage: expect.stringContaining("boom") });
+  expect(released()).toBe(3);
+});
+
+test("a stream that ends under waiting calls lets the worker's exit give their reason", async () => {
+  const { stream, pipeline, lease, out, released } = setup();
+  const call = pipeline.call(out(), Buffer.from("a"), lease());
+  stream.emit("end");
+  pipeline.failWorkerGone({ code: null, signal: "SIGKILL" });
+  const err = (await call.catch((e: unknown) => e)) as RpcError;
+  expect(err.code()).toBe(Status.UNAVAILABLE);
+  expect(err.details()).toContain("exited during the call (signal SIGKILL)");
+  expect(released()).toBe(1);
 });
 
 test("a stream that never connected carried nothing: its calls fail as on the plain transport, UNAVAILABLE with grpc's details and reachedWorker false", async () => {

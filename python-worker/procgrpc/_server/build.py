@@ -42,11 +42,14 @@ class BuiltServer:
     """The server and what serving it needs."""
 
     def __init__(self, server: Any, health: Any, in_flight: InFlight, pipes: pipeline.PipeRegistry,
+                 pipe_lookup: Callable[[str, Tuple[Tuple[str, Any], ...]], Any],
                  names: List[str], executor: concurrent.futures.ThreadPoolExecutor) -> None:
         self.server = server
         self.health = health
         self.in_flight = in_flight
         self.pipes = pipes
+        #: Finds the wrapped handler of a pipelined call (for the pipe on the inherited socket too).
+        self.pipe_lookup = pipe_lookup
         #: Full proto names of the user's services, in registration order.
         self.names = names
         self.executor = executor
@@ -98,4 +101,4 @@ async def build_server(services: Sequence[ServiceRegistration], config: WorkerCo
     # The aio servicer starts with "" SERVING: not true until the server runs.
     await health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
     reflection.enable_server_reflection(names + [grpc_health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    return BuiltServer(server, health, in_flight, pipes, names, executor)
+    return BuiltServer(server, health, in_flight, pipes, lookup, names, executor)

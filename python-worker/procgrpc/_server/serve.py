@@ -7,7 +7,7 @@ import os
 import platform
 import signal
 import threading
-from typing import Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import grpc
 from grpc_health.v1 import health_pb2
@@ -19,6 +19,8 @@ from .._process.exit import hard_exit_later, leave_orphaned, remove_socket
 from .._process.log import get_logger
 from .._process.malloc_tuning import HeapTrimmer
 from .._process.parent_watch import ParentWatch, write_ready
+from .._services import pipe_socket
+from .._services.lane import lane_from_environment
 from .._status.mapping import ExceptionMapper
 from .build import ServiceRegistration, build_server
 
@@ -101,11 +103,20 @@ async def serve(services: Sequence[ServiceRegistration], config: WorkerConfig,
     for name in [""] + names:
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     serving._install(loop, health, names)
+    # The pipeline on the socket pair the pool spawned this worker with (when it did).
+    socket_pipe: "Optional[asyncio.Future[None]]" = None
+    if config.pipe_fd is not None and config.control_fd is not None:
+        streams = await pipe_socket.open_inherited(config.pipe_fd)
+        if streams is not None:
+            socket_pipe = asyncio.ensure_future(
+                pipe_socket.serve_inherited(streams, built.pipe_lookup, built.pipes, lane_from_environment()))
 
     if config.control_fd is not None:
         try:
-            write_ready(config.control_fd, {"event": "ready", "pid": os.getpid(),
-                                            "socket": config.socket_path, "services": names})
+            ready: Dict[str, Any] = {"event": "ready", "pid": os.getpid(), "socket": config.socket_path, "services": names}
+            if socket_pipe is not None:
+                ready["pipe"] = "socket"  # the pool may send its pipelined calls there
+            write_ready(config.control_fd, ready)
         except OSError as exc:
             on_parent_death(f"cannot write ready line: {exc}")
     _log.info("ready", socket=config.socket_path or None, services=names, **tcp.log_fields())
@@ -135,6 +146,8 @@ async def serve(services: Sequence[ServiceRegistration], config: WorkerConfig,
     # Pipes the pool did not half-close: calls not answered yet get the stopping status, then
     # each stream ends once its last batch is written.
     await built.pipes.stop_all(_PIPE_FLUSH_SECONDS)
+    if socket_pipe is not None:
+        await asyncio.wait([socket_pipe], timeout=_PIPE_FLUSH_SECONDS)  # its end closed after the last batch
     remaining = max(0.0, grace - (loop.time() - started))
     await server.stop(remaining if drained else 0)
     await tcp.stop()

@@ -61,6 +61,10 @@ class Outbox:
     def __bool__(self) -> bool:
         return len(self.response.results) > 0 or len(self.response.headers) > 0
 
+    def size(self) -> int:
+        """The answers in the next response."""
+        return len(self.response.results)
+
     def take(self) -> Any:
         """The response built so far; the next answers go into a new one."""
         response, self.response = self.response, pb.PipeResponse()
