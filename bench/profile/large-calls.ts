@@ -1,6 +1,6 @@
 // Sequential large echo calls through a one-worker pool, for profiling the shared-memory lane (issue 15 §1):
 //   node --cpu-prof --cpu-prof-dir DIR --import tsx bench/profile/large-calls.ts --size 1048576 --calls 300
-// Options: --lane default|always|off, --worker-env NAME=VALUE,… (e.g. malloc tunables), --python.
+// Options: --lane default|always|off|pipe, --carrier socket-pair|grpc-stream, --worker-env NAME=VALUE,… (e.g. malloc tunables), --python.
 // Prints one JSON line: calls, p50 µs, CPU per call on both sides.
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -15,6 +15,8 @@ const { values: args } = parseArgs({
     calls: { type: "string", default: "300" },
     warmup: { type: "string", default: "30" },
     lane: { type: "string", default: "default" },
+    // "pipe": lane off, and requests of any size stay on the pipe (pipelineMaxRequestBytes lifted).
+    carrier: { type: "string", default: "socket-pair" },
     python: { type: "string", default: process.env.PROCGRPC_PYTHON ?? join(root, ".venv", "bin", "python") },
     "worker-env": { type: "string", default: "" },
   },
@@ -22,8 +24,13 @@ const { values: args } = parseArgs({
 
 async function main(): Promise<void> {
   const workerEnv = Object.fromEntries((args["worker-env"] ?? "").split(",").filter(Boolean).map((kv) => kv.split("=") as [string, string]));
-  const lane = args.lane === "off" ? { sharedMemoryLane: false as const } : args.lane === "always" ? { sharedMemoryLane: { thresholdBytes: 0 } } : {};
-  const pool = new WorkerPool({ workers: 1, python: args.python, script: join(root, "bench", "bench_worker.py"), logger: silentLogger, requestTimeoutMs: 600_000, env: workerEnv, ...lane });
+  const lane =
+    args.lane === "off" ? { sharedMemoryLane: false as const }
+    : args.lane === "always" ? { sharedMemoryLane: { thresholdBytes: 0 } }
+    : args.lane === "pipe" ? { sharedMemoryLane: false as const, pipelineMaxRequestBytes: 2 ** 31 - 1 }
+    : {};
+  const pipelineCarrier = args.carrier as "socket-pair" | "grpc-stream";
+  const pool = new WorkerPool({ workers: 1, python: args.python, script: join(root, "bench", "bench_worker.py"), logger: silentLogger, requestTimeoutMs: 600_000, env: workerEnv, pipelineCarrier, ...lane });
   await pool.start();
   try {
     const client = pool.client(BenchServiceDefinition);

@@ -69,7 +69,7 @@ def test_tune_malloc_reads_the_environment_it_is_given():
 
 
 # Holds ~100 MiB of 1 MiB buffers (heap memory once tuned, below the 128 MiB trim threshold, so
-# glibc keeps it after they are freed), frees them, then reports resident memory once the
+# glibc keeps it after they are freed), frees them, starts a trimmer, then reports resident memory once the
 # trimmer has trimmed (idle) or looked ten times (busy). ``busy`` is what it is told about calls
 # in flight.
 _TRIM = r"""
@@ -79,12 +79,14 @@ if not tune_malloc():
     print(json.dumps({"tuned": False, "started": HeapTrimmer.start_if_tuned(lambda: 0) is not None}))
     sys.exit(0)
 busy = int(sys.argv[1])
-trimmer = HeapTrimmer(lambda: busy, interval=0.05, slack_bytes=32 << 20)
-trimmer.start()
 held = [bytearray(b"x" * (1 << 20)) for _ in range(100)]
 peak = resident_bytes()
 del held
 freed = resident_bytes()
+# Started once "freed" is read: a trim while the buffers were being freed would hide what
+# freeing alone keeps.
+trimmer = HeapTrimmer(lambda: busy, interval=0.05, slack_bytes=32 << 20)
+trimmer.start()
 # The deadline only bounds a failure.
 if busy:
     trimmer.wait_for(lambda: trimmer.samples >= 10, 30)
