@@ -7,9 +7,9 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, watch, type FSWatcher } from "node:fs";
 import { join } from "node:path";
-import { WorkerPool, pushable, type Logger } from "../src";
+import { WorkerPool, pushable, rawUnaryMethod, type Logger } from "../src";
 import { StreamingTestServiceDefinition } from "../src/gen/testing/v1/streaming";
-import { TestServiceDefinition } from "../src/gen/testing/v1/testing";
+import { EchoRequest, EchoResponse, TestServiceDefinition } from "../src/gen/testing/v1/testing";
 import { ROOT, WORKERS, eventually, isAlive, rejection, testingPool } from "./helpers/env";
 import { startHolder } from "./helpers/holder";
 
@@ -69,6 +69,19 @@ describeShm("unary calls through the lane", () => {
     const answers = await Promise.all(payloads.map((payload) => client.echo({ payload })));
     answers.forEach((a, i) => expect(Buffer.compare(Buffer.from(a.payload), payloads[i])).toBe(0));
     expect(laneFiles()).toEqual([]);
+  });
+
+  test("responses read into the reused buffer: a response that is a view of its bytes (rawUnaryMethod) keeps them after later calls", async () => {
+    const echo = rawUnaryMethod("/testing.v1.TestService/Echo");
+    const request = (fill: number): Buffer => Buffer.from(EchoRequest.encode({ text: "", payload: Buffer.alloc(512 * 1024, fill) }).finish());
+    const first = await pool.unary(echo, request(1));
+    const firstCopy = Buffer.from(first);
+    const typed = await Promise.all([2, 3, 4].map((fill) => client.echo({ payload: Buffer.alloc(512 * 1024, fill) })));
+    const later = await pool.unary(echo, request(5));
+    expect(Buffer.compare(first, firstCopy)).toBe(0);
+    expect(typed.map((r) => [r.payload.length, r.payload[0], r.payload[r.payload.length - 1]])).toEqual([2, 3, 4].map((f) => [512 * 1024, f, f]));
+    expect(EchoResponse.decode(later).payload[0]).toBe(5);
+    expect(EchoResponse.decode(first).payload.every((b) => b === 1)).toBe(true);
   });
 
   test("a call cancelled or timed out before the worker read its request leaves no file", async () => {

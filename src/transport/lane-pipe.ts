@@ -2,6 +2,7 @@ import type { Logger } from "../core/logger";
 import { RpcError } from "../core/rpc-error";
 import { Status } from "../core/status";
 import type { LaneRef, MetadataEntry, PipeResult } from "../gen/procgrpc/internal/v1/pipeline";
+import { LaneReadBuffer } from "./lane-read-buffer";
 import { LaneError, type LaneReference, type SharedMemoryLane } from "./shared-memory-lane";
 
 /**
@@ -33,6 +34,10 @@ export interface PipeLaneSettings {
  */
 export class PipeLane {
   private warnedFallback = false;
+  /** Unary responses' lane files are read into one reused buffer (`incoming`, `decoded`). */
+  private readonly reads = new LaneReadBuffer();
+  /** The reused buffer while a response read into it is being decoded. */
+  private lent: Buffer | undefined;
 
   constructor(
     readonly lane: SharedMemoryLane,
@@ -73,10 +78,25 @@ export class PipeLane {
     return this.lane.read(referenceOf(ref));
   }
 
-  /** The response bytes of a result: its payload, or its lane file's (removed). Throws a `LaneError`. */
+  /**
+   * The response bytes of a result: its payload, or its lane file's (removed), read into the
+   * reused buffer; call {@link decoded} with what was decoded from them, before the next
+   * `incoming`. Throws a `LaneError`.
+   */
   incoming(res: PipeResult): Buffer {
     if (res.payloadRef === undefined) return res.payload; // decoding PipeResult copied it
-    return this.read(res.payloadRef);
+    const ref = referenceOf(res.payloadRef);
+    let buffer: Buffer | undefined;
+    const bytes = this.lane.read(ref, (size) => (buffer = this.reads.take(size)));
+    this.lent = buffer;
+    return bytes;
+  }
+
+  /** The response of the last {@link incoming} was decoded into `value` (undefined: it failed to decode). */
+  decoded(value: unknown): void {
+    const lent = this.lent;
+    this.lent = undefined;
+    if (lent !== undefined) this.reads.giveBack(lent, value);
   }
 
   /** Removes a lane file nobody will read (a late answer, a settled call's request); quiet when it is gone. */

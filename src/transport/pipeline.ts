@@ -173,9 +173,11 @@ export class Pipeline implements WorkerCall {
       try {
         value = entry.out.method.deserialize(bytes);
       } catch (err) {
+        this.lane?.decoded(undefined);
         entry.reject(new RpcError({ code: Status.INTERNAL, details: `Response message parsing error: ${(err as Error).message}`, category: "protocol", cause: err, ...callFacts(entry.out, this.target) }));
         return;
       }
+      this.lane?.decoded(value);
     }
     const outcome = entry.hooks.finish(this.target, status, value);
     if (outcome.ok) entry.resolve(outcome.value);

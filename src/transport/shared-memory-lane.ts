@@ -222,8 +222,9 @@ export class SharedMemoryLane {
    * Throws a {@link LaneError}: `invalid-reference` for a name that is not a plain file name,
    * `missing` when there is no such file, `truncated` when it is shorter than the reference says,
    * `mismatch` when it is longer or its header or checksum disagree with the reference.
+   * `allocate` gives the memory to read into (at least the bytes asked; a reused buffer).
    */
-  read(ref: LaneReference): Buffer {
+  read(ref: LaneReference, allocate: (bytes: number) => Buffer = Buffer.allocUnsafe): Buffer {
     const path = this.pathOf(ref);
     let fd: number;
     try {
@@ -239,7 +240,7 @@ export class SharedMemoryLane {
       if (size < expected) throw new LaneError("truncated", `lane file ${ref.name} is truncated: ${size} bytes, expected ${expected}`);
       if (size > expected) throw new LaneError("mismatch", `lane file ${ref.name} is ${size} bytes, expected ${expected}`);
       // Header and payload in one read: the payload is a view past the header.
-      const file = Buffer.allocUnsafe(expected);
+      const file = allocate(expected).subarray(0, expected);
       readAll(fd, file);
       const header = file.subarray(0, LANE_HEADER_BYTES);
       if (!header.subarray(0, 8).equals(MAGIC)) throw new LaneError("mismatch", `lane file ${ref.name} has no lane header`);
