@@ -129,7 +129,9 @@ numbers, across runs (this 2-core machine is noisy).
   served by procgrpc's \`run_worker\` on a Unix socket; the comparison servers in
   \`bench/peer_servers.py\` (Python asyncio) do the same echo.
 - Paths: **procgrpc unary** (WorkerPool typed client, \`transport: "unary"\`), **procgrpc pipelined**
-  (\`transport: "pipelined"\`), **raw grpc-js** (\`Client.makeUnaryRequest\` straight to the same
+  (\`transport: "pipelined"\`, the default: the pipe on each worker's socket pair), **procgrpc
+  pipelined, gRPC stream** (\`pipelineCarrier: "grpc-stream"\`: the pipe on a gRPC bidirectional
+  stream, for comparison), **raw grpc-js** (\`Client.makeUnaryRequest\` straight to the same
   worker sockets: the gRPC floor), **pyproc-style JSON** (4-byte length + JSON with a base64
   payload, one connection per server: pyproc's design), **socket floor (binary)** (4-byte length +
   raw bytes echoed: the cheapest possible round trip over the socket), **bare gRPC stream, 1 message
@@ -204,8 +206,10 @@ function analysis(r: BenchResult): string {
   return `**Default transport: \`"pipelined"\`.** For small calls it gives ${x(tput("procgrpc pipelined", small), tput("raw grpc-js", small))} the
 throughput of plain gRPC at concurrency ${maxC} on one worker (${x(tput("procgrpc pipelined", small, 2), tput("raw grpc-js", small, 2))} on two) and
 ${x(lat("procgrpc pipelined", small), lat("raw grpc-js", small))} its sequential latency, because calls travel as batched messages on one
-long-lived stream instead of one HTTP/2 stream each; requests over 64 KiB still take their own
-stream, so large calls cost what plain gRPC costs. The whole error-model and supervision suite
+pipe per worker (a socket pair, length-prefixed frames, no HTTP/2) instead of one HTTP/2 stream
+each; on a gRPC bidirectional stream instead (\`pipelineCarrier: "grpc-stream"\`) the same pipe's
+16 B p50 is ${x(lat("procgrpc pipelined, gRPC stream", small), lat("procgrpc pipelined", small))} the socket pair's. Requests between 64 KiB and the lane threshold take their own HTTP/2
+stream. The whole error-model and supervision suite
 runs in both modes (\`npm test\`), so the semantics are the same. \`transport: "unary"\` remains
 for users who want every call to be a plain gRPC call on the wire.
 
@@ -220,13 +224,12 @@ rest is grpc-js and node:http2. With the default pipelined transport procgrpc is
 grpc-js, so this gap only concerns \`transport: "unary"\`.
 
 **Where the pipelined p50 goes.** Sequentially, a pipelined call costs about ${seqPipe ? Math.round(seqPipe.clientCpuUsPerCall) : "–"} µs of client CPU
-and ${seqPipe ? Math.round(seqPipe.serverCpuUsPerCall) : "–"} µs of worker CPU (raw grpc-js: ${seqRaw ? Math.round(seqRaw.clientCpuUsPerCall) : "–"} µs and ${seqRaw ? Math.round(seqRaw.serverCpuUsPerCall) : "–"} µs). The worker side dominates:
-each message is read from and written to grpc.aio, which hands it between grpc's completion-queue
-poller thread and the event loop (py-spy shows the loop mostly in select/wakeups and
-\`context.write\`). Under load many calls share one message and one wakeup, which is why the
-throughput target is met with room while the sequential p50 target (0.35× of plain gRPC) is not,
-nor the one against pyproc's JSON socket (${x(lat("procgrpc pipelined", small), lat("pyproc-style JSON", small))}, target 2.5×), whose Python side is a bare
-asyncio stream reader with no gRPC machinery at all.
+and ${seqPipe ? Math.round(seqPipe.serverCpuUsPerCall) : "–"} µs of worker CPU (raw grpc-js: ${seqRaw ? Math.round(seqRaw.clientCpuUsPerCall) : "–"} µs and ${seqRaw ? Math.round(seqRaw.serverCpuUsPerCall) : "–"} µs). On the socket pair
+no gRPC machinery is left under a pipelined call: what remains is procgrpc's own work per call on
+both sides (the call layer in Node, the servicer wrapper in the worker) and the two cross-process
+wake-ups (py-spy puts ~40 µs of the worker's wall time per sequential call inside the socket
+send that wakes Node). Against pyproc's JSON socket, whose Python side is a bare asyncio stream
+reader, the p50 is ${x(lat("procgrpc pipelined", small), lat("pyproc-style JSON", small))} (target 2.5×).
 
 **1 MiB against the socket floor.** Raw grpc-js itself spends ${find(r.latency, "raw grpc-js", big) ? (Math.round((find(r.latency, "raw grpc-js", big) as Row).clientCpuUsPerCall / 100) / 10).toFixed(1) : "–"} ms of client CPU per ${size(big)} round
 trip (HTTP/2 DATA frames of 16 KiB through node:http2, each way). procgrpc's unary calls from

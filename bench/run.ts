@@ -45,8 +45,8 @@ const THROUGHPUT_SECONDS = quick ? 0.2 : 2;
 const warmupFor = (size: number): number => (quick ? 20 : size >= 1 << 20 ? 200 : size >= 65536 ? 1000 : 5000);
 const samplesFor = (size: number): number => (quick ? 30 : size >= 1 << 20 ? 300 : size >= 65536 ? 1500 : 4000);
 
-type Path = "procgrpc unary" | "procgrpc pipelined" | "raw grpc-js" | "pyproc-style JSON" | "socket floor (binary)" | "bare gRPC stream, 1 message per call";
-const PATHS: Path[] = ["procgrpc unary", "procgrpc pipelined", "raw grpc-js", "pyproc-style JSON", "socket floor (binary)", "bare gRPC stream, 1 message per call"];
+type Path = "procgrpc unary" | "procgrpc pipelined" | "procgrpc pipelined, gRPC stream" | "raw grpc-js" | "pyproc-style JSON" | "socket floor (binary)" | "bare gRPC stream, 1 message per call";
+const PATHS: Path[] = ["procgrpc unary", "procgrpc pipelined", "procgrpc pipelined, gRPC stream", "raw grpc-js", "pyproc-style JSON", "socket floor (binary)", "bare gRPC stream, 1 message per call"];
 
 
 const log = (msg: string): void => void process.stderr.write(`[bench] ${msg}\n`);
@@ -75,23 +75,26 @@ function rawGrpcCall(sockets: readonly string[], payload: Buffer): { call: Call;
 }
 
 /** Everything one worker count needs: two pools (unary, pipelined), two peer servers of each kind. */
-async function startTargets(workers: number): Promise<{ unary: WorkerPool; pipelined: WorkerPool; json: PeerServer[]; binary: PeerServer[]; bare: PeerServer[]; stop: () => Promise<void> }> {
+async function startTargets(workers: number): Promise<{ unary: WorkerPool; pipelined: WorkerPool; grpcPipe: WorkerPool; json: PeerServer[]; binary: PeerServer[]; bare: PeerServer[]; stop: () => Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), "pgbench-"));
   const unary = new WorkerPool(poolOptions(workers, { transport: "unary" }));
   const pipelined = new WorkerPool(poolOptions(workers, { transport: "pipelined" }));
-  await Promise.all([unary.start(), pipelined.start()]);
+  // The pipeline on its other carrier, for the comparison (the default is the socket pair).
+  const grpcPipe = new WorkerPool(poolOptions(workers, { transport: "pipelined", pipelineCarrier: "grpc-stream" }));
+  await Promise.all([unary.start(), pipelined.start(), grpcPipe.start()]);
   const json = await Promise.all(Array.from({ length: workers }, (_, i) => startPeerServer(python, peerScript, "json", join(dir, `json${i}.sock`))));
   const binary = await Promise.all(Array.from({ length: workers }, (_, i) => startPeerServer(python, peerScript, "binary", join(dir, `bin${i}.sock`))));
   const bare = await Promise.all(Array.from({ length: workers }, (_, i) => startBareStreamServer(python, bareStreamScript, join(dir, `bare${i}.sock`))));
   return {
     unary,
     pipelined,
+    grpcPipe,
     json,
     binary,
     bare,
     stop: async () => {
       [...json, ...binary, ...bare].forEach((s) => s.stop());
-      await Promise.all([unary.shutdown(), pipelined.shutdown()]);
+      await Promise.all([unary.shutdown(), pipelined.shutdown(), grpcPipe.shutdown()]);
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -107,6 +110,10 @@ async function callFor(path: Path, t: Awaited<ReturnType<typeof startTargets>>, 
     case "procgrpc pipelined": {
       const client = t.pipelined.client(BenchServiceDefinition);
       return { call: () => client.echo({ payload }), close: () => undefined, pids: pidsOf(t.pipelined) };
+    }
+    case "procgrpc pipelined, gRPC stream": {
+      const client = t.grpcPipe.client(BenchServiceDefinition);
+      return { call: () => client.echo({ payload }), close: () => undefined, pids: pidsOf(t.grpcPipe) };
     }
     case "raw grpc-js":
       return { ...rawGrpcCall(t.unary.health().workers.map((w) => w.socket), payload), pids: pidsOf(t.unary) };

@@ -40,7 +40,7 @@ test("npm run bench --quick measures every path and writes the report; a broken 
     const ok = spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "bench", "run.ts"), "--quick", "--out", out, "--json", json], { cwd: ROOT, encoding: "utf8" });
     expect(ok.status).toBe(0);
     const result = JSON.parse(readFileSync(json, "utf8")) as { latency: { path: string; calls: number }[]; load: { path: string }[]; large: { path: string; payload: number; calls: number }[]; startup: { coldStartMs: number } };
-    const paths = ["procgrpc unary", "procgrpc pipelined", "raw grpc-js", "pyproc-style JSON", "socket floor (binary)", "bare gRPC stream, 1 message per call"];
+    const paths = ["procgrpc unary", "procgrpc pipelined", "procgrpc pipelined, gRPC stream", "raw grpc-js", "pyproc-style JSON", "socket floor (binary)", "bare gRPC stream, 1 message per call"];
     expect([...new Set(result.latency.map((r) => r.path))].sort()).toEqual([...paths].sort());
     expect([...new Set(result.load.map((r) => r.path))].sort()).toEqual([...paths].sort());
     expect(result.latency.every((r) => r.calls === 30)).toBe(true);
