@@ -1,5 +1,6 @@
 import { EventEmitter } from "node:events";
 import type { Duplex } from "node:stream";
+import { BinaryWriter } from "@bufbuild/protobuf/wire";
 import { PipeRequest, PipeResponse } from "../gen/procgrpc/internal/v1/pipeline";
 import type { PipeStream, PipeStreamError } from "./pipe-stream";
 
@@ -37,14 +38,11 @@ export class SocketPipeStream extends EventEmitter implements PipeStream {
 
   write(request: PipeRequest): void {
     if (this.writableEnded) return;
-    const body = PipeRequest.encode(request).finish();
-    const header = Buffer.allocUnsafe(HEADER_BYTES);
-    header.writeUInt32LE(body.byteLength, 0);
-    // One writev for both, without copying the body behind the prefix.
-    this.socket.cork();
-    this.socket.write(header);
-    this.socket.write(body);
-    this.socket.uncork();
+    // The length prefix is a fixed32 (little-endian) written first and filled in once the
+    // message is encoded behind it: one buffer, one write.
+    const frame = PipeRequest.encode(request, new BinaryWriter().fixed32(0)).finish();
+    new DataView(frame.buffer, frame.byteOffset, HEADER_BYTES).setUint32(0, frame.byteLength - HEADER_BYTES, true);
+    this.socket.write(frame);
   }
 
   end(): void {
