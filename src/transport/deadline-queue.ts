@@ -7,7 +7,7 @@ import { MAX_TIMER_MS } from "../core/deadline";
  * out of the heap (`remove` only forgets it); stale entries are dropped when they reach the top,
  * and the heap is rebuilt when they outnumber the live ones, so memory stays bounded by the
  * calls in flight. `onExpired(key)` runs for each live key whose time has come, never
- * synchronously from `add`.
+ * synchronously from `add`. The timer is unref'd.
  */
 export class DeadlineQueue<K> {
   private times: number[] = [];
@@ -26,11 +26,17 @@ export class DeadlineQueue<K> {
     if (at < this.armedAt) this.arm();
   }
 
-  /** Forgets `key` (its call finished); its entry is dropped lazily. */
+  /**
+   * Forgets `key` (its call finished); its entry is dropped lazily. The last key's removal drops
+   * every entry but leaves the timer armed: the next call's deadline is usually later, so one
+   * call after another needs no `setTimeout` and `clearTimeout` each; the timer then fires once
+   * on nothing (it is unref'd: it keeps no process alive).
+   */
   remove(key: K): void {
     if (!this.live.delete(key)) return;
     if (this.live.size === 0) {
-      this.clear();
+      this.times = [];
+      this.keys = [];
     } else if (this.times.length > 64 && this.times.length > 2 * this.live.size) {
       this.rebuild();
     }
@@ -61,7 +67,9 @@ export class DeadlineQueue<K> {
     const wait = at - Date.now();
     this.armedAt = at;
     // Further than a Node timer can wait: wake up at its limit and look again.
+    // Unref'd: while calls wait, their connection keeps the process alive.
     this.timer = setTimeout(() => this.fire(), Math.min(MAX_TIMER_MS, Math.max(0, wait)));
+    this.timer.unref?.();
   }
 
   private fire(): void {

@@ -239,6 +239,7 @@ export class Pipeline implements WorkerCall {
       const entry = this.settle(callId);
       entry?.reject(new RpcError({ code: Status.UNAVAILABLE, details, category: "connection", reachedWorker, ...callFacts(entry.out, this.target) }));
     }
+    this.deadlines.clear(); // its timer would keep this pipeline reachable until it fired
     this.onClosed(this);
   }
 

@@ -28,7 +28,7 @@ test("keys expire in deadline order, whatever the order they were added in; neve
   expect(jest.getTimerCount()).toBe(0);
 });
 
-test("a removed key never expires; removing the last one stops the timer", () => {
+test("a removed key never expires; removing the last one drops every entry and leaves the timer to fire on nothing", () => {
   const { q, expired } = queue();
   const now = Date.now();
   q.add(1, now + 10);
@@ -37,9 +37,28 @@ test("a removed key never expires; removing the last one stops the timer", () =>
   jest.advanceTimersByTime(15);
   expect(expired).toEqual([]);
   q.remove(2);
-  expect(jest.getTimerCount()).toBe(0);
+  expect(q.size).toBe(0);
   jest.advanceTimersByTime(100);
   expect(expired).toEqual([]);
+  expect(jest.getTimerCount()).toBe(0);
+});
+
+test("calls that come and go one after another share one timer: no setTimeout per call", () => {
+  const { q, expired } = queue();
+  const setTimeoutSpy = jest.spyOn(global, "setTimeout");
+  try {
+    for (let i = 0; i < 100; i++) {
+      q.add(i, Date.now() + 30_000);
+      jest.advanceTimersByTime(1);
+      q.remove(i);
+    }
+    expect(setTimeoutSpy).toHaveBeenCalledTimes(1);
+    q.add(100, Date.now() + 5); // earlier than the armed time: re-armed for it
+    jest.advanceTimersByTime(5);
+    expect(expired).toEqual([100]);
+  } finally {
+    setTimeoutSpy.mockRestore();
+  }
 });
 
 test("stale entries do not pile up: the heap stays about as large as the live keys", () => {

@@ -180,5 +180,8 @@ test("one timer serves every call's deadline: calls that finish leave none behin
   expect(jest.getTimerCount()).toBe(1);
   stream.answer({ results: [1, 2, 3].map((callId) => ({ callId, code: 0, details: "", payload: Buffer.from("A"), trailingMetadata: [], initialMetadata: [] })) });
   await Promise.all(calls);
+  // The timer stays for the next calls (unref'd) and fires once on nothing.
+  expect(jest.getTimerCount()).toBe(1);
+  jest.advanceTimersByTime(60_000);
   expect(jest.getTimerCount()).toBe(0);
 });

@@ -37,11 +37,13 @@ class Deadlines:
             self._arm()
 
     def discard(self, call_id: int) -> None:
-        """The call ended: forget its deadline."""
+        """The call ended: forget its deadline. The last call's end drops every entry but leaves
+        the timer armed: the next call's deadline is usually later, so calls one after another
+        need no ``call_later`` and ``cancel`` each; the timer then fires once on nothing."""
         if self._live.pop(call_id, None) is None:
             return
         if not self._live:
-            self.clear()
+            self._heap = []
         elif len(self._heap) > 64 and len(self._heap) > 2 * len(self._live):
             self._heap = [(when, cid) for cid, when in self._live.items()]
             heapq.heapify(self._heap)
