@@ -208,7 +208,7 @@ throughput of plain gRPC at concurrency ${maxC} on one worker (${x(tput("procgrp
 ${x(lat("procgrpc pipelined", small), lat("raw grpc-js", small))} its sequential latency, because calls travel as batched messages on one
 pipe per worker (a socket pair, length-prefixed frames, no HTTP/2) instead of one HTTP/2 stream
 each; on a gRPC bidirectional stream instead (\`pipelineCarrier: "grpc-stream"\`) the same pipe's
-16 B p50 is ${x(lat("procgrpc pipelined, gRPC stream", small), lat("procgrpc pipelined", small))} the socket pair's. Requests between 64 KiB and the lane threshold take their own HTTP/2
+16 B p50 is ${x(lat("procgrpc pipelined, gRPC stream", small), lat("procgrpc pipelined", small))} the socket pair's. Requests between 128 KiB (\`pipelineMaxRequestBytes\`) and the lane threshold take their own HTTP/2
 stream. The whole error-model and supervision suite
 runs in both modes (\`npm test\`), so the semantics are the same. \`transport: "unary"\` remains
 for users who want every call to be a plain gRPC call on the wire.
@@ -237,7 +237,7 @@ trip (HTTP/2 DATA frames of 16 KiB through node:http2, each way). procgrpc's una
 request and the response are files in the pool's shared-memory lane and the stream carries a
 reference ("Large payloads" below; design, crossover and cleanup in docs/shared-memory-lane.md).
 The default transport is ${laneVsFloor(r, 1 << 20)} the floor at 1 MiB and ${laneVsFloor(r, 16 << 20)} at 16 MiB in this run. Requests between
-64 KiB and the lane threshold take their own HTTP/2 stream, as plain gRPC; procgrpc opens a 4 MiB
+128 KiB and the lane threshold take their own HTTP/2 stream, as plain gRPC; procgrpc opens a 4 MiB
 HTTP/2 receive window on its local channels, which halved 64 KiB latency compared with HTTP/2's
 64 KiB default.
 

@@ -342,14 +342,15 @@ describe("pipelineMaxRequestBytes", () => {
     const plainPeer = (await client("unary").respond({ reportPeer: true })).peer;
     expect((await c.respond({ reportPeer: true, text: "x".repeat(1000) })).peer).toBe("unix:pipeline");
     // With PROCGRPC_TEST_LANE=always every request takes the lane, and so the pipe.
-    expect((await c.respond({ reportPeer: true, text: "x".repeat(70 * 1024) })).peer).toBe(LANE_OPTIONS.sharedMemoryLane ? "unix:pipeline" : plainPeer);
+    // Over the default limit of either carrier (128 KiB on the socket pair, 64 KiB on the gRPC stream).
+    expect((await c.respond({ reportPeer: true, text: "x".repeat(200 * 1024) })).peer).toBe(LANE_OPTIONS.sharedMemoryLane ? "unix:pipeline" : plainPeer);
     // Over the lane's threshold (default 256 KiB) the request goes through the lane, on the pipe.
     expect((await c.respond({ reportPeer: true, text: "x".repeat(600 * 1024) })).peer).toBe("unix:pipeline");
     expect(plainPeer).not.toBe("unix:pipeline");
   });
 
   test("a request above it answers on the pipelined pool exactly as on the plain one", async () => {
-    const text = "y".repeat(70 * 1024);
+    const text = "y".repeat(200 * 1024);
     const seen = await sameOnEveryTransport((t, o) => client(t).respond({ text, initial: { "x-big": "1" } }, o));
     expect(seen).toMatchObject({ ok: true, headers: [{ "x-big": ["1"] }] });
     const failed = await sameOnEveryTransport((t, o) => client(t).respond({ text, mode: RespondRequest_Mode.MODE_ABORT, code: Status.ABORTED, details: "big" }, o));

@@ -79,6 +79,16 @@ def test_one_batch_of_calls_is_answered_once_each_in_fewer_messages(pipe: PipeCl
     assert len(pipe.messages) < 60
 
 
+def test_on_the_socket_pair_a_long_batch_is_answered_in_parts_of_16(socket_pipe: SocketPipe) -> None:
+    # So that the pool resolves the first calls while the worker still runs the rest.
+    pipe = socket_pipe.view()
+    pipe.send([pipe_call(i, "CountAsync", {}) for i in range(1, 41)])
+    assert pipe.wait(lambda: len(pipe.results) == 40)
+    assert all(len(r) == 1 and r[0].code == 0 for r in pipe.results.values())
+    sizes = [len(m.results) for m in pipe.messages]
+    assert max(sizes) <= 16 and len(sizes) >= 3, sizes
+
+
 def test_a_cancelled_call_gets_no_answer_and_its_handler_sees_the_cancellation(pipe: PipeClient, hostile_worker: Worker) -> None:
     pipe.send([pipe_call(1, "HoldSync", {"tag": "cancel-me-" + pipe.carrier, "seconds": 30}, metadata=[("x-request-id", "held-1")])])
     assert eventually(lambda: "held-1" in running_request_ids(hostile_worker))

@@ -95,7 +95,11 @@ export interface WorkerPoolOptions extends PoolResilienceOptions {
    * docs/benchmarks.md). Default `"pipelined"`.
    */
   transport?: "unary" | "pipelined";
-  /** With `transport: "pipelined"`, larger requests take their own HTTP/2 stream (unless they take the shared-memory lane). Default 65536. */
+  /**
+   * With `transport: "pipelined"`, larger requests take their own HTTP/2 stream (unless they take
+   * the shared-memory lane). Default 131072 on the socket pair, 65536 with
+   * `pipelineCarrier: "grpc-stream"` (measured crossovers, docs/worker-protocol.md).
+   */
   pipelineMaxRequestBytes?: number;
   /**
    * With `transport: "pipelined"`, what carries each worker's pipeline: `"socket-pair"`, a socket
@@ -253,7 +257,7 @@ export function resolvePoolOptions(options: WorkerPoolOptions): ResolvedPoolOpti
     waitForReadyMs: int("waitForReadyMs", options.waitForReadyMs, 1000, 0, MAX_TIMER_MS),
     requestTimeoutMs: int("requestTimeoutMs", options.requestTimeoutMs, 30_000, 1, MAX_TIMER_MS),
     transport: transportOf(options.transport),
-    pipelineMaxRequestBytes: int("pipelineMaxRequestBytes", options.pipelineMaxRequestBytes, 64 * 1024, 0),
+    pipelineMaxRequestBytes: int("pipelineMaxRequestBytes", options.pipelineMaxRequestBytes, carrierOf(options.pipelineCarrier) === "socket-pair" ? 128 * 1024 : 64 * 1024, 0),
     pipelineCarrier: carrierOf(options.pipelineCarrier),
     sharedMemoryLane: resolveLaneOptions(options.sharedMemoryLane),
     shutdownGraceMs: int("shutdownGraceMs", options.shutdownGraceMs, 5000, 0, MAX_TIMER_MS),
