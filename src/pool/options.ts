@@ -238,6 +238,7 @@ export function resolvePoolOptions(options: WorkerPoolOptions): ResolvedPoolOpti
   const python = options.python ?? process.env.PROCGRPC_PYTHON ?? "python3";
   const scaling = resolveScaling(options.workers);
   const resources: SlotResourceOptions = { env: options.env, args: options.args, cpuAffinity: options.cpuAffinity };
+  const pipelineCarrier = carrierOf(options.pipelineCarrier);
   checkSlotResourceOptions(resources);
   return {
     workers: scaling.min,
@@ -257,8 +258,8 @@ export function resolvePoolOptions(options: WorkerPoolOptions): ResolvedPoolOpti
     waitForReadyMs: int("waitForReadyMs", options.waitForReadyMs, 1000, 0, MAX_TIMER_MS),
     requestTimeoutMs: int("requestTimeoutMs", options.requestTimeoutMs, 30_000, 1, MAX_TIMER_MS),
     transport: transportOf(options.transport),
-    pipelineMaxRequestBytes: int("pipelineMaxRequestBytes", options.pipelineMaxRequestBytes, carrierOf(options.pipelineCarrier) === "socket-pair" ? 128 * 1024 : 64 * 1024, 0),
-    pipelineCarrier: carrierOf(options.pipelineCarrier),
+    pipelineMaxRequestBytes: int("pipelineMaxRequestBytes", options.pipelineMaxRequestBytes, pipelineCarrier === "socket-pair" ? 128 * 1024 : 64 * 1024, 0),
+    pipelineCarrier,
     sharedMemoryLane: resolveLaneOptions(options.sharedMemoryLane),
     shutdownGraceMs: int("shutdownGraceMs", options.shutdownGraceMs, 5000, 0, MAX_TIMER_MS),
     killTimeoutMs: int("killTimeoutMs", options.killTimeoutMs, 3000, 1, MAX_TIMER_MS),

@@ -361,7 +361,8 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
   private pipelineOf(worker: WorkerProcess): Pipeline {
     let pipeline = this.pipelines.get(worker);
     if (!pipeline || !pipeline.open) {
-      const socket = this.options.pipelineCarrier === "socket-pair" ? worker.takePipeSocket() : undefined;
+      // Only a worker spawned for the socket pair (pipelineCarrier "socket-pair") has one.
+      const socket = worker.takePipeSocket();
       const created = new Pipeline(
         worker,
         socket ? new SocketPipeStream(socket) : grpcPipeStream(worker.channel as NonNullable<WorkerProcess["channel"]>),

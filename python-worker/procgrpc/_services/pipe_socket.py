@@ -37,7 +37,8 @@ _log = get_logger()
 class SocketPipeStream:
     """What :class:`_Pipe` reads calls from and writes answers to, on a socket: ``read()`` gives
     the next ``PipeRequest`` (``grpc.aio.EOF`` once the pool half-closed, or the socket broke),
-    ``write()`` sends one ``PipeResponse``."""
+    ``write_now()`` sends one ``PipeResponse`` without waiting (``_Pipe`` writes synchronously on
+    it), ``drain()`` waits for what was sent."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._reader = reader
@@ -69,15 +70,11 @@ class SocketPipeStream:
 
     def write_now(self, response: Any) -> None:
         """Send one ``PipeResponse`` at once (buffered by the transport if the socket is full;
-        :meth:`write` waits for that buffer to drain)."""
+        :meth:`drain` waits for that buffer)."""
         if self._broken or self._writer.is_closing():
             return  # the pool is gone: nobody reads answers any more
         data = response.SerializeToString()
         self._writer.writelines((_HEADER.pack(len(data)), data))
-
-    async def write(self, response: Any) -> None:
-        self.write_now(response)
-        await self.drain()
 
     async def drain(self) -> None:
         """Wait until what was written is on its way (the socket took it)."""
