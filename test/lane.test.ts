@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, watch, type FSWatcher } from "node:fs";
 import { join } from "node:path";
 import { WorkerPool, pushable, rawUnaryMethod, type Logger } from "../src";
+import { MAX_SPARE_FILES, isSpareFileName } from "../src/transport/shared-memory-lane";
 import { StreamingTestServiceDefinition } from "../src/gen/testing/v1/streaming";
 import { EchoRequest, EchoResponse, TestServiceDefinition } from "../src/gen/testing/v1/testing";
 import { ROOT, WORKERS, eventually, isAlive, rejection, testingPool } from "./helpers/env";
@@ -26,6 +27,11 @@ function laneDirs(pid?: number): string[] {
 
 function laneFiles(): string[] {
   return laneDirs().flatMap((d) => (existsSync(d) ? readdirSync(d) : []));
+}
+
+/** The lane files that are messages: not the spares each side keeps to write its next messages into. */
+function messageFiles(): string[] {
+  return laneFiles().filter((n) => !isSpareFileName(n));
 }
 
 /** Records the names of files created in the pool's lane directory while `run` runs. */
@@ -59,7 +65,24 @@ describeShm("unary calls through the lane", () => {
     // One request file written by Node, one response file written by the worker process.
     expect(created.some((n) => n.startsWith("n-"))).toBe(true);
     expect(created.some((n) => n.startsWith(`p${value.workerPid}-`))).toBe(true);
-    expect(laneFiles()).toEqual([]);
+    expect(messageFiles()).toEqual([]);
+    // What is left are spares, at most MAX_SPARE_FILES a side, each side's own (named by its prefix).
+    const spares = laneFiles().filter(isSpareFileName);
+    expect(spares.every((n) => n.startsWith("n-spare-") || n.startsWith(`p${value.workerPid}-spare-`))).toBe(true);
+    expect(spares.length).toBeLessThanOrEqual(2 * MAX_SPARE_FILES);
+  });
+
+  test("the next large calls are written over the spares (no new file per message), and the spares are dropped once no large message came for a while", async () => {
+    const payload = randomBytes(1024 * 1024);
+    await client.echo({ payload });
+    const before = laneFiles().filter(isSpareFileName);
+    expect(before.length).toBeGreaterThan(0);
+    for (let i = 0; i < 5; i++) {
+      const answer = await client.echo({ payload: Buffer.from(payload.map((b) => b ^ i)) });
+      expect(Buffer.compare(Buffer.from(answer.payload), Buffer.from(payload.map((b) => b ^ i)))).toBe(0);
+    }
+    expect(laneFiles().filter(isSpareFileName).length).toBeLessThanOrEqual(2 * MAX_SPARE_FILES);
+    expect(await eventually(() => laneFiles().length === 0, 20_000)).toBe(true); // idle: both sides drop theirs
   });
 
   test("small messages stay inline; many large calls at once each get their own bytes", async () => {
@@ -68,7 +91,7 @@ describeShm("unary calls through the lane", () => {
     const payloads = Array.from({ length: 8 }, () => randomBytes(1024 * 1024 + Math.floor(Math.random() * 1000)));
     const answers = await Promise.all(payloads.map((payload) => client.echo({ payload })));
     answers.forEach((a, i) => expect(Buffer.compare(Buffer.from(a.payload), payloads[i])).toBe(0));
-    expect(laneFiles()).toEqual([]);
+    expect(messageFiles()).toEqual([]);
   });
 
   test("responses read into the reused buffer: a response that is a view of its bytes (rawUnaryMethod) keeps them after later calls", async () => {
@@ -154,7 +177,7 @@ describeShm("stream calls through the lane", () => {
       expect(chatted.map((m) => m.text)).toEqual((await collect(inlineStreams.chat(texts.map((text) => ({ text }))))).map((m) => m.text));
       expect(chatted.map((m) => m.text.length)).toEqual([300 * 1024, 5, 700 * 1024]);
       expect(await createdCount(`p${served[0].workerPid}-`, 2)).toBe(2); // the two large answers; requests and "small" inline
-      expect(laneFiles()).toEqual([]);
+      expect(messageFiles()).toEqual([]);
     } finally {
       watcher.close();
     }
@@ -168,7 +191,8 @@ describeShm("stream calls through the lane", () => {
     const produced = async (): Promise<number> => (await streams.streamStats({})).produced[tag] ?? 0;
     // Past the bound the producer goes inline, where HTTP/2 flow control stops it.
     expect(await eventually(async () => (await produced()) >= 10, 30_000)).toBe(true);
-    const unreadBytes = laneDirs(process.pid).flatMap((d) => readdirSync(d).map((n) => statSync(join(d, n)).size)).reduce((a, b) => a + b, 0);
+    // Spares are not unread messages (their bound, MAX_SPARE_FILES a side, is the lane's own).
+    const unreadBytes = laneDirs(process.pid).flatMap((d) => readdirSync(d).filter((n) => !isSpareFileName(n)).map((n) => statSync(join(d, n)).size)).reduce((a, b) => a + b, 0);
     expect(unreadBytes).toBeLessThanOrEqual(8 * 1024 * 1024 + 1024 * 1024);
     expect(await produced()).toBeLessThan(64);
     await iterator.return?.();

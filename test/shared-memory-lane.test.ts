@@ -2,7 +2,7 @@
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync, appendFileSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LANE_HEADER_BYTES, LaneError, SharedMemoryLane, laneCrc32, laneErrorKind, sweepStaleLaneDirs, type LaneReference } from "../src/transport/shared-memory-lane";
+import { LANE_HEADER_BYTES, LaneError, MAX_SPARE_FILES, SPARE_FILES_MAX_BYTES, SPARE_IDLE_MS, SharedMemoryLane, isSpareFileName, laneCrc32, laneErrorKind, sweepStaleLaneDirs, type LaneReference } from "../src/transport/shared-memory-lane";
 
 const scratch = mkdtempSync(join(tmpdir(), "lane-test-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -232,6 +232,104 @@ describe("SharedMemoryLane", () => {
     expect(laneErrorKind(errno("EDQUOT"))).toBe("no-space");
     expect(laneErrorKind(errno("EACCES"))).toBe("io");
     expect(laneErrorKind(new Error("plain"))).toBe("io");
+  });
+});
+
+describe("spare files", () => {
+  it("a read file is kept under the reader's own spare name and the reader's next message is written over it, with a new name and nonce", () => {
+    const lane = laneIn();
+    try {
+      const worker = SharedMemoryLane.attach(lane.dir, "w1");
+      const first = worker.write(Buffer.alloc(5000, 1));
+      const inode = statSync(join(lane.dir, first.name)).ino;
+      expect(lane.read(first).equals(Buffer.alloc(5000, 1))).toBe(true);
+      const [spare] = readdirSync(lane.dir);
+      expect(isSpareFileName(spare) && spare.startsWith("n-spare-")).toBe(true);
+      expect(lane.spareCount()).toBe(1);
+      // Smaller than the spare: the file is cut to the message.
+      const next = lane.write(Buffer.from("abc"));
+      expect(readdirSync(lane.dir)).toEqual([next.name]);
+      expect(statSync(join(lane.dir, next.name)).ino).toBe(inode);
+      expect(statSync(join(lane.dir, next.name)).size).toBe(LANE_HEADER_BYTES + 3);
+      expect(next.name).not.toBe(first.name);
+      expect(next.nonce).not.toBe(first.nonce);
+      expect(errorOf(() => worker.read(first)).kind).toBe("missing"); // the old reference names nothing
+      expect(worker.read(next).toString()).toBe("abc");
+      // And larger than it: the file grows.
+      expect(readdirSync(lane.dir).every((n) => n.startsWith("w1-spare-"))).toBe(true);
+      const big = worker.write(Buffer.alloc(70_000, 2));
+      expect(statSync(join(lane.dir, big.name)).ino).toBe(inode);
+      expect(lane.read(big).equals(Buffer.alloc(70_000, 2))).toBe(true);
+    } finally {
+      lane.close();
+    }
+    expect(existsSync(lane.dir)).toBe(false);
+  });
+
+  it(`keeps at most ${MAX_SPARE_FILES} spares and ${SPARE_FILES_MAX_BYTES} bytes of them; the rest are unlinked when read`, () => {
+    const lane = laneIn();
+    try {
+      const worker = SharedMemoryLane.attach(lane.dir, "w1");
+      const refs = Array.from({ length: MAX_SPARE_FILES + 2 }, () => worker.write(Buffer.alloc(100)));
+      for (const ref of refs) lane.read(ref);
+      expect(lane.spareCount()).toBe(MAX_SPARE_FILES);
+      expect(readdirSync(lane.dir)).toHaveLength(MAX_SPARE_FILES);
+      lane.dropSpares();
+      expect(readdirSync(lane.dir)).toEqual([]);
+      const huge = worker.write(Buffer.alloc(SPARE_FILES_MAX_BYTES));
+      lane.read(huge);
+      expect(lane.spareCount()).toBe(0);
+      expect(readdirSync(lane.dir)).toEqual([]);
+    } finally {
+      lane.close();
+    }
+  });
+
+  it("a file that fails its checks is not kept", () => {
+    const lane = laneIn();
+    try {
+      const ref = lane.write(Buffer.alloc(1000, 1));
+      truncateSync(join(lane.dir, ref.name), LANE_HEADER_BYTES + 10);
+      expect(errorOf(() => lane.read(ref)).kind).toBe("truncated");
+      expect(lane.spareCount()).toBe(0);
+      expect(readdirSync(lane.dir)).toEqual([]);
+    } finally {
+      lane.close();
+    }
+  });
+
+  it("a spare swept from under its keeper: the next message gets a new file", () => {
+    const lane = laneIn();
+    try {
+      lane.read(lane.write(Buffer.from("a")));
+      const worker = SharedMemoryLane.attach(lane.dir, "w1");
+      worker.sweep("n"); // another side removing this side's files (as the pool does for a worker that exited)
+      expect(readdirSync(lane.dir)).toEqual([]);
+      const ref = lane.write(Buffer.from("bc"));
+      expect(lane.spareCount()).toBe(0);
+      expect(worker.read(ref).toString()).toBe("bc");
+    } finally {
+      lane.close();
+    }
+  });
+
+  it(`spares are dropped after ${SPARE_IDLE_MS} ms without a lane message (one timer, re-armed while messages come)`, () => {
+    jest.useFakeTimers();
+    const lane = laneIn();
+    try {
+      lane.read(lane.write(Buffer.from("a")));
+      expect(lane.spareCount()).toBe(1);
+      jest.advanceTimersByTime(SPARE_IDLE_MS - 100);
+      lane.read(lane.write(Buffer.from("b"))); // a message: the spare is rewritten, then kept again
+      jest.advanceTimersByTime(200);
+      expect(lane.spareCount()).toBe(1);
+      jest.advanceTimersByTime(SPARE_IDLE_MS);
+      expect(lane.spareCount()).toBe(0);
+      expect(readdirSync(lane.dir)).toEqual([]);
+    } finally {
+      lane.close();
+      jest.useRealTimers();
+    }
   });
 });
 

@@ -1,12 +1,15 @@
 // Sequential large echo calls through a one-worker pool, for profiling the shared-memory lane (issue 15 §1):
 //   node --cpu-prof --cpu-prof-dir DIR --import tsx bench/profile/large-calls.ts --size 1048576 --calls 300
-// Options: --lane default|always|off|pipe, --carrier socket-pair|grpc-stream, --worker-env NAME=VALUE,… (e.g. malloc tunables), --python.
+// Options: --floor (the binary socket floor instead of procgrpc, for a same-moment comparison), --lane default|always|off|pipe, --carrier socket-pair|grpc-stream, --worker-env NAME=VALUE,… (e.g. malloc tunables), --python.
 // Prints one JSON line: calls, p50 µs, CPU per call on both sides.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { WorkerPool, silentLogger } from "../../src";
 import { BenchServiceDefinition } from "../../src/gen/bench/v1/bench";
 import { sequential } from "../lib/measure";
+import { binaryPeerCall, startPeerServer } from "../lib/peer-clients";
 
 const root = join(__dirname, "..", "..");
 const { values: args } = parseArgs({
@@ -19,8 +22,23 @@ const { values: args } = parseArgs({
     carrier: { type: "string", default: "socket-pair" },
     python: { type: "string", default: process.env.PROCGRPC_PYTHON ?? join(root, ".venv", "bin", "python") },
     "worker-env": { type: "string", default: "" },
+    floor: { type: "boolean", default: false },
   },
 });
+
+async function floor(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "pg-floor-"));
+  const server = await startPeerServer(args.python as string, join(root, "bench", "peer_servers.py"), "binary", join(dir, "floor.sock"));
+  const peer = await binaryPeerCall([server.socket], Buffer.alloc(Number(args.size), 7));
+  try {
+    const f = await sequential(peer.call, Number(args.warmup), Number(args.calls), [server.pid]);
+    console.log(JSON.stringify({ path: "floor", calls: f.calls, p50us: Math.round(f.p50us), clientCpuUs: Math.round(f.clientCpuUsPerCall), workerCpuUs: Math.round(f.serverCpuUsPerCall) }));
+  } finally {
+    peer.close();
+    server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 async function main(): Promise<void> {
   const workerEnv = Object.fromEntries((args["worker-env"] ?? "").split(",").filter(Boolean).map((kv) => kv.split("=") as [string, string]));
@@ -47,4 +65,4 @@ async function main(): Promise<void> {
   }
 }
 
-void main();
+void (args.floor ? floor() : main());

@@ -11,22 +11,34 @@ identical on both sides::
     offset 16  8 bytes  payload length, u64 little-endian
     offset 24  ...      payload
 
-The reader opens the file, unlinks it at once (the descriptor keeps it readable, so a reader that
-dies mid-read leaks nothing), checks size and header against the reference and reads the
-payload. Files are created 0600 with ``O_EXCL | O_NOFOLLOW``.
+The reader opens the file and removes its name at once (the descriptor keeps it readable, so a
+reader that dies mid-read leaks nothing), checks size and header against the reference and reads
+the payload. Files are created 0600 with ``O_EXCL | O_NOFOLLOW``.
+
+Spare files: a reader keeps up to :data:`MAX_SPARE_FILES` files it read
+(:data:`SPARE_FILES_MAX_BYTES` in all) by renaming them to a spare name with its own prefix
+instead of unlinking them, and writes its next large message over one of them, renamed to the
+message's new name. A new tmpfs file costs the allocation and release of its pages on every
+message; rewriting a file's pages costs about a third of that. Spares are swept with the keeper's
+files, and dropped after :data:`SPARE_IDLE_SECONDS` without a lane message (checked at the next
+one, and by a timer on the running event loop when there is one).
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import re
 import stat
 import struct
+import threading
+import time
 import zlib
-from typing import Iterable, NamedTuple, Optional, Sequence, Union
+from typing import Iterable, List, NamedTuple, Optional, Sequence, Union
 
-__all__ = ["HEADER_BYTES", "LaneError", "LaneReference", "Lane"]
+__all__ = ["HEADER_BYTES", "MAX_SPARE_FILES", "SPARE_FILES_MAX_BYTES", "SPARE_IDLE_SECONDS", "LaneError",
+           "LaneReference", "Lane", "is_spare_file_name"]
 
 #: Bytes before the payload in every lane file.
 HEADER_BYTES = 24
@@ -35,8 +47,26 @@ _HEADER = struct.Struct("<8sQQ")
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _TMPFS_MAGIC = 0x01021994
 _NONCE_MASK = (1 << 53) - 1
+#: How many read files one side keeps to write its next messages into.
+MAX_SPARE_FILES = 2
+#: The most bytes of spare files one side keeps (a larger file is unlinked when read).
+SPARE_FILES_MAX_BYTES = 32 << 20
+#: Spare files are dropped after this long without a lane message.
+SPARE_IDLE_SECONDS = 1.0
+_SPARE_MARK = "-spare-"
 
 Buffer = Union[bytes, bytearray, memoryview]
+
+
+def is_spare_file_name(name: str) -> bool:
+    """Whether ``name`` is a spare file (kept to be rewritten), not a message."""
+    return _SPARE_MARK in name
+
+
+class _Spare(NamedTuple):
+    fd: int
+    path: str
+    size: int
 
 
 class LaneError(Exception):
@@ -82,6 +112,12 @@ class Lane:
         self.directory = directory
         self.writer_prefix = writer_prefix
         self._seq = itertools.count()
+        self._spares: List[_Spare] = []
+        self._spare_bytes = 0
+        self._last_use = 0.0
+        self._idle_timer: Optional[asyncio.TimerHandle] = None
+        # Stream serializers may run off the event loop's thread.
+        self._spares_lock = threading.Lock()
 
     @property
     def memory_backed(self) -> bool:
@@ -127,24 +163,118 @@ class Lane:
         nonce = int.from_bytes(random[:8], "little") & _NONCE_MASK
         name = f"{self.writer_prefix}-{next(self._seq):x}-{random[8:].hex()}"
         path = os.path.join(self.directory, name)
+        crc: Optional[int] = None
+        if crc32:
+            crc = 0
+            for p in parts:
+                crc = zlib.crc32(p, crc)
+        header = _HEADER.pack(_MAGIC, nonce, length)
+        if self._rewrite_spare(path, [header, *parts], HEADER_BYTES + length):
+            return LaneReference(name, length, nonce, crc)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         except OSError as exc:
             raise LaneError("no-space" if _no_space(exc) else "io", f"could not create lane file {path}: {exc}") from exc
         try:
-            _write_all(fd, [_HEADER.pack(_MAGIC, nonce, length), *parts])
+            _write_all(fd, [header, *parts])
         except OSError as exc:
             os.close(fd)
             _unlink_quietly(path)
             raise LaneError("no-space" if _no_space(exc) else "io",
                             f"could not write {length} bytes to lane file {path}: {exc}") from exc
         os.close(fd)
-        crc: Optional[int] = None
-        if crc32:
-            crc = 0
-            for p in parts:
-                crc = zlib.crc32(p, crc)
         return LaneReference(name, length, nonce, crc)
+
+    def _rewrite_spare(self, path: str, parts: Sequence[Buffer], total: int) -> bool:
+        """Write a message file's bytes over a spare and give it the message's name; False when
+        there is no spare or it failed (it is dropped; the caller writes a new file)."""
+        self._note_use()
+        with self._spares_lock:
+            if not self._spares:
+                return False
+            spare = self._spares.pop()
+            self._spare_bytes -= spare.size
+        try:
+            _write_all(spare.fd, parts, 0)
+            if spare.size > total:
+                os.ftruncate(spare.fd, total)
+            os.close(spare.fd)
+        except OSError:
+            _close_quietly(spare.fd)
+            _unlink_quietly(spare.path)
+            return False
+        try:
+            os.rename(spare.path, path)
+        except OSError:
+            _unlink_quietly(spare.path)  # swept from under us: write a new file
+            return False
+        return True
+
+    def _keep_spare(self, path: str, fd: int, size: int) -> Optional[_Spare]:
+        """Keep the file just read as a spare (renamed to a spare name); None: unlink it."""
+        self._note_use()
+        with self._spares_lock:
+            if len(self._spares) >= MAX_SPARE_FILES or self._spare_bytes + size > SPARE_FILES_MAX_BYTES:
+                return None
+            spare_path = os.path.join(self.directory,
+                                      f"{self.writer_prefix}{_SPARE_MARK}{next(self._seq):x}-{os.urandom(6).hex()}")
+            try:
+                os.rename(path, spare_path)
+            except OSError:
+                return None  # discarded by its writer meanwhile: nothing to keep
+            spare = _Spare(fd, spare_path, size)
+            self._spares.append(spare)
+            self._spare_bytes += size
+        self._arm_idle_timer()
+        return spare
+
+    def _unkeep(self, spare: _Spare) -> None:
+        with self._spares_lock:
+            if spare in self._spares:
+                self._spares.remove(spare)
+                self._spare_bytes -= spare.size
+        _unlink_quietly(spare.path)
+
+    def drop_spares(self) -> None:
+        """Close and remove the spare files."""
+        with self._spares_lock:
+            spares, self._spares, self._spare_bytes = self._spares, [], 0
+            timer, self._idle_timer = self._idle_timer, None
+        for spare in spares:
+            _close_quietly(spare.fd)
+            _unlink_quietly(spare.path)
+        if timer is not None:
+            timer.cancel()
+
+    def spare_count(self) -> int:
+        """How many spare files this side keeps (tests, diagnostics)."""
+        return len(self._spares)
+
+    def _note_use(self) -> None:
+        """A lane message: spares kept since before the idle time are dropped first."""
+        now = time.monotonic()
+        if self._spares and now - self._last_use >= SPARE_IDLE_SECONDS:
+            self.drop_spares()
+        self._last_use = now
+
+    def _arm_idle_timer(self) -> None:
+        if self._idle_timer is not None or not self._spares:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # off the loop: checked at the next message
+        self._idle_timer = loop.call_later(SPARE_IDLE_SECONDS, self._idle_check)
+
+    def _idle_check(self) -> None:
+        self._idle_timer = None
+        idle = time.monotonic() - self._last_use
+        if not self._spares:
+            return
+        if idle >= SPARE_IDLE_SECONDS:
+            self.drop_spares()
+        else:
+            self._idle_timer = asyncio.get_running_loop().call_later(SPARE_IDLE_SECONDS - idle, self._idle_check)
 
     def read(self, ref: LaneReference) -> bytes:
         """Read the referenced payload and remove its file.
@@ -154,14 +284,19 @@ class Lane:
         reference says, ``mismatch`` when it is longer or its header or checksum disagree."""
         path = self._path_of(ref)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            # Read-write: the file may be kept as a spare, to write this side's next message into.
+            fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError as exc:
             raise LaneError("missing", f"lane file {ref.name} is missing ({ref.length} bytes referenced)") from exc
         except OSError as exc:
             raise LaneError("io", f"could not open lane file {ref.name}: {exc}") from exc
+        spare: Optional[_Spare] = None
         try:
-            _unlink_quietly(path)
             size = os.fstat(fd).st_size
+            # The referenced name goes at once either way: renamed to a spare of this side, or unlinked.
+            spare = self._keep_spare(path, fd, size)
+            if spare is None:
+                _unlink_quietly(path)
             expected = HEADER_BYTES + ref.length
             if size < expected:
                 raise LaneError("truncated", f"lane file {ref.name} is truncated: {size} bytes, expected {expected}")
@@ -183,8 +318,14 @@ class Lane:
             if ref.crc32 is not None and zlib.crc32(payload) != ref.crc32:
                 raise LaneError("mismatch", f"lane file {ref.name} fails its checksum")
             return payload
+        except BaseException:
+            if spare is not None:
+                self._unkeep(spare)  # not a file of ours to reuse
+                spare = None
+            raise
         finally:
-            os.close(fd)
+            if spare is None:
+                os.close(fd)
 
     def discard(self, ref: LaneReference) -> None:
         """Remove a referenced file without reading it (a cancelled call)."""
@@ -192,6 +333,8 @@ class Lane:
 
     def sweep(self, writer_prefix: Optional[str] = None) -> int:
         """Remove the files in the directory, or only one writer's; returns how many."""
+        if writer_prefix is None or writer_prefix == self.writer_prefix:
+            self.drop_spares()
         try:
             names = os.listdir(self.directory)
         except OSError:
@@ -224,10 +367,13 @@ class Lane:
         return os.path.join(self.directory, ref.name)
 
 
-def _write_all(fd: int, parts: Iterable[Buffer]) -> None:
+def _write_all(fd: int, parts: Iterable[Buffer], position: Optional[int] = None) -> None:
+    """Write ``parts`` back to back, at ``position`` (a spare file) or at the file's offset."""
     pending = [memoryview(p).cast("B") for p in parts if memoryview(p).nbytes]
+    written = 0
     while pending:
-        n = os.writev(fd, pending)
+        n = os.writev(fd, pending) if position is None else os.pwritev(fd, pending, position + written)
+        written += n
         if n <= 0:
             raise OSError("write made no progress")
         while pending and n >= pending[0].nbytes:
@@ -250,6 +396,13 @@ def _pread_exactly(fd: int, size: int, offset: int) -> bytes:
         chunks.append(chunk)
         got += len(chunk)
     return b"".join(chunks)
+
+
+def _close_quietly(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
 
 
 def _unlink_quietly(path: str) -> bool:

@@ -4,14 +4,20 @@ real files in a private directory, PipeCall/PipeResult messages, no gRPC."""
 from __future__ import annotations
 
 import os
+from typing import List
 
 import pytest
 
 from procgrpc._services import _pipeline_pb2 as pb
 from procgrpc._services.lane import LANE_ERROR_TRAILER, PipeLane, lane_error_answer, read_request
-from procgrpc._shm import Lane, LaneError, LaneReference
+from procgrpc._shm import Lane, LaneError, LaneReference, is_spare_file_name
 
 
+
+
+def _message_files(lane_dir: str) -> List[str]:
+    """The lane files that are messages, not the spares a reader keeps to write into next."""
+    return [n for n in os.listdir(lane_dir) if not is_spare_file_name(n)]
 
 
 def _call_with_file(node: Lane, payload: bytes) -> pb.PipeCall:
@@ -25,7 +31,7 @@ def test_requests_inline_or_from_a_lane_file_which_is_removed(lane_dir: str) -> 
     assert read_request(None, pb.PipeCall(call_id=1, payload=b"inline")) == b"inline"
     call = _call_with_file(Lane(lane_dir, "n"), b"x" * 1000)
     assert read_request(lane, call) == b"x" * 1000
-    assert os.listdir(lane_dir) == []
+    assert _message_files(lane_dir) == []
 
 
 def test_a_missing_file_or_a_worker_without_lane_is_a_lane_error_with_the_trailer(lane_dir: str) -> None:
@@ -50,7 +56,7 @@ def test_responses_at_the_threshold_take_the_lane_and_a_full_directory_sends_the
     assert Lane(lane_dir, "n").read(LaneReference(ref.name, ref.length, ref.nonce)) == b"z" * 10
     full = PipeLane(Lane(lane_dir, "p1"), threshold=10, reserve=2**62)
     assert full.response_ref(b"z" * 100) is None and full.response_ref(b"z" * 100) is None
-    assert os.listdir(lane_dir) == []
+    assert _message_files(lane_dir) == []
 
 
 def test_stream_responses_take_the_lane_within_their_bound_and_a_cancelled_call_removes_its_unread_files(lane_dir: str) -> None:
@@ -69,4 +75,4 @@ def test_stream_responses_take_the_lane_within_their_bound_and_a_cancelled_call_
     assert Lane(lane_dir, "n").read(LaneReference(ref.name, ref.length, ref.nonce, None)) == big
     assert files.frame(big)[:1] == b"\x01"
     files.discard_unread()
-    assert os.listdir(lane_dir) == []
+    assert _message_files(lane_dir) == []

@@ -10,7 +10,8 @@ import zlib
 
 import pytest
 
-from procgrpc._shm import HEADER_BYTES, Lane, LaneError, LaneReference
+from procgrpc._shm import (HEADER_BYTES, MAX_SPARE_FILES, SPARE_FILES_MAX_BYTES, SPARE_IDLE_SECONDS, Lane, LaneError,
+                          LaneReference, is_spare_file_name)
 
 
 
@@ -184,4 +185,94 @@ def test_a_failed_write_leaves_no_partial_file(lane_dir: str, monkeypatch: pytes
     with pytest.raises(LaneError) as info:
         lane.write(b"x" * 100)
     assert info.value.kind == "no-space"
+    assert os.listdir(lane_dir) == []
+
+
+def test_a_read_file_is_kept_as_a_spare_and_the_next_message_is_written_over_it(lane_dir: str) -> None:
+    pool_side = Lane(lane_dir, "n")
+    worker = Lane(lane_dir, "w1")
+    first = pool_side.write(b"a" * 5000)
+    inode = os.stat(os.path.join(lane_dir, first.name)).st_ino
+    assert worker.read(first) == b"a" * 5000
+    [spare] = os.listdir(lane_dir)
+    assert is_spare_file_name(spare) and spare.startswith("w1-spare-")
+    assert worker.spare_count() == 1
+    smaller = worker.write(b"abc")  # cut to the message
+    assert os.listdir(lane_dir) == [smaller.name]
+    assert os.stat(os.path.join(lane_dir, smaller.name)).st_ino == inode
+    assert os.stat(os.path.join(lane_dir, smaller.name)).st_size == HEADER_BYTES + 3
+    assert (smaller.name, smaller.nonce) != (first.name, first.nonce)
+    with pytest.raises(LaneError) as info:
+        pool_side.read(first)
+    assert info.value.kind == "missing"
+    assert pool_side.read(smaller) == b"abc"
+    larger = pool_side.write([b"x" * 70000, b"y"])  # grown to the message
+    assert os.stat(os.path.join(lane_dir, larger.name)).st_ino == inode
+    assert worker.read(larger) == b"x" * 70000 + b"y"
+    worker.close()
+    pool_side.close()
+    assert os.listdir(lane_dir) == []
+
+
+def test_spares_are_bounded_in_count_and_bytes(lane_dir: str) -> None:
+    writer = Lane(lane_dir, "n")
+    reader = Lane(lane_dir, "w1")
+    for ref in [writer.write(b"z" * 100) for _ in range(MAX_SPARE_FILES + 2)]:
+        reader.read(ref)
+    assert reader.spare_count() == MAX_SPARE_FILES
+    assert len(os.listdir(lane_dir)) == MAX_SPARE_FILES
+    reader.drop_spares()
+    assert os.listdir(lane_dir) == []
+    reader.read(writer.write(b"\0" * SPARE_FILES_MAX_BYTES))
+    assert reader.spare_count() == 0 and os.listdir(lane_dir) == []
+
+
+def test_a_file_that_fails_its_checks_is_not_kept(lane_dir: str) -> None:
+    writer = Lane(lane_dir, "n")
+    reader = Lane(lane_dir, "w1")
+    ref = writer.write(b"q" * 1000)
+    os.truncate(os.path.join(lane_dir, ref.name), HEADER_BYTES + 10)
+    with pytest.raises(LaneError):
+        reader.read(ref)
+    assert reader.spare_count() == 0 and os.listdir(lane_dir) == []
+
+
+def test_a_swept_spare_gives_the_next_message_a_new_file(lane_dir: str) -> None:
+    writer = Lane(lane_dir, "n")
+    reader = Lane(lane_dir, "w1")
+    reader.read(writer.write(b"a"))
+    writer.sweep("w1")  # the pool removing an exited worker's files
+    ref = reader.write(b"bc")
+    assert reader.spare_count() == 0
+    assert writer.read(ref) == b"bc"
+
+
+def test_spares_are_dropped_after_the_idle_time(lane_dir: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    import time
+
+    from procgrpc import _shm
+
+    writer = Lane(lane_dir, "n")
+    reader = Lane(lane_dir, "w1")
+    # Off the event loop: checked at the next message.
+    reader.read(writer.write(b"a"))
+    now = time.monotonic()
+    monkeypatch.setattr("procgrpc._shm.time.monotonic", lambda: now + SPARE_IDLE_SECONDS + 1)
+    reader.read(writer.write(b"b"))  # the stale spare goes first; this file is kept
+    assert reader.spare_count() == 1
+    monkeypatch.undo()
+    reader.drop_spares()
+
+    async def on_the_loop() -> None:
+        monkeypatch.setattr(_shm, "SPARE_IDLE_SECONDS", 0.05)
+        reader.read(writer.write(b"c"))
+        assert reader.spare_count() == 1
+        for _ in range(200):
+            if reader.spare_count() == 0:
+                break
+            await asyncio.sleep(0.01)  # polling a condition, bounded; the timer itself is what drops it
+        assert reader.spare_count() == 0
+
+    asyncio.run(on_the_loop())
     assert os.listdir(lane_dir) == []
