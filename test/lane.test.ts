@@ -34,13 +34,17 @@ function messageFiles(): string[] {
   return laneFiles().filter((n) => !isSpareFileName(n));
 }
 
-/** Records the names of files created in the pool's lane directory while `run` runs. */
-async function filesCreatedDuring<T>(run: () => Promise<T>): Promise<{ value: T; created: string[] }> {
+/**
+ * Records the names of files created in the pool's lane directory while `run` runs; with `until`,
+ * also waits (bounded) for the names it expects, since inotify events may arrive after the call.
+ */
+async function filesCreatedDuring<T>(run: () => Promise<T>, until?: (created: string[], value: T) => boolean): Promise<{ value: T; created: string[] }> {
   const [dir] = laneDirs(process.pid);
   const created = new Set<string>();
   const watcher: FSWatcher = watch(dir, (_event, name) => name && created.add(name));
   try {
     const value = await run();
+    if (until) await eventually(() => until([...created], value), 10_000);
     return { value, created: [...created] };
   } finally {
     watcher.close();
@@ -59,7 +63,8 @@ describeShm("unary calls through the lane", () => {
     const [dir] = laneDirs(process.pid);
     expect(statSync(dir).mode & 0o777).toBe(0o700);
     const payload = randomBytes(3 * 1024 * 1024);
-    const { value, created } = await filesCreatedDuring(() => client.echo({ payload, text: "big" }));
+    const bothSides = (names: string[], answer: { workerPid: number }): boolean => names.some((n) => n.startsWith("n-")) && names.some((n) => n.startsWith(`p${answer.workerPid}-`));
+    const { value, created } = await filesCreatedDuring(() => client.echo({ payload, text: "big" }), bothSides);
     expect(Buffer.compare(Buffer.from(value.payload), payload)).toBe(0);
     expect(value.text).toBe("big");
     // One request file written by Node, one response file written by the worker process.
@@ -107,6 +112,15 @@ describeShm("unary calls through the lane", () => {
     expect(EchoResponse.decode(first).payload.every((b) => b === 1)).toBe(true);
   });
 
+  test("a large request goes to its lane file as the call is made, from the caller's own memory: changing the payload afterwards does not change what the worker gets", async () => {
+    const payload = randomBytes(2 * 1024 * 1024);
+    const sent = Buffer.from(payload);
+    const answering = client.echo({ payload });
+    payload.fill(0); // the caller reuses its buffer before the call has run
+    expect(Buffer.compare(Buffer.from((await answering).payload), sent)).toBe(0);
+    expect(messageFiles()).toEqual([]);
+  });
+
   test("a call cancelled or timed out before the worker read its request leaves no file", async () => {
     const ac = new AbortController();
     const cancelled = client.echo({ payload: randomBytes(2 * 1024 * 1024) }, { signal: ac.signal });
@@ -129,6 +143,27 @@ describeShm("unary calls through the lane", () => {
       expect(laneDirs(process.pid).length).toBe(1);
     } finally {
       await other.shutdown(); // a failed call must not leave the pool (and jest's worker) alive
+    }
+  });
+});
+
+describeShm("a large request that is never sent leaves no file", () => {
+  test("refused at admission (queue full) or out of time while queued, its lane file (written as it was serialized) is removed", async () => {
+    const pool = new WorkerPool(testingPool({ workers: 1, maxInFlightPerWorker: 1, maxQueue: 1, sharedMemoryLane: { directory: base, thresholdBytes: 256 * 1024 } }));
+    await pool.start();
+    try {
+      const client = pool.client(TestServiceDefinition);
+      const holding = client.sleep({ ms: 2000 }); // the only slot
+      await eventually(() => pool.health().workers[0].inFlight === 1, 10_000);
+      const queued = client.echo({ payload: randomBytes(1024 * 1024) }, { timeoutMs: 300 }); // waits, then runs out of time
+      expect(await eventually(() => messageFiles().length === 1, 10_000)).toBe(true); // its request, already in the lane
+      const refused = await rejection(client.echo({ payload: randomBytes(1024 * 1024) })); // the queue is full
+      expect(refused.code()).toBe(8); // RESOURCE_EXHAUSTED
+      expect((await rejection(queued)).code()).toBe(4); // DEADLINE_EXCEEDED, never sent
+      await holding;
+      expect(messageFiles()).toEqual([]);
+    } finally {
+      await pool.shutdown();
     }
   });
 });

@@ -1,6 +1,7 @@
 import type { MethodDefinition } from "./definition";
 import { isIdempotentMethod } from "./definition";
 import { encodeMessage } from "./message-encoder";
+import { encodeMessageParts } from "./message-parts";
 
 /** The four kinds of gRPC call, by whether requests and responses stream. */
 export type CallKind = "unary" | "server-stream" | "client-stream" | "bidi-stream";
@@ -11,6 +12,12 @@ export interface UnaryMethod<Req, Res> {
   readonly path: string;
   /** Encodes a request; may throw for a value the message type cannot hold (the call then fails before admission). */
   readonly serialize: (request: Req) => Buffer;
+  /**
+   * Encodes a request that holds a `bytes` value of at least `minBytes` as parts whose large
+   * values are the request's own memory (src/call/message-parts.ts), for a transport that writes
+   * them out at once; undefined: use `serialize`. May throw as `serialize` does.
+   */
+  readonly serializeParts?: (request: Req, minBytes: number) => Uint8Array[] | undefined;
   readonly deserialize: (bytes: Buffer) => Res;
   /** Marked IDEMPOTENT or NO_SIDE_EFFECTS in the proto. */
   readonly idempotent: boolean;
@@ -43,6 +50,7 @@ export function methodOf<Req, Res>(serviceFullName: string, method: MethodDefini
     serialize: (request) => {
       return encodeMessage(requestType, requestType.fromPartial(request as never));
     },
+    serializeParts: (request, minBytes) => encodeMessageParts(requestType, requestType.fromPartial(request as never), minBytes),
     deserialize: (bytes) => responseType.decode(bytes),
     idempotent: isIdempotentMethod(method),
     idempotencyLevel: level === "NO_SIDE_EFFECTS" || level === "IDEMPOTENT" ? level : "IDEMPOTENCY_UNKNOWN",

@@ -19,6 +19,7 @@ import { expiredBeforeStart } from "../transport/call-start";
 import type { OutgoingCall } from "../transport/outgoing-call";
 import { bidiStreamCall, clientStreamCall, serverStreamCall, type RequestSource } from "../transport/stream-call";
 import { runUnaryCall } from "../transport/unary-call";
+import { discardRequest, requestBytes, type UnaryRequest } from "../transport/unary-request";
 import type { CallOptions } from "./call-options";
 import { createDynamicClient, type DynamicClient, type DynamicClientOptions } from "./dynamic-client";
 import { clientInterceptors, createTypedClient, methodCaller, unaryMethodOfCall, type CallInvoker, type Client, type ClientOptions } from "./typed-client";
@@ -132,9 +133,21 @@ export abstract class CallSurface<Events extends Record<keyof Events, unknown[]>
   /** Admission: a lease on a target for this call (waiting for one if the pool queues). */
   protected abstract acquire(call: Call, out: OutgoingCall): Lease | Promise<Lease>;
 
-  /** Runs an admitted unary call; the default is plain gRPC on the target's channel. */
-  protected runUnary(out: OutgoingCall, payload: Buffer, lease: Lease): Promise<unknown> {
-    return runUnaryCall(out, payload, lease);
+  /**
+   * Serializes a unary call's request, before admission. The default is its bytes; a local pool
+   * may write a large one to its shared-memory lane here (`LaneRequest`). Throws the call's
+   * `protocol` error for a value the message cannot hold.
+   */
+  protected serializeUnaryRequest(out: OutgoingCall, request: unknown): UnaryRequest {
+    return serializeRequest(out, () => out.method.serialize(request));
+  }
+
+  /**
+   * Runs an admitted unary call; the default is plain gRPC on the target's channel. The request
+   * is its to send or discard.
+   */
+  protected runUnary(out: OutgoingCall, payload: UnaryRequest, lease: Lease): Promise<unknown> {
+    return runUnaryCall(out, requestBytes(payload), lease);
   }
 
   /** A lease on `target` that counts toward the pool's calls in flight; `onRelease` runs once. */
@@ -242,13 +255,22 @@ export abstract class CallSurface<Events extends Record<keyof Events, unknown[]>
     }
     const out: OutgoingCall = { kind, method, metadata, deadline, startedAt, signal, requestId, callId, idempotent, onHeader: options.onHeader, onTrailer: options.onTrailer };
     if (startedAt >= deadline.at) throw expiredBeforeStart(out, undefined);
-    const payload = kind === "unary" || kind === "server-stream" ? serializeRequest(out, call.request) : undefined;
-    const lease = await this.acquire(call, out);
+    const payload =
+      kind === "unary" ? this.serializeUnaryRequest(out, call.request)
+      : kind === "server-stream" ? serializeRequest(out, () => out.method.serialize(call.request))
+      : undefined;
+    let lease: Lease;
+    try {
+      lease = await this.acquire(call, out);
+    } catch (err) {
+      discardRequest(payload); // never sent: a lane file written for it goes now
+      throw err;
+    }
     try {
       call.onDispatch?.(lease.target.id);
       switch (kind) {
         case "unary":
-          return await this.runUnary(out, payload as Buffer, lease);
+          return await this.runUnary(out, payload as UnaryRequest, lease);
         case "server-stream":
           return serverStreamCall(out, payload as Buffer, lease);
         case "client-stream":
@@ -263,10 +285,10 @@ export abstract class CallSurface<Events extends Record<keyof Events, unknown[]>
   }
 }
 
-/** Serialises a request before admission: a value the message cannot hold fails here, taking no worker's capacity. */
-function serializeRequest(out: OutgoingCall, request: unknown): Buffer {
+/** Serialises a request (with `encode`) before admission: a value the message cannot hold fails here, taking no worker's capacity. */
+export function serializeRequest<T>(out: OutgoingCall, encode: () => T): T {
   try {
-    return out.method.serialize(request);
+    return encode();
   } catch (err) {
     throw new RpcError({
       code: Status.INTERNAL,

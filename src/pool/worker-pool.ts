@@ -2,16 +2,18 @@ import type { Call } from "../call/interceptor";
 import { jsonLogger } from "../core/logger";
 import { RpcError } from "../core/rpc-error";
 import { Status } from "../core/status";
-import { CallSurface, type PoolState } from "../client/call-surface";
+import { partsLength } from "../call/message-parts";
+import { CallSurface, serializeRequest, type PoolState } from "../client/call-surface";
 import type { CircuitsHealth } from "../resilience/pool-resilience";
 import type { Lease } from "../transport/call-target";
-import type { OutgoingCall } from "../transport/outgoing-call";
+import { callFacts, type OutgoingCall } from "../transport/outgoing-call";
 import { openPoolLane } from "../transport/lane-options";
-import type { PipeLane } from "../transport/lane-pipe";
+import { laneProtocolError, type PipeLane } from "../transport/lane-pipe";
 import { Pipeline } from "../transport/pipeline";
 import { grpcPipeStream } from "../transport/pipe-stream";
 import { SocketPipeStream } from "../transport/socket-pipe-stream";
 import { runUnaryCall } from "../transport/unary-call";
+import { LaneRequest, discardRequest, requestBytes, requestLength, type UnaryRequest } from "../transport/unary-request";
 import { runningHandlers } from "../transport/worker-introspection";
 import { Admission } from "./admission";
 import { Autoscaler, ScalingPolicy, type ScaleReason } from "./autoscaler";
@@ -335,10 +337,37 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
    * takes its own stream so large messages never hold up small ones; or as its own HTTP/2 stream
    * ("unary"). The hang watchdog follows the call until its handler has ended.
    */
-  protected override runUnary(out: OutgoingCall, payload: Buffer, lease: Lease): Promise<unknown> {
+  /**
+   * With the shared-memory lane, a request holding a `bytes` value of at least the lane's
+   * threshold is written to its lane file here, from the message's own memory (no serialized
+   * copy of it: src/call/message-parts.ts); a pipelined call then sends the file's reference.
+   */
+  protected override serializeUnaryRequest(out: OutgoingCall, request: unknown): UnaryRequest {
+    const lane = this.lane;
+    const toParts = out.method.serializeParts;
+    if (lane !== undefined && toParts !== undefined) {
+      const parts = serializeRequest(out, () => toParts(request, lane.settings.thresholdBytes));
+      if (parts !== undefined) {
+        const length = partsLength(parts);
+        const ref = lane.outgoing(parts, length);
+        // No room in the lane (warned once there): the bytes, as for any request.
+        return ref ? new LaneRequest(ref, length, lane) : Buffer.concat(parts, length);
+      }
+    }
+    return super.serializeUnaryRequest(out, request);
+  }
+
+  protected override runUnary(out: OutgoingCall, payload: UnaryRequest, lease: Lease): Promise<unknown> {
     const worker = lease.target as WorkerProcess;
     const watched = this.watchdog.begin(worker, out.callId, out.requestId, out.method.path);
-    const running = this.usesPipeline(worker, payload) ? this.pipelineOf(worker).call(out, payload, lease) : runUnaryCall(out, payload, lease);
+    let running: Promise<unknown>;
+    try {
+      running = this.usesPipeline(worker, payload) ? this.pipelineOf(worker).call(out, payload, lease) : this.runOwnStream(out, payload, lease);
+    } catch (err) {
+      discardRequest(payload); // a pipeline that could not be made: the request goes nowhere
+      this.watchdog.end(watched);
+      throw err;
+    }
     return running.then(
       (value) => {
         this.watchdog.end(watched);
@@ -354,8 +383,21 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
     );
   }
 
-  private usesPipeline(worker: WorkerProcess, payload: Buffer): boolean {
-    return this.options.transport === "pipelined" && worker.channel !== undefined && worker.state === "ready" && (payload.length <= this.options.pipelineMaxRequestBytes || this.lane?.takes(payload.length) === true);
+  private usesPipeline(worker: WorkerProcess, payload: UnaryRequest): boolean {
+    const length = requestLength(payload);
+    return this.options.transport === "pipelined" && worker.channel !== undefined && worker.state === "ready" && (length <= this.options.pipelineMaxRequestBytes || this.lane?.takes(length) === true);
+  }
+
+  /** A unary call on its own HTTP/2 stream; a request already in a lane file is read back for it. */
+  private runOwnStream(out: OutgoingCall, payload: UnaryRequest, lease: Lease): Promise<unknown> {
+    let bytes: Buffer;
+    try {
+      bytes = requestBytes(payload);
+    } catch (err) {
+      lease.release();
+      return Promise.reject(laneProtocolError(err, callFacts(out, lease.target), false));
+    }
+    return runUnaryCall(out, bytes, lease);
   }
 
   private pipelineOf(worker: WorkerProcess): Pipeline {

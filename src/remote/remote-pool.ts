@@ -12,6 +12,7 @@ import { checkHealth, type ServingStatus } from "../transport/health-check";
 import { rpcErrorFromStatus } from "../transport/grpc-status";
 import type { OutgoingCall } from "../transport/outgoing-call";
 import { runUnaryCall } from "../transport/unary-call";
+import { requestBytes, type UnaryRequest } from "../transport/unary-request";
 import { resolveRemoteOptions, type RemotePoolOptions, type ResolvedRemoteOptions } from "./remote-options";
 import { RemoteTarget, type TargetState } from "./remote-target";
 import { withTlsHint } from "./tls-hint";
@@ -161,8 +162,9 @@ export class RemotePool extends CallSurface<RemotePoolEvents> {
   }
 
   /** Plain gRPC to the target; a TLS failure gets a hint at what to check. */
-  protected override runUnary(out: OutgoingCall, payload: Buffer, lease: Lease): Promise<unknown> {
-    return runUnaryCall(out, payload, lease).catch((err: unknown) => {
+  protected override runUnary(out: OutgoingCall, payload: UnaryRequest, lease: Lease): Promise<unknown> {
+    // A remote pool has no lane: its requests are always bytes.
+    return runUnaryCall(out, requestBytes(payload), lease).catch((err: unknown) => {
       throw withTlsHint(err, lease.target.id);
     });
   }

@@ -55,12 +55,15 @@ export class PipeLane {
     return bytes >= this.settings.thresholdBytes;
   }
 
-  /** Writes `payload` as a lane file when it is large enough and there is room; undefined: send it inline. */
-  outgoing(payload: Buffer): LaneRef | undefined {
-    if (!this.takes(payload.length)) return undefined;
+  /**
+   * Writes `payload` (one buffer, or parts written back to back: `length` bytes in all) as a lane
+   * file when it is large enough and there is room; undefined: send it inline.
+   */
+  outgoing(payload: Uint8Array | readonly Uint8Array[], length = (payload as Uint8Array).byteLength): LaneRef | undefined {
+    if (!this.takes(length)) return undefined;
     let placement;
     try {
-      placement = this.lane.placement(payload.length, this.settings.thresholdBytes, this.settings.reserveBytes);
+      placement = this.lane.placement(length, this.settings.thresholdBytes, this.settings.reserveBytes);
     } catch (err) {
       placement = { lane: false as const, reason: (err as Error).message };
     }
@@ -154,10 +157,10 @@ export class LaneRequestFiles {
   }
 }
 
-/** The `protocol` error of a call whose lane file could not be read, on either side. */
-export function laneProtocolError(err: unknown, facts: { method: string; workerId: string | undefined; requestId: string; idempotent: boolean }): RpcError {
+/** The `protocol` error of a call whose lane file could not be read, on either side (`reachedWorker` false: read back here before it was sent). */
+export function laneProtocolError(err: unknown, facts: { method: string; workerId: string | undefined; requestId: string; idempotent: boolean }, reachedWorker = true): RpcError {
   const message = err instanceof Error ? err.message : String(err);
-  return new RpcError({ code: Status.INTERNAL, details: `shared-memory lane: ${message}`, category: "protocol", cause: err, reachedWorker: true, ...facts });
+  return new RpcError({ code: Status.INTERNAL, details: `shared-memory lane: ${message}`, category: "protocol", cause: err, reachedWorker, ...facts });
 }
 
 /** The details of a result the worker failed because it could not read the request's lane file, else undefined. */

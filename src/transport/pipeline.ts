@@ -8,6 +8,7 @@ import { deadlineError, refuseBeforeStart } from "./call-start";
 import { DeadlineQueue } from "./deadline-queue";
 import { neverSent } from "./grpc-status";
 import { LaneRequestFiles, laneProtocolError, workerLaneFault, type PipeLane } from "./lane-pipe";
+import { LaneRequest, discardRequest, type UnaryRequest } from "./unary-request";
 import { callFacts, type OutgoingCall } from "./outgoing-call";
 import { PendingCall } from "./pending-call";
 import { pipeCallMetadata } from "./pipe-metadata";
@@ -83,9 +84,10 @@ export class Pipeline implements WorkerCall {
    * Sends one unary call (its request already serialised) and settles with the worker's answer.
    * The lease is released when the call settles, whatever settles it.
    */
-  call(out: OutgoingCall, payload: Buffer, lease: Lease): Promise<unknown> {
+  call(out: OutgoingCall, payload: UnaryRequest, lease: Lease): Promise<unknown> {
     const refused = refuseBeforeStart(out, this.target) ?? (this.closed ? this.closedError(out) : undefined);
     if (refused) {
+      discardRequest(payload);
       lease.release();
       return Promise.reject(refused);
     }
@@ -101,9 +103,10 @@ export class Pipeline implements WorkerCall {
     this.pending.set(callId, entry);
     const timeoutUs = remainingMs * 1000 >= MAX_TIMEOUT_US ? 0 : Math.max(1, Math.round(remainingMs * 1000));
     const { metadata, requestId, attemptId } = pipeCallMetadata(out);
-    const payloadRef = this.lane?.outgoing(payload);
+    // A request already in a lane file (written as it was serialized) sends its reference.
+    const payloadRef = payload instanceof LaneRequest ? payload.ref : this.lane?.outgoing(payload);
     if (payloadRef) this.laneFiles?.track(callId, payloadRef);
-    this.outCalls.push({ callId, method: out.method.path, payload: payloadRef ? EMPTY : payload, timeoutUs, metadata, requestId, attemptId, payloadRef });
+    this.outCalls.push({ callId, method: out.method.path, payload: payloadRef ? EMPTY : (payload as Buffer), timeoutUs, metadata, requestId, attemptId, payloadRef });
     this.scheduleFlush();
     return entry.promise;
   }

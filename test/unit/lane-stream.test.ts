@@ -6,7 +6,7 @@ import { silentLogger } from "../../src";
 import { LaneRef } from "../../src/gen/procgrpc/internal/v1/pipeline";
 import { PipeLane } from "../../src/transport/lane-pipe";
 import { LANE_STREAM_PREFIX, laneStreamPath, unframe } from "../../src/transport/lane-stream";
-import { LaneError, SharedMemoryLane } from "../../src/transport/shared-memory-lane";
+import { LaneError, SharedMemoryLane, isSpareFileName } from "../../src/transport/shared-memory-lane";
 
 // The lane is used only on a memory-backed directory.
 const scratch = mkdtempSync(join(existsSync("/dev/shm") ? "/dev/shm" : tmpdir(), "lane-stream-test-"));
@@ -28,7 +28,7 @@ function pipeLane(): PipeLane {
     const ref = lane.outgoing(large) as LaneRef;
     expect(readdirSync(lane.lane.dir)).toHaveLength(1);
     expect(unframe(lane, Buffer.concat([Buffer.from([1]), LaneRef.encode(ref).finish()]))).toEqual(large);
-    expect(readdirSync(lane.lane.dir)).toHaveLength(0);
+    expect(readdirSync(lane.lane.dir).filter((n) => !isSpareFileName(n))).toHaveLength(0); // read: a spare of the reader's at most
     lane.close();
   });
 
