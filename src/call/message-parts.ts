@@ -81,7 +81,7 @@ const ignoresWriter = new WeakSet<object>();
  * own memory in the parts: write them out before the caller may change them.
  */
 export function encodeMessageParts<T>(type: MessageType<T>, message: T, minBytes: number): Uint8Array[] | undefined {
-  if (ignoresWriter.has(type) || !holdsBytesOf(message, Math.max(minBytes, REFERENCED_BYTES_MIN))) return undefined;
+  if (ignoresWriter.has(type) || !holdsLargeBytes(message, minBytes)) return undefined;
   const writer = new PartsWriter(REFERENCED_BYTES_MIN);
   const written = (type.encode as (m: T, w: BinaryWriter) => unknown)(message, writer);
   if (written !== writer) {
@@ -98,19 +98,28 @@ export function partsLength(parts: readonly Uint8Array[]): number {
   return n;
 }
 
-/** Whether `value` holds a typed array of at least `minBytes` (true also when it is too large to search). */
-function holdsBytesOf(value: unknown, minBytes: number): boolean {
-  const pending: unknown[] = [value];
+/**
+ * Whether `value` (a message, or the partial object it is built from) holds a typed array of at
+ * least `minBytes` and {@link REFERENCED_BYTES_MIN}: what {@link encodeMessageParts} needs to
+ * return parts. True also when it is too large to search. Cheap for a small message: the check a
+ * call makes before building its message twice.
+ */
+export function holdsLargeBytes(value: unknown, minBytes: number): boolean {
+  const min = Math.max(minBytes, REFERENCED_BYTES_MIN);
+  if (typeof value !== "object" || value === null) return false;
+  const pending: object[] = [value];
   let searched = 0;
   while (pending.length > 0) {
-    const v = pending.pop();
-    if (typeof v !== "object" || v === null) continue;
+    const v = pending.pop() as object;
     if (++searched > SEARCH_LIMIT) return true;
     if (ArrayBuffer.isView(v)) {
-      if (v.byteLength >= minBytes) return true;
+      if (v.byteLength >= min) return true;
       continue;
     }
-    for (const child of Array.isArray(v) ? v : Object.values(v)) if (typeof child === "object" && child !== null) pending.push(child);
+    for (const key in v) {
+      const child = (v as Record<string, unknown>)[key];
+      if (typeof child === "object" && child !== null) pending.push(child);
+    }
   }
   return false;
 }

@@ -1,7 +1,7 @@
 import type { MethodDefinition } from "./definition";
 import { isIdempotentMethod } from "./definition";
 import { encodeMessage } from "./message-encoder";
-import { encodeMessageParts } from "./message-parts";
+import { encodeMessageParts, holdsLargeBytes } from "./message-parts";
 
 /** The four kinds of gRPC call, by whether requests and responses stream. */
 export type CallKind = "unary" | "server-stream" | "client-stream" | "bidi-stream";
@@ -50,7 +50,8 @@ export function methodOf<Req, Res>(serviceFullName: string, method: MethodDefini
     serialize: (request) => {
       return encodeMessage(requestType, requestType.fromPartial(request as never));
     },
-    serializeParts: (request, minBytes) => encodeMessageParts(requestType, requestType.fromPartial(request as never), minBytes),
+    // Checked on the request as given first: most requests are small, and need no second message built.
+    serializeParts: (request, minBytes) => (holdsLargeBytes(request, minBytes) ? encodeMessageParts(requestType, requestType.fromPartial(request as never), minBytes) : undefined),
     deserialize: (bytes) => responseType.decode(bytes),
     idempotent: isIdempotentMethod(method),
     idempotencyLevel: level === "NO_SIDE_EFFECTS" || level === "IDEMPOTENT" ? level : "IDEMPOTENCY_UNKNOWN",

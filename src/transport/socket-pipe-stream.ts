@@ -6,6 +6,8 @@ import type { PipeStream, PipeStreamError } from "./pipe-stream";
 
 /** Bytes of a frame's length prefix (little-endian uint32). */
 const HEADER_BYTES = 4;
+/** A frame writer that held a larger frame (its buffer at least that) is not kept for the next one. */
+const KEPT_WRITER_MAX_BYTES = 1 << 20;
 /** No protobuf message is longer (2 GiB - 1): a longer prefix is not one of ours. */
 const MAX_FRAME_BYTES = 0x7fffffff;
 
@@ -22,6 +24,8 @@ export class SocketPipeStream extends EventEmitter implements PipeStream {
   /** The length of the frame being read, or -1 while its prefix is incomplete. */
   private frameBytes = -1;
   private finished = false;
+  private writer: BinaryWriter | undefined;
+  private lastFrameBytes = 0;
 
   constructor(private readonly socket: Duplex) {
     super();
@@ -39,14 +43,28 @@ export class SocketPipeStream extends EventEmitter implements PipeStream {
   write(request: PipeRequest): void {
     if (this.writableEnded) return;
     // The length prefix is a fixed32 (little-endian) written first and filled in once the
-    // message is encoded behind it: one buffer, one write.
-    const frame = PipeRequest.encode(request, new BinaryWriter().fixed32(0)).finish();
+    // message is encoded behind it: one buffer, one write. One writer for every frame: a new
+    // one starts small and grows (new memory) on each; `finish()` hands out a copy either way.
+    let frame: Uint8Array;
+    try {
+      frame = PipeRequest.encode(request, this.frameWriter().fixed32(0)).finish();
+    } catch (err) {
+      this.writer = undefined; // left mid-message: never reused
+      throw err;
+    }
+    this.lastFrameBytes = frame.byteLength;
     new DataView(frame.buffer, frame.byteOffset, HEADER_BYTES).setUint32(0, frame.byteLength - HEADER_BYTES, true);
     this.socket.write(frame);
   }
 
   end(): void {
     if (!this.socket.writableEnded && !this.socket.destroyed) this.socket.end();
+  }
+
+  /** The writer frames are encoded with (a new one after a frame larger than {@link KEPT_WRITER_MAX_BYTES}). */
+  private frameWriter(): BinaryWriter {
+    if (this.writer === undefined || this.lastFrameBytes > KEPT_WRITER_MAX_BYTES) this.writer = new BinaryWriter();
+    return this.writer;
   }
 
   private receive(chunk: Buffer): void {
