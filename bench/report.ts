@@ -236,7 +236,11 @@ trip (HTTP/2 DATA frames of 16 KiB through node:http2, each way). procgrpc's una
 256 KiB on therefore do not travel as gRPC messages: with the default pipelined transport the
 request and the response are files in the pool's shared-memory lane and the stream carries a
 reference ("Large payloads" below; design, crossover and cleanup in docs/shared-memory-lane.md).
-The default transport is ${laneVsFloor(r, 1 << 20)} the floor at 1 MiB and ${laneVsFloor(r, 16 << 20)} at 16 MiB in this run. Requests between
+A large request is written to its file straight from the message's own memory as the call is
+made, and each side writes its next message over a file it read (spare files), so neither side
+allocates new tmpfs pages per message. The default transport is ${laneVsFloor(r, 1 << 20)} the floor at 1 MiB and ${laneVsFloor(r, 16 << 20)} at 16 MiB in this run; what Node
+still allocates per call is the decoded response's copy of its \`bytes\` field (ts-proto's
+generated code). Requests between
 128 KiB and the lane threshold take their own HTTP/2 stream, as plain gRPC; procgrpc opens a 4 MiB
 HTTP/2 receive window on its local channels, which halved 64 KiB latency compared with HTTP/2's
 64 KiB default.
