@@ -210,30 +210,31 @@ class Lane:
             return False
         return True
 
-    def _keep_spare(self, path: str, fd: int, size: int) -> Optional[_Spare]:
-        """Keep the file just read as a spare (renamed to a spare name); None: unlink it."""
+    def _rename_to_spare(self, path: str, size: int) -> Optional[str]:
+        """Rename the file being read to a spare name when one more spare of ``size`` bytes fits;
+        its new path, or None (the caller unlinks it)."""
         self._note_use()
         with self._spares_lock:
             if len(self._spares) >= MAX_SPARE_FILES or self._spare_bytes + size > SPARE_FILES_MAX_BYTES:
                 return None
-            spare_path = os.path.join(self.directory,
-                                      f"{self.writer_prefix}{_SPARE_MARK}{next(self._seq):x}-{os.urandom(6).hex()}")
-            try:
-                os.rename(path, spare_path)
-            except OSError:
-                return None  # discarded by its writer meanwhile: nothing to keep
-            spare = _Spare(fd, spare_path, size)
-            self._spares.append(spare)
-            self._spare_bytes += size
-        self._arm_idle_timer()
-        return spare
+        spare_path = os.path.join(self.directory,
+                                  f"{self.writer_prefix}{_SPARE_MARK}{next(self._seq):x}-{os.urandom(6).hex()}")
+        try:
+            os.rename(path, spare_path)
+        except OSError:
+            return None  # discarded by its writer meanwhile: nothing to keep
+        return spare_path
 
-    def _unkeep(self, spare: _Spare) -> None:
+    def _keep_spare(self, spare: _Spare) -> bool:
+        """Keep a file read to its end as a spare: listed only now, so a drop never closes a file
+        while it is read. False when the spares filled meanwhile (the caller removes it)."""
         with self._spares_lock:
-            if spare in self._spares:
-                self._spares.remove(spare)
-                self._spare_bytes -= spare.size
-        _unlink_quietly(spare.path)
+            if len(self._spares) >= MAX_SPARE_FILES or self._spare_bytes + spare.size > SPARE_FILES_MAX_BYTES:
+                return False
+            self._spares.append(spare)
+            self._spare_bytes += spare.size
+        self._arm_idle_timer()
+        return True
 
     def drop_spares(self) -> None:
         """Close and remove the spare files."""
@@ -290,12 +291,13 @@ class Lane:
             raise LaneError("missing", f"lane file {ref.name} is missing ({ref.length} bytes referenced)") from exc
         except OSError as exc:
             raise LaneError("io", f"could not open lane file {ref.name}: {exc}") from exc
-        spare: Optional[_Spare] = None
+        spare_path: Optional[str] = None
+        kept = False
         try:
             size = os.fstat(fd).st_size
             # The referenced name goes at once either way: renamed to a spare of this side, or unlinked.
-            spare = self._keep_spare(path, fd, size)
-            if spare is None:
+            spare_path = self._rename_to_spare(path, size)
+            if spare_path is None:
                 _unlink_quietly(path)
             expected = HEADER_BYTES + ref.length
             if size < expected:
@@ -317,15 +319,14 @@ class Lane:
             payload = _pread_exactly(fd, ref.length, HEADER_BYTES)
             if ref.crc32 is not None and zlib.crc32(payload) != ref.crc32:
                 raise LaneError("mismatch", f"lane file {ref.name} fails its checksum")
+            if spare_path is not None:
+                kept = self._keep_spare(_Spare(fd, spare_path, size))
             return payload
-        except BaseException:
-            if spare is not None:
-                self._unkeep(spare)  # not a file of ours to reuse
-                spare = None
-            raise
         finally:
-            if spare is None:
+            if not kept:
                 os.close(fd)
+                if spare_path is not None:
+                    _unlink_quietly(spare_path)  # failed its checks, or no room left: not kept
 
     def discard(self, ref: LaneReference) -> None:
         """Remove a referenced file without reading it (a cancelled call)."""

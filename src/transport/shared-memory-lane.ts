@@ -272,8 +272,8 @@ export class SharedMemoryLane {
     }
   }
 
-  /** Keeps the file just read (open as `fd`, `size` bytes, named `path`) as a spare; false: unlink it. */
-  private keepSpare(path: string, fd: number, size: number): SpareFile | undefined {
+  /** Renames the file being read to a spare name when one more spare of `size` bytes fits; its new path, or undefined (the caller unlinks it). */
+  private renameToSpare(path: string, size: number): string | undefined {
     if (this.spares.length >= MAX_SPARE_FILES || this.spareBytes + size > SPARE_FILES_MAX_BYTES) return undefined;
     const bytes = this.random.take();
     const sparePath = join(this.dir, `${this.writerPrefix}${SPARE_MARK}${(this.seq++).toString(36)}-${bytes.toString("hex", 8, 14)}`);
@@ -282,20 +282,14 @@ export class SharedMemoryLane {
     } catch {
       return undefined; // discarded by its writer meanwhile: nothing to keep
     }
-    const spare = { fd, path: sparePath, size };
-    this.spares.push(spare);
-    this.spareBytes += size;
-    this.touch();
-    return spare;
+    return sparePath;
   }
 
-  private unkeep(spare: SpareFile): void {
-    const i = this.spares.indexOf(spare);
-    if (i >= 0) {
-      this.spares.splice(i, 1);
-      this.spareBytes -= spare.size;
-    }
-    unlinkQuietly(spare.path);
+  /** Keeps a file read to its end (open as `fd`) as a spare: listed only once read, as in the worker. */
+  private keepSpare(spare: SpareFile): void {
+    this.spares.push(spare);
+    this.spareBytes += spare.size;
+    this.touch();
   }
 
   /** Closes and removes the spare files. */
@@ -344,12 +338,13 @@ export class SharedMemoryLane {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new LaneError("missing", `lane file ${ref.name} is missing (${ref.length} bytes referenced)`, { cause: err });
       throw new LaneError("io", `could not open lane file ${ref.name}: ${(err as Error).message}`, { cause: err });
     }
-    let spare: SpareFile | undefined;
+    let sparePath: string | undefined;
+    let kept = false;
     try {
       const size = fstatSync(fd).size;
       // The referenced name goes at once either way: renamed to a spare of this side, or unlinked.
-      spare = this.keepSpare(path, fd, size);
-      if (spare === undefined) unlinkQuietly(path);
+      sparePath = this.renameToSpare(path, size);
+      if (sparePath === undefined) unlinkQuietly(path);
       const expected = LANE_HEADER_BYTES + ref.length;
       if (size < expected) throw new LaneError("truncated", `lane file ${ref.name} is truncated: ${size} bytes, expected ${expected}`);
       if (size > expected) throw new LaneError("mismatch", `lane file ${ref.name} is ${size} bytes, expected ${expected}`);
@@ -365,13 +360,16 @@ export class SharedMemoryLane {
         const crc = laneCrc32(payload);
         if (crc !== undefined && crc !== ref.crc32) throw new LaneError("mismatch", `lane file ${ref.name} fails its checksum`);
       }
+      if (sparePath !== undefined) {
+        this.keepSpare({ fd, path: sparePath, size });
+        kept = true;
+      }
       return payload;
-    } catch (err) {
-      if (spare !== undefined) this.unkeep(spare); // not a file of ours to reuse
-      spare = undefined;
-      throw err;
     } finally {
-      if (spare === undefined) closeSync(fd);
+      if (!kept) {
+        closeSync(fd);
+        if (sparePath !== undefined) unlinkQuietly(sparePath); // failed its checks: not kept
+      }
     }
   }
 
