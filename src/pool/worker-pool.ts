@@ -332,12 +332,6 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
   }
 
   /**
-   * Runs an admitted unary call with the pool's transport: as a message on the worker's pipeline
-   * stream ("pipelined", the default), where a request over `pipelineMaxRequestBytes` still
-   * takes its own stream so large messages never hold up small ones; or as its own HTTP/2 stream
-   * ("unary"). The hang watchdog follows the call until its handler has ended.
-   */
-  /**
    * With the shared-memory lane, a request holding a `bytes` value of at least the lane's
    * threshold is written to its lane file here, from the message's own memory (no serialized
    * copy of it: src/call/message-parts.ts); a pipelined call then sends the file's reference.
@@ -357,6 +351,12 @@ export class WorkerPool extends CallSurface<WorkerPoolEvents> {
     return super.serializeUnaryRequest(out, request);
   }
 
+  /**
+   * Runs an admitted unary call with the pool's transport: as a message on the worker's pipeline
+   * stream ("pipelined", the default), where a request over `pipelineMaxRequestBytes` still
+   * takes its own stream so large messages never hold up small ones; or as its own HTTP/2 stream
+   * ("unary"). The hang watchdog follows the call until its handler has ended.
+   */
   protected override runUnary(out: OutgoingCall, payload: UnaryRequest, lease: Lease): Promise<unknown> {
     const worker = lease.target as WorkerProcess;
     const watched = this.watchdog.begin(worker, out.callId, out.requestId, out.method.path);

@@ -91,10 +91,12 @@ export interface LaneOptions {
 /** Where {@link SharedMemoryLane.placement} decided a message goes. */
 export type Placement = { lane: true } | { lane: false; reason: string };
 
+/** Node's `zlib.crc32`, where this Node has it. */
+const zlibCrc32 = (zlib as unknown as { crc32?: (d: Uint8Array, v?: number) => number }).crc32;
+
 /** CRC-32 (zlib's polynomial) without a native addon: `zlib.crc32` where Node has it (≥ 20.15, ≥ 22.2). */
 export function laneCrc32(data: Uint8Array): number | undefined {
-  const fn = (zlib as unknown as { crc32?: (d: Uint8Array, v?: number) => number }).crc32;
-  return fn ? fn(data) >>> 0 : undefined;
+  return zlibCrc32 ? zlibCrc32(data) >>> 0 : undefined;
 }
 
 /** Random bytes for many files from one `randomBytes` call: a getrandom per file cost more than the rest of a small write. */
@@ -472,11 +474,11 @@ function closeQuietly(fd: number): void {
   }
 }
 
+/** The CRC-32 of `parts` back to back (the writer's side of {@link laneCrc32}). */
 function crcOf(parts: readonly Uint8Array[]): number {
-  const fn = (zlib as unknown as { crc32?: (d: Uint8Array, v?: number) => number }).crc32;
-  if (!fn) throw new LaneError("io", "crc32 requested but this Node has no zlib.crc32 (needs Node ≥ 20.15)");
+  if (!zlibCrc32) throw new LaneError("io", "crc32 requested but this Node has no zlib.crc32 (needs Node ≥ 20.15)");
   let crc = 0;
-  for (const p of parts) crc = fn(p, crc);
+  for (const p of parts) crc = zlibCrc32(p, crc);
   return crc >>> 0;
 }
 
