@@ -150,19 +150,28 @@ describeShm("unary calls through the lane", () => {
 describeShm("a large request that is never sent leaves no file", () => {
   test("refused at admission (queue full) or out of time while queued, its lane file (written as it was serialized) is removed", async () => {
     const pool = new WorkerPool(testingPool({ workers: 1, maxInFlightPerWorker: 1, maxQueue: 1, sharedMemoryLane: { directory: base, thresholdBytes: 256 * 1024 } }));
+    const before = new Set(laneDirs(process.pid));
     await pool.start();
+    const [dir] = laneDirs(process.pid).filter((d) => !before.has(d));
+    const created = new Set<string>();
+    // Files are seen as they are created: no check has to beat the queued call's deadline.
+    const watcher: FSWatcher = watch(dir, (_event, name) => name && created.add(name));
+    const hold = new AbortController();
     try {
       const client = pool.client(TestServiceDefinition);
-      const holding = client.sleep({ ms: 2000 }); // the only slot
+      // The only slot, held until the end (a Sleep returns when cancelled): far past the queued call's deadline.
+      const holding = client.sleep({ ms: 60_000 }, { signal: hold.signal, timeoutMs: 120_000 });
       await eventually(() => pool.health().workers[0].inFlight === 1, 10_000);
       const queued = client.echo({ payload: randomBytes(1024 * 1024) }, { timeoutMs: 300 }); // waits, then runs out of time
-      expect(await eventually(() => messageFiles().length === 1, 10_000)).toBe(true); // its request, already in the lane
       const refused = await rejection(client.echo({ payload: randomBytes(1024 * 1024) })); // the queue is full
       expect(refused.code()).toBe(8); // RESOURCE_EXHAUSTED
       expect((await rejection(queued)).code()).toBe(4); // DEADLINE_EXCEEDED, never sent
-      await holding;
+      expect(await eventually(() => [...created].filter((n) => n.startsWith("n-") && !isSpareFileName(n)).length >= 1, 10_000)).toBe(true); // requests went to the lane as serialized
+      hold.abort();
+      await rejection(holding);
       expect(messageFiles()).toEqual([]);
     } finally {
+      watcher.close();
       await pool.shutdown();
     }
   });
