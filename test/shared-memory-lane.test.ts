@@ -1,14 +1,31 @@
 // Unit tests of the shared-memory lane's file primitives (pure file logic, real files).
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync, appendFileSync, symlinkSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync, appendFileSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LANE_HEADER_BYTES, LaneError, MAX_SPARE_FILES, SPARE_FILES_MAX_BYTES, SPARE_IDLE_MS, SharedMemoryLane, isSpareFileName, laneCrc32, laneErrorKind, sweepStaleLaneDirs, type LaneReference } from "../src/transport/shared-memory-lane";
+import { LANE_HEADER_BYTES, LANE_MAX_PADDING, LaneError, MAX_SPARE_FILES, SPARE_FILES_MAX_BYTES, SPARE_IDLE_MS, SharedMemoryLane, isSpareFileName, laneCrc32, laneErrorKind, payloadStart, sweepStaleLaneDirs, type LaneReference } from "../src/transport/shared-memory-lane";
 
 const scratch = mkdtempSync(join(tmpdir(), "lane-test-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 function laneIn(base: string = scratch): SharedMemoryLane {
   return SharedMemoryLane.open({ baseDir: base, fallbackDir: scratch });
+}
+
+/** The payload start a lane file's header records. */
+function startOf(file: string): number {
+  return Number(readFileSync(file).readBigUInt64LE(24));
+}
+
+/** A lane file as a writer with its own padding would write it (`size` cuts it). */
+function writePadded(dir: string, name: string, payload: Buffer, start: number, size?: number): LaneReference {
+  const head = Buffer.alloc(Math.max(start, LANE_HEADER_BYTES));
+  head.write("pglane02", 0, "latin1");
+  head.writeBigUInt64LE(7n, 8);
+  head.writeBigUInt64LE(BigInt(payload.length), 16);
+  head.writeBigUInt64LE(BigInt(start), 24);
+  const data = Buffer.concat([head, payload]);
+  writeFileSync(join(dir, name), size === undefined ? data : data.subarray(0, size));
+  return { name, length: payload.length, nonce: 7n };
 }
 
 function errorOf(fn: () => unknown): LaneError {
@@ -33,7 +50,7 @@ describe("SharedMemoryLane", () => {
         expect(ref.length).toBe(size);
         const file = join(lane.dir, ref.name);
         expect(statSync(file).mode & 0o777).toBe(0o600);
-        expect(statSync(file).size).toBe(LANE_HEADER_BYTES + size);
+        expect(statSync(file).size).toBe(startOf(file) + size);
         expect(lane.read(ref).equals(payload)).toBe(true);
         expect(existsSync(file)).toBe(false); // the reader removed it
       }
@@ -116,6 +133,50 @@ describe("SharedMemoryLane", () => {
 
       writeFileSync(join(lane.dir, "n-forged"), Buffer.alloc(LANE_HEADER_BYTES + 3));
       expect(errorOf(() => lane.read({ name: "n-forged", length: 3, nonce: 0n })).message).toContain("no lane header");
+      expect(readdirSync(lane.dir)).toEqual([]);
+    } finally {
+      lane.close();
+    }
+  });
+
+  it("starts a payload where its largest part lands 16-aligned to its memory, and records the start in the header", () => {
+    const backing = new Uint8Array(1 << 16);
+    for (const offset of [0, 1, 8, 15, 16, 4097]) {
+      for (const prefix of [0, 3, 4, 10]) {
+        const parts = [Buffer.alloc(prefix, 1), backing.subarray(offset, offset + 20000), Buffer.alloc(5, 2)];
+        const start = payloadStart(parts);
+        expect(start).toBeGreaterThanOrEqual(48);
+        expect(start).toBeLessThan(LANE_HEADER_BYTES + LANE_MAX_PADDING);
+        expect((((start + prefix - offset) % 16) + 16) % 16).toBe(0);
+      }
+    }
+    const lane = laneIn();
+    try {
+      const payload = Buffer.concat([Buffer.from([0x0a, 0x90, 0x4e]), Buffer.alloc(10000, 9)]);
+      const ref = lane.write([payload.subarray(0, 3), payload.subarray(3)]);
+      const file = join(lane.dir, ref.name);
+      const start = startOf(file);
+      expect(((start + 3 - payload.subarray(3).byteOffset) % 16 + 16) % 16).toBe(0);
+      expect(readFileSync(file).subarray(LANE_HEADER_BYTES, start).every((b) => b === 0)).toBe(true);
+      expect(lane.read(ref).equals(payload)).toBe(true);
+    } finally {
+      lane.close();
+    }
+  });
+
+  it("reads another writer's payload start, and reports a start outside the padding or a file cut inside it", () => {
+    const lane = laneIn();
+    try {
+      for (const start of [LANE_HEADER_BYTES, 48, LANE_HEADER_BYTES + LANE_MAX_PADDING - 1]) {
+        expect(lane.read(writePadded(lane.dir, `n-ok${start}`, Buffer.alloc(3000, 5), start)).equals(Buffer.alloc(3000, 5))).toBe(true);
+      }
+      lane.dropSpares();
+      const inside = errorOf(() => lane.read(writePadded(lane.dir, "n-inside", Buffer.from("abc"), 16)));
+      expect([inside.kind, inside.message]).toEqual(["mismatch", expect.stringContaining("payload start 16")]);
+      const far = errorOf(() => lane.read(writePadded(lane.dir, "n-far", Buffer.from("abc"), LANE_HEADER_BYTES + LANE_MAX_PADDING)));
+      expect([far.kind, far.message]).toEqual(["mismatch", expect.stringContaining("expected at most")]);
+      const cut = errorOf(() => lane.read(writePadded(lane.dir, "n-cut", Buffer.from("abcdef"), 60, 63)));
+      expect([cut.kind, cut.message]).toEqual(["truncated", expect.stringContaining("expected 66")]);
       expect(readdirSync(lane.dir)).toEqual([]);
     } finally {
       lane.close();
@@ -250,7 +311,7 @@ describe("spare files", () => {
       const next = lane.write(Buffer.from("abc"));
       expect(readdirSync(lane.dir)).toEqual([next.name]);
       expect(statSync(join(lane.dir, next.name)).ino).toBe(inode);
-      expect(statSync(join(lane.dir, next.name)).size).toBe(LANE_HEADER_BYTES + 3);
+      expect(statSync(join(lane.dir, next.name)).size).toBe(startOf(join(lane.dir, next.name)) + 3);
       expect(next.name).not.toBe(first.name);
       expect(next.nonce).not.toBe(first.nonce);
       expect(errorOf(() => worker.read(first)).kind).toBe("missing"); // the old reference names nothing

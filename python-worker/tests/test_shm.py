@@ -5,12 +5,14 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import struct
 import tempfile
 import zlib
+from typing import Optional
 
 import pytest
 
-from procgrpc._shm import (HEADER_BYTES, MAX_SPARE_FILES, SPARE_FILES_MAX_BYTES, SPARE_IDLE_SECONDS, Lane, LaneError,
+from procgrpc._shm import (HEADER_BYTES, MAX_PADDING, MAX_SPARE_FILES, SPARE_FILES_MAX_BYTES, SPARE_IDLE_SECONDS, Lane, LaneError,
                           LaneReference, is_spare_file_name)
 
 
@@ -72,7 +74,7 @@ def test_longer_file_other_nonce_or_no_header_is_a_mismatch(lane_dir: str) -> No
         f.write(bytes(HEADER_BYTES + 3))
     wrong_length = lane.write(b"abcd")
     cases = [(longer, "expected"), (stale._replace(nonce=stale.nonce ^ 1), "nonce"),
-             (LaneReference(forged, 3, 0), "no lane header"), (wrong_length._replace(length=3), "expected")]
+             (LaneReference(forged, 3, 0), "no lane header"), (wrong_length._replace(length=3), "header says")]
     for ref, text in cases:
         with pytest.raises(LaneError) as info:
             lane.read(ref)
@@ -116,16 +118,51 @@ def test_crc32_is_verified_when_present(lane_dir: str) -> None:
 
 
 def test_the_same_format_as_the_node_side(lane_dir: str) -> None:
-    # Header: b"pglane01", u64 LE nonce, u64 LE length (src/transport/shared-memory-lane.ts).
+    # Header: b"pglane02", u64 LE nonce, u64 LE length, u64 LE payload start
+    # (src/transport/shared-memory-lane.ts); this side starts payloads right after the header.
     lane = Lane(lane_dir, "w1")
     ref = lane.write(b"payload")
     with open(os.path.join(lane_dir, ref.name), "rb") as f:
         data = f.read()
-    assert data[:8] == b"pglane01"
+    assert data[:8] == b"pglane02"
     assert int.from_bytes(data[8:16], "little") == ref.nonce
     assert int.from_bytes(data[16:24], "little") == 7
-    assert data[24:] == b"payload"
+    assert int.from_bytes(data[24:32], "little") == HEADER_BYTES == 32
+    assert data[32:] == b"payload"
     lane.discard(ref)
+
+
+def _write_padded(lane_dir: str, name: str, payload: bytes, start: int, nonce: int = 7,
+                  size: Optional[int] = None) -> LaneReference:
+    """A file as the pool writes one: zero padding between the header and the payload."""
+    data = b"pglane02" + struct.pack("<QQQ", nonce, len(payload), start)
+    data = data + bytes(max(0, start - len(data))) + payload
+    with open(os.path.join(lane_dir, name), "wb") as f:
+        f.write(data if size is None else data[:size])
+    return LaneReference(name, len(payload), nonce)
+
+
+def test_a_padded_payload_start_is_read_and_a_bad_one_is_a_clear_error(lane_dir: str) -> None:
+    lane = Lane(lane_dir, "w1")
+    for start in (HEADER_BYTES, 48, 63, HEADER_BYTES + MAX_PADDING - 1):
+        assert lane.read(_write_padded(lane_dir, f"n-ok{start}", b"abc" * 1000, start)) == b"abc" * 1000
+    cases = [
+        # A start inside the header, or past the padding limit: not a file of ours.
+        (_write_padded(lane_dir, "n-inside", b"abc", 16), "mismatch", "payload start 16"),
+        (_write_padded(lane_dir, "n-far", b"abc", HEADER_BYTES + MAX_PADDING), "mismatch", "bytes, expected at most"),
+        # Cut inside the padding or the payload: never read from the wrong offset.
+        (_write_padded(lane_dir, "n-cut", b"abcdef", 60, size=60 + 3), "truncated", "expected 66"),
+        # Longer than its start and length say.
+        (_write_padded(lane_dir, "n-long", b"abc", 40), "mismatch", "is 45 bytes, expected 43"),
+    ]
+    with open(os.path.join(lane_dir, "n-long"), "ab") as f:
+        f.write(b"xy")
+    for ref, kind, text in cases:
+        with pytest.raises(LaneError) as info:
+            lane.read(ref)
+        assert info.value.kind == kind and text in str(info.value), str(info.value)
+    lane.drop_spares()  # the files read whole were kept to be rewritten
+    assert os.listdir(lane_dir) == []
 
 
 def test_sweep_one_writer_close_and_remove_directory(lane_dir: str) -> None:

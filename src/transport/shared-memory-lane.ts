@@ -10,11 +10,20 @@ import * as zlib from "node:zlib";
  * `python-worker/procgrpc/_shm.py`; both write and read the same file layout:
  *
  * ```
- * offset 0   8 bytes  magic "pglane01"
+ * offset 0   8 bytes  magic "pglane02"
  * offset 8   8 bytes  nonce, u64 little-endian (random per file; also in the reference)
  * offset 16  8 bytes  payload length, u64 little-endian
- * offset 24  …        payload
+ * offset 24  8 bytes  payload start S, u64 little-endian (32 ≤ S < 32 + LANE_MAX_PADDING)
+ * offset 32  …        zero padding up to S
+ * offset S   …        payload (the file is S + length bytes)
  * ```
+ *
+ * Why a payload start: on this project's machines the kernel's copy between a process's memory
+ * and a tmpfs page takes ~5× as long when the destination runs 1–15 bytes ahead of the source
+ * within a 4 KiB page (0.41 ms against 0.08 ms per MiB; reads and writes alike; user-space
+ * memcpy has no such case). Memory from malloc is 16-byte aligned, so a writer places its
+ * largest part at a file offset congruent to the part's own offset mod 16, and readers read at
+ * 16-aligned memory (see docs/shared-memory-lane.md, "Alignment").
  *
  * The reader opens the file and removes its name at once (the open descriptor keeps it readable,
  * so a reader that dies mid-read leaks nothing), checks size and header against the reference,
@@ -30,8 +39,16 @@ import * as zlib from "node:zlib";
  * a large message.
  */
 
-/** Bytes before the payload in every lane file. */
-export const LANE_HEADER_BYTES = 24;
+/** Bytes of the header at the start of every lane file (the payload starts at or after it). */
+export const LANE_HEADER_BYTES = 32;
+/** The payload starts fewer than this many bytes after the header. */
+export const LANE_MAX_PADDING = 64;
+/**
+ * Where this side's payloads start when their largest part is 16-aligned: 48, not 32, because a
+ * worker reads into a new `bytes` object whose data sits 48 bytes into its page (a glibc mmap
+ * chunk's 16-byte header, CPython's 32-byte bytes header), and 33–47 would put it 1–15 ahead.
+ */
+const PAYLOAD_START_BASE = 48;
 /** How many read files one side keeps to write its next messages into. */
 export const MAX_SPARE_FILES = 2;
 /** The most bytes of spare files one side keeps (a larger file is unlinked when read). */
@@ -40,7 +57,7 @@ export const SPARE_FILES_MAX_BYTES = 32 << 20;
 export const SPARE_IDLE_MS = 1000;
 /** The names of spare files, after the writer prefix. */
 const SPARE_MARK = "-spare-";
-const MAGIC = Buffer.from("pglane01", "latin1");
+const MAGIC = Buffer.from("pglane02", "latin1");
 /** Names a peer may reference: no separators, no dots, bounded length (a reference never escapes the directory). */
 const NAME_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 /** Lane directories are `procgrpc-lane-<pid>-<random>`: the pid lets a later start sweep a crashed pool's directory. */
@@ -55,7 +72,7 @@ const TMPFS_MAGIC = 0x01021994;
 export interface LaneReference {
   /** The file's name inside the lane directory. */
   readonly name: string;
-  /** Payload length in bytes (the file is `LANE_HEADER_BYTES` longer). */
+  /** Payload length in bytes (the file is its header and padding longer). */
   readonly length: number;
   /** Random per file, also in the file's header: a reference can never read another message's file. */
   readonly nonce: bigint;
@@ -205,7 +222,7 @@ export class SharedMemoryLane {
     if (bytes < thresholdBytes) return { lane: false, reason: `below the lane threshold (${bytes} < ${thresholdBytes} bytes)` };
     if (!this.memoryBacked) return { lane: false, reason: `${this.dir} is not memory-backed` };
     const free = this.freeBytes();
-    if (free - bytes - LANE_HEADER_BYTES < reserveBytes) return { lane: false, reason: `${this.dir} has ${free} bytes free; ${bytes} would leave less than the ${reserveBytes}-byte reserve` };
+    if (free - bytes - LANE_HEADER_BYTES - LANE_MAX_PADDING < reserveBytes) return { lane: false, reason: `${this.dir} has ${free} bytes free; ${bytes} would leave less than the ${reserveBytes}-byte reserve` };
     return { lane: true };
   }
 
@@ -222,14 +239,16 @@ export class SharedMemoryLane {
     const random = this.random.take();
     const nonce = random.readBigUInt64LE(0) & NONCE_MASK;
     const name = `${this.writerPrefix}-${(this.seq++).toString(36)}-${random.toString("hex", 8, 14)}`;
-    const header = Buffer.allocUnsafe(LANE_HEADER_BYTES);
+    const start = payloadStart(parts);
+    const header = Buffer.alloc(start); // zeroed: the padding after the header
     MAGIC.copy(header, 0);
     header.writeBigUInt64LE(nonce, 8);
     header.writeBigUInt64LE(BigInt(length), 16);
+    header.writeBigUInt64LE(BigInt(start), 24);
     const path = join(this.dir, name);
     const crc = options.crc32 ? crcOf(parts) : undefined;
     const ref: LaneReference = crc === undefined ? { name, length, nonce } : { name, length, nonce, crc32: crc };
-    if (this.rewriteSpare(path, [header, ...parts], LANE_HEADER_BYTES + length)) return ref;
+    if (this.rewriteSpare(path, [header, ...parts], start + length)) return ref;
     let fd: number;
     try {
       fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
@@ -237,7 +256,7 @@ export class SharedMemoryLane {
       throw new LaneError(laneErrorKind(err), `could not create lane file ${path}: ${(err as Error).message}`, { cause: err });
     }
     try {
-      writeAll(fd, [header, ...parts], LANE_HEADER_BYTES + length);
+      writeAll(fd, [header, ...parts], start + length);
     } catch (err) {
       closeSync(fd);
       unlinkQuietly(path);
@@ -347,17 +366,22 @@ export class SharedMemoryLane {
       // The referenced name goes at once either way: renamed to a spare of this side, or unlinked.
       sparePath = this.renameToSpare(path, size);
       if (sparePath === undefined) unlinkQuietly(path);
-      const expected = LANE_HEADER_BYTES + ref.length;
-      if (size < expected) throw new LaneError("truncated", `lane file ${ref.name} is truncated: ${size} bytes, expected ${expected}`);
-      if (size > expected) throw new LaneError("mismatch", `lane file ${ref.name} is ${size} bytes, expected ${expected}`);
-      // Header and payload in one read: the payload is a view past the header.
-      const file = allocate(expected).subarray(0, expected);
+      const least = LANE_HEADER_BYTES + ref.length;
+      if (size < least) throw new LaneError("truncated", `lane file ${ref.name} is truncated: ${size} bytes, expected at least ${least}`);
+      if (size >= least + LANE_MAX_PADDING) throw new LaneError("mismatch", `lane file ${ref.name} is ${size} bytes, expected at most ${least + LANE_MAX_PADDING - 1}`);
+      // Header, padding and payload in one read into 16-aligned memory from offset 0: the payload is a view past the header.
+      const file = allocate(size).subarray(0, size);
       readAll(fd, file);
       const header = file.subarray(0, LANE_HEADER_BYTES);
       if (!header.subarray(0, 8).equals(MAGIC)) throw new LaneError("mismatch", `lane file ${ref.name} has no lane header`);
       if (header.readBigUInt64LE(8) !== ref.nonce) throw new LaneError("mismatch", `lane file ${ref.name} belongs to another message (nonce differs)`);
       if (header.readBigUInt64LE(16) !== BigInt(ref.length)) throw new LaneError("mismatch", `lane file ${ref.name} header says ${header.readBigUInt64LE(16)} bytes, reference ${ref.length}`);
-      const payload = file.subarray(LANE_HEADER_BYTES);
+      const start = header.readBigUInt64LE(24);
+      if (start < LANE_HEADER_BYTES || start >= LANE_HEADER_BYTES + LANE_MAX_PADDING) throw new LaneError("mismatch", `lane file ${ref.name} header has payload start ${start}`);
+      const expected = Number(start) + ref.length;
+      if (size < expected) throw new LaneError("truncated", `lane file ${ref.name} is truncated: ${size} bytes, expected ${expected}`);
+      if (size > expected) throw new LaneError("mismatch", `lane file ${ref.name} is ${size} bytes, expected ${expected}`);
+      const payload = file.subarray(Number(start));
       if (ref.crc32 !== undefined) {
         const crc = laneCrc32(payload);
         if (crc !== undefined && crc !== ref.crc32) throw new LaneError("mismatch", `lane file ${ref.name} fails its checksum`);
@@ -475,6 +499,27 @@ function closeQuietly(fd: number): void {
 }
 
 /** The CRC-32 of `parts` back to back (the writer's side of {@link laneCrc32}). */
+/**
+ * Where a payload of `parts` starts in its file: its largest part (the one whose copy costs) lands
+ * at a file offset congruent mod 16 to that part's offset in its memory, which malloc keeps
+ * 16-aligned; so the kernel never copies it to a page position 1–15 bytes ahead of the source.
+ */
+export function payloadStart(parts: readonly Uint8Array[]): number {
+  let largest = 0;
+  let largestAt = 0;
+  let at = 0;
+  for (let i = 0; i < parts.length; i++) {
+    const n = parts[i].byteLength;
+    if (n > parts[largest].byteLength) {
+      largest = i;
+      largestAt = at;
+    }
+    at += n;
+  }
+  if (parts.length === 0) return PAYLOAD_START_BASE;
+  return PAYLOAD_START_BASE + ((((parts[largest].byteOffset - largestAt - PAYLOAD_START_BASE) % 16) + 16) % 16);
+}
+
 function crcOf(parts: readonly Uint8Array[]): number {
   if (!zlibCrc32) throw new LaneError("io", "crc32 requested but this Node has no zlib.crc32 (needs Node ≥ 20.15)");
   let crc = 0;

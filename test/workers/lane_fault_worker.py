@@ -13,6 +13,7 @@ import sys
 from typing import Any, Optional
 
 from procgrpc._services import lane as lane_module
+from procgrpc._shm import HEADER_BYTES
 
 fault = os.environ.get("PROCGRPC_TEST_LANE_FAULT", "")
 
@@ -30,7 +31,7 @@ def response_ref(self: Any, payload: bytes) -> Optional[Any]:
     if ref is not None:
         path = _path(self.lane.directory, ref.name)
         if fault == "response-truncate":
-            os.truncate(path, 24 + ref.length // 2)
+            os.truncate(path, HEADER_BYTES + ref.length // 2)
         elif fault == "response-nonce":
             with open(path, "r+b") as f:
                 f.seek(8)
@@ -42,7 +43,7 @@ def response_ref(self: Any, payload: bytes) -> Optional[Any]:
 
 def request_payload(self: Any, call: Any) -> bytes:
     if fault == "request-truncate" and call.HasField("payload_ref"):
-        os.truncate(_path(self.lane.directory, call.payload_ref.name), 24 + call.payload_ref.length // 2)
+        os.truncate(_path(self.lane.directory, call.payload_ref.name), HEADER_BYTES + call.payload_ref.length // 2)
     return _request(self, call)
 
 
