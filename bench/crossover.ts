@@ -4,8 +4,9 @@ import { join } from "node:path";
 import { WorkerPool, silentLogger } from "../src";
 import { BenchServiceDefinition } from "../src/gen/bench/v1/bench";
 import { sequential, throughput } from "./lib/measure";
+import { repoRoot } from "./lib/paths";
 async function main() {
-  const mk = (transport: "unary" | "pipelined") => new WorkerPool({ workers: 1, python: join(__dirname, "..", ".venv/bin/python"), script: join(__dirname, "..", "bench/bench_worker.py"), logger: silentLogger, transport, pipelineMaxRequestBytes: 64 << 20, maxInFlightPerWorker: 64 });
+  const mk = (transport: "unary" | "pipelined") => new WorkerPool({ workers: 1, python: join(repoRoot, ".venv/bin/python"), script: join(repoRoot, "bench/bench_worker.py"), logger: silentLogger, transport, pipelineMaxRequestBytes: 64 << 20, maxInFlightPerWorker: 64 });
   const pu = mk("unary"), pp = mk("pipelined");
   await Promise.all([pu.start(), pp.start()]);
   const cu = pu.client(BenchServiceDefinition), cp = pp.client(BenchServiceDefinition);

@@ -10,8 +10,9 @@ import { join } from "node:path";
 import { DirectoryDeadLetterStore, JsonlDeadLetterStore, WorkerPool, replayDeadLetters, silentLogger, type DeadLetter, type DeadLetterStore, type UnaryRunner } from "../src";
 import { EchoRequest } from "../src/gen/bench/v1/bench";
 import { scheduleSection, sectionMarkers } from "./lib/doc-section";
+import { benchDir, repoRoot } from "./lib/paths";
 
-const root = join(__dirname, "..");
+const root = repoRoot;
 const MARKERS = sectionMarkers("dlq-replay");
 
 /** One measured replay. */
@@ -82,7 +83,7 @@ export async function runDlqBench(quick: boolean): Promise<DlqBenchResult> {
   for (const n of quick ? [100, 1000] : [1000, 10_000, 100_000]) rows.push(await measure("directory", "store only", instant, n));
   for (const n of quick ? [100] : [1000, 10_000]) rows.push(await measure("JSON-lines", "store only", instant, n));
   const python = process.env.PROCGRPC_PYTHON ?? join(root, ".venv", "bin", "python");
-  const pool = new WorkerPool({ workers: 2, python, script: join(__dirname, "bench_worker.py"), logger: silentLogger });
+  const pool = new WorkerPool({ workers: 2, python, script: join(benchDir, "bench_worker.py"), logger: silentLogger });
   await pool.start();
   try {
     rows.push(await measure("directory", "2 real workers", pool, quick ? 200 : 10_000));

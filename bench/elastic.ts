@@ -10,8 +10,9 @@ import { WorkerPool, silentLogger, type WorkerPoolOptions } from "../src";
 import { BenchServiceDefinition } from "../src/gen/bench/v1/bench";
 import { scheduleSection, sectionMarkers } from "./lib/doc-section";
 import { median } from "./lib/measure";
+import { benchDir, repoRoot } from "./lib/paths";
 
-const root = join(__dirname, "..");
+const root = repoRoot;
 const MARKERS = sectionMarkers("elastic");
 const python = process.env.PROCGRPC_PYTHON ?? join(root, ".venv", "bin", "python");
 
@@ -35,7 +36,7 @@ export interface ElasticBenchResult {
 
 const log = (msg: string): void => void process.stderr.write(`[bench elastic] ${msg}\n`);
 const now = (): number => Number(process.hrtime.bigint()) / 1e6;
-const options = (extra: Partial<WorkerPoolOptions>): WorkerPoolOptions => ({ python, script: join(__dirname, "bench_worker.py"), logger: silentLogger, ...extra });
+const options = (extra: Partial<WorkerPoolOptions>): WorkerPoolOptions => ({ python, script: join(benchDir, "bench_worker.py"), logger: silentLogger, ...extra });
 const payload = Buffer.alloc(16, 1);
 
 async function until(check: () => boolean, what: string, timeoutMs = 120_000): Promise<void> {

@@ -12,8 +12,9 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { sectionFlags, sectionMarkers, writeMarkedSection, type SectionFlags } from "./lib/doc-section";
+import { repoRoot } from "./lib/paths";
 
-const root = join(__dirname, "..");
+const root = repoRoot;
 const MARKERS = sectionMarkers("install-footprint");
 const IMPORT_RUNS = 15;
 

@@ -9,8 +9,9 @@ import { WorkerPool, silentLogger } from "../src";
 import { BenchServiceDefinition } from "../src/gen/bench/v1/bench";
 import { StreamingTestServiceDefinition } from "../src/gen/testing/v1/streaming";
 import { median, sequential } from "./lib/measure";
+import { repoRoot } from "./lib/paths";
 
-const root = join(__dirname, "..");
+const root = repoRoot;
 const python = process.env.PROCGRPC_PYTHON ?? join(root, ".venv", "bin", "python");
 const { values: args } = parseArgs({ options: { rounds: { type: "string", default: "5" } } });
 const rounds = Number(args.rounds);

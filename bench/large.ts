@@ -10,6 +10,7 @@ import { BenchServiceDefinition } from "../src/gen/bench/v1/bench";
 import { bareStreamCall, startBareStreamServer } from "./lib/bare-stream";
 import { processCpuSeconds, rssMiB, type Call } from "./lib/measure";
 import { binaryPeerCall, jsonPeerCall, startPeerServer, type PeerServer } from "./lib/peer-clients";
+import { benchDir } from "./lib/paths";
 
 /** The paths of the large-payload table, in the order they are measured at each size. */
 export const LARGE_PATHS = [
@@ -116,11 +117,11 @@ export async function measureLarge(opts: { python: string; benchWorker: string; 
   const servers: PeerServer[] = [];
   try {
     await Promise.all(pools.map((p) => p.start()));
-    const bare = await startBareStreamServer(opts.python, join(__dirname, "bare_stream_server.py"), join(dir, "bare.sock"));
+    const bare = await startBareStreamServer(opts.python, join(benchDir, "bare_stream_server.py"), join(dir, "bare.sock"));
     servers.push(bare);
-    const binary = await startPeerServer(opts.python, join(__dirname, "peer_servers.py"), "binary", join(dir, "bin.sock"));
+    const binary = await startPeerServer(opts.python, join(benchDir, "peer_servers.py"), "binary", join(dir, "bin.sock"));
     servers.push(binary);
-    const json = await startPeerServer(opts.python, join(__dirname, "peer_servers.py"), "json", join(dir, "json.sock"));
+    const json = await startPeerServer(opts.python, join(benchDir, "peer_servers.py"), "json", join(dir, "json.sock"));
     servers.push(json);
     const viaPool = (p: WorkerPool, payload: Buffer): { call: Call; close: () => void; pid: number } => {
       const client = p.client(BenchServiceDefinition);

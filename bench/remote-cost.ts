@@ -7,6 +7,7 @@ import { RemotePool, WorkerPool, silentLogger } from "../src";
 import { TestServiceDefinition } from "../src/gen/testing/v1/testing";
 import { makePki } from "../test/helpers/certs";
 import { startRemoteWorker } from "../test/helpers/remote-worker";
+import { repoRoot } from "./lib/paths";
 
 const ROUNDS = 5;
 const SEQUENTIAL = 1000;
@@ -38,8 +39,8 @@ const pct = (s: number[], p: number): number => s[Math.min(s.length - 1, Math.fl
 async function main(): Promise<void> {
   const pki = makePki(["IP:127.0.0.1"]);
   const token = "bench-token";
-  const python = join(__dirname, "..", ".venv", "bin", "python");
-  const script = join(__dirname, "..", "test", "workers", "testing_worker.py");
+  const python = join(repoRoot, ".venv", "bin", "python");
+  const script = join(repoRoot, "test", "workers", "testing_worker.py");
   const local = new WorkerPool({ workers: 1, python, script, logger: silentLogger });
   const tlsWorker = await startRemoteWorker({ args: ["--listen", "127.0.0.1:0"], env: { PROCGRPC_TLS_CERT: pki.server.cert, PROCGRPC_TLS_KEY: pki.server.key, PROCGRPC_TOKEN: token } });
   const plainWorker = await startRemoteWorker({ args: ["--listen", "127.0.0.1:0"] });

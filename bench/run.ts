@@ -1,6 +1,8 @@
 // `npm run bench`: procgrpc against its floors, side by side in one run on this machine, with
 // the same Python echo logic everywhere. Writes docs/benchmarks.md and bench/results/latest.json.
-//   npx tsx bench/run.ts [--quick] [--out docs/benchmarks.md] [--json bench/results/latest.json]
+//   npm run bench [-- --quick] [-- --out docs/benchmarks.md --json bench/results/latest.json]
+//     (scripts/bench.mjs: compiles src/ and bench/ with tsc, then runs this file as JavaScript)
+//   npx tsx bench/run.ts [same options]   (from the sources, for quick checks)
 //   npx tsx bench/run.ts --render bench/results/latest.json   (re-render the report only)
 // --quick runs a tiny matrix (used by test/bench-harness.test.ts to prove the harness works).
 import { execFileSync, spawnSync } from "node:child_process";
@@ -21,12 +23,13 @@ import { measureLarge } from "./large";
 import type { BenchResult, Row } from "./result";
 import { bareStreamCall, startBareStreamServer } from "./lib/bare-stream";
 import "./install-footprint";
+import { benchDir, repoRoot } from "./lib/paths";
 
-const root = join(__dirname, "..");
+const root = repoRoot;
 const python = process.env.PROCGRPC_PYTHON ?? join(root, ".venv", "bin", "python");
-const benchWorker = join(__dirname, "bench_worker.py");
-const peerScript = join(__dirname, "peer_servers.py");
-const bareStreamScript = join(__dirname, "bare_stream_server.py");
+const benchWorker = join(benchDir, "bench_worker.py");
+const peerScript = join(benchDir, "peer_servers.py");
+const bareStreamScript = join(benchDir, "bare_stream_server.py");
 
 const { values: args } = parseArgs({
   options: {

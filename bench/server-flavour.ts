@@ -9,8 +9,9 @@ import { Client, credentials } from "@grpc/grpc-js";
 import { WorkerPool, silentLogger } from "../src";
 import { AsyncEchoRequest, AsyncEchoResponse, EchoRequest, EchoResponse } from "../src/gen/testing/v1/testing";
 import { LOCAL_CHANNEL_OPTIONS } from "../src/pool/worker-process";
+import { benchDir, repoRoot } from "./lib/paths";
 
-const root = join(__dirname, "..");
+const root = repoRoot;
 const python = join(root, ".venv", "bin", "python");
 
 type Call = () => Promise<unknown>;
@@ -60,7 +61,7 @@ async function main(): Promise<void> {
 
   const dir = mkdtempSync(join(tmpdir(), "flavour-"));
   const sock = join(dir, "sync.sock");
-  const server = spawn(python, [join(__dirname, "flavour_sync_server.py"), sock], { stdio: ["ignore", "pipe", "inherit"] });
+  const server = spawn(python, [join(benchDir, "flavour_sync_server.py"), sock], { stdio: ["ignore", "pipe", "inherit"] });
   await new Promise((resolve) => server.stdout.once("data", resolve));
   const sync = new Client(`unix:${sock}`, credentials.createInsecure(), LOCAL_CHANNEL_OPTIONS);
   results.push(await measure("plain sync grpcio server + def (no procgrpc)", unary(sync, "/testing.v1.TestService/Echo", () => echo, (b) => EchoResponse.decode(b))));

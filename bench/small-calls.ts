@@ -15,8 +15,9 @@ import { BenchServiceDefinition } from "../src/gen/bench/v1/bench";
 import { bareStreamCall, startBareStreamServer } from "./lib/bare-stream";
 import { median, sequential, throughput, type Call, type RunFigures } from "./lib/measure";
 import { jsonPeerCall, startPeerServer } from "./lib/peer-clients";
+import { benchDir, repoRoot } from "./lib/paths";
 
-const root = join(__dirname, "..");
+const root = repoRoot;
 const { values: args } = parseArgs({
   options: {
     rounds: { type: "string", default: "5" },
@@ -45,7 +46,7 @@ interface PoolModule {
 }
 
 async function poolTarget(name: string, lib: PoolModule, env: Record<string, string> = {}): Promise<Target> {
-  const pool = new lib.WorkerPool({ workers: 1, python, script: join(__dirname, "bench_worker.py"), logger: lib.silentLogger, maxInFlightPerWorker: 64, maxQueue: 10_000, env });
+  const pool = new lib.WorkerPool({ workers: 1, python, script: join(benchDir, "bench_worker.py"), logger: lib.silentLogger, maxInFlightPerWorker: 64, maxQueue: 10_000, env });
   await pool.start();
   const client = pool.client(BenchServiceDefinition);
   const payload = Buffer.alloc(16, 7);
@@ -62,10 +63,10 @@ async function main(): Promise<void> {
     const lib = (await import(join(base, "src", "index.ts"))) as PoolModule;
     targets.push(await poolTarget("baseline pipelined", lib, { PYTHONPATH: join(base, "python-worker") }));
   }
-  const bare = await startBareStreamServer(python, join(__dirname, "bare_stream_server.py"), join(dir, "bare.sock"));
+  const bare = await startBareStreamServer(python, join(benchDir, "bare_stream_server.py"), join(dir, "bare.sock"));
   const bareCall = await bareStreamCall([bare.socket], payload);
   targets.push({ name: "bare gRPC stream", call: bareCall.call, pids: [bare.pid], stop: async () => (bareCall.close(), bare.stop()) });
-  const json = await startPeerServer(python, join(__dirname, "peer_servers.py"), "json", join(dir, "json.sock"));
+  const json = await startPeerServer(python, join(benchDir, "peer_servers.py"), "json", join(dir, "json.sock"));
   const jsonCall = await jsonPeerCall([json.socket], payload);
   targets.push({ name: "pyproc-style JSON", call: jsonCall.call, pids: [json.pid], stop: async () => (jsonCall.close(), json.stop()) });
 

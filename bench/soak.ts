@@ -17,6 +17,7 @@ import { RpcError, Status, WorkerPool, silentLogger, statusName } from "../src";
 import { TestServiceDefinition } from "../src/gen/testing/v1/testing";
 import { hostileSoak } from "./soak-hostile";
 import { objectsOver, sampleMemory, slopePerMinute, type MemorySample } from "./soak-memory";
+import { repoRoot } from "./lib/paths";
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -43,7 +44,7 @@ const parts = { steady: !off("steady"), chaos: !off("chaos"), hostile: !off("hos
 const CALL_TIMEOUT_MS = 2000;
 /** A call must settle by its deadline plus this (timer and event-loop slack). */
 const SETTLE_SLACK_MS = 250;
-const root = join(__dirname, "..");
+const root = repoRoot;
 
 const fds = (): number => readdirSync("/proc/self/fd").length;
 /**

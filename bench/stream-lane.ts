@@ -10,8 +10,9 @@ import { WorkerPool, silentLogger } from "../src";
 import { StreamingTestServiceDefinition } from "../src/gen/testing/v1/streaming";
 import { scheduleSection, sectionMarkers } from "./lib/doc-section";
 import { median, rssMiB } from "./lib/measure";
+import { repoRoot } from "./lib/paths";
 
-const root = join(__dirname, "..");
+const root = repoRoot;
 const MARKERS = sectionMarkers("stream-lane");
 const python = process.env.PROCGRPC_PYTHON ?? join(root, ".venv", "bin", "python");
 const MESSAGES = 16;

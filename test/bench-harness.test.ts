@@ -32,12 +32,16 @@ test("a failing call fails the measurement instead of being counted", async () =
   await expect(throughput(flaky, 4, 0.2, [])).rejects.toThrow("call 7 failed");
 });
 
-test("npm run bench --quick measures every path and writes the report; a broken setup exits non-zero", () => {
+test("npm run bench --quick (compiled) measures every path and writes the report; a broken setup exits non-zero", () => {
   const dir = mkdtempSync(join(tmpdir(), "bench-harness-"));
+  // Inside the repository (the compiled benchmarks find it above themselves), gitignored.
+  const build = join(ROOT, `.bench-build-test-${process.pid}`);
   try {
     const out = join(dir, "benchmarks.md");
     const json = join(dir, "latest.json");
-    const ok = spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "bench", "run.ts"), "--quick", "--out", out, "--json", json], { cwd: ROOT, encoding: "utf8" });
+    // What `npm run bench` runs after setup: bench/ and src/ compiled with tsc, then the compiled run.js.
+    const env = { ...process.env, PROCGRPC_BENCH_BUILD: build };
+    const ok = spawnSync(process.execPath, [join(ROOT, "scripts", "bench.mjs"), "--quick", "--out", out, "--json", json], { cwd: ROOT, encoding: "utf8", env });
     expect(ok.status).toBe(0);
     const result = JSON.parse(readFileSync(json, "utf8")) as { latency: { path: string; calls: number }[]; load: { path: string }[]; large: { path: string; payload: number; calls: number }[]; startup: { coldStartMs: number } };
     const paths = ["procgrpc unary", "procgrpc pipelined", "procgrpc pipelined, gRPC stream", "raw grpc-js", "pyproc-style JSON", "socket floor (binary)", "bare gRPC stream, 1 message per call"];
@@ -56,14 +60,15 @@ test("npm run bench --quick measures every path and writes the report; a broken 
     const elastic = JSON.parse(readFileSync(join(dir, "elastic.json"), "utf8")) as { rows: { scenario: string; rounds: number }[] };
     expect(elastic.rows.map((r) => r.scenario)).toEqual(expect.arrayContaining(["kill -9 → next call served, no spare (restart)", "kill -9 → next call served, 1 warm spare"]));
 
-    const broken = spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "bench", "run.ts"), "--quick", "--out", join(dir, "x.md"), "--json", join(dir, "x.json")], {
+    const broken = spawnSync(process.execPath, [join(ROOT, "scripts", "bench.mjs"), "--quick", "--out", join(dir, "x.md"), "--json", join(dir, "x.json")], {
       cwd: ROOT,
       encoding: "utf8",
-      env: { ...process.env, PROCGRPC_PYTHON: "/nonexistent/python3" },
+      env: { ...env, PROCGRPC_PYTHON: "/nonexistent/python3" },
     });
     expect(broken.status).toBe(1);
     expect(broken.stderr).toContain("[bench] FAILED");
   } finally {
     rmSync(dir, { recursive: true, force: true });
+    rmSync(build, { recursive: true, force: true });
   }
 });

@@ -10,8 +10,9 @@ import { WorkerPool, silentLogger } from "../../src";
 import { BenchServiceDefinition } from "../../src/gen/bench/v1/bench";
 import { sequential } from "../lib/measure";
 import { binaryPeerCall, startPeerServer } from "../lib/peer-clients";
+import { repoRoot } from "../lib/paths";
 
-const root = join(__dirname, "..", "..");
+const root = repoRoot;
 const { values: args } = parseArgs({
   options: {
     size: { type: "string", default: String(1 << 20) },

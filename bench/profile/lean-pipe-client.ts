@@ -11,8 +11,9 @@ import { BenchServiceDefinition, EchoRequest, EchoResponse } from "../../src/gen
 import { PipeRequest, PipeResponse } from "../../src/gen/procgrpc/internal/v1/pipeline";
 import { LOCAL_LIKE_CHANNEL_OPTIONS, bareStreamCall, startBareStreamServer } from "../lib/bare-stream";
 import { processCpuSeconds, type Call } from "../lib/measure";
+import { repoRoot } from "../lib/paths";
 
-const root = join(__dirname, "..", "..");
+const root = repoRoot;
 const python = join(root, ".venv", "bin", "python");
 const { values: args } = parseArgs({ options: { rounds: { type: "string", default: "2" }, timeout: { type: "boolean", default: false } } });
 

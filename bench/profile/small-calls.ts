@@ -10,8 +10,9 @@ import * as sourceBuild from "../../src";
 import { BenchServiceDefinition } from "../../src/gen/bench/v1/bench";
 import { bareStreamCall, startBareStreamServer } from "../lib/bare-stream";
 import { throughput, type Call } from "../lib/measure";
+import { repoRoot } from "../lib/paths";
 
-const root = join(__dirname, "..", "..");
+const root = repoRoot;
 const { values: args } = parseArgs({
   options: {
     concurrency: { type: "string", default: "64" },
