@@ -18,10 +18,10 @@ import * as zlib from "node:zlib";
  * offset S   …        payload (the file is S + length bytes)
  * ```
  *
- * Why a payload start: on this project's machines the kernel's copy between a process's memory
- * and a tmpfs page takes ~5× as long when the destination runs 1–15 bytes ahead of the source
- * within a 4 KiB page (0.41 ms against 0.08 ms per MiB; reads and writes alike; user-space
- * memcpy has no such case). Memory from malloc is 16-byte aligned, so a writer places its
+ * Why a payload start: on the AMD EPYC machine this was measured on, the kernel's copy between
+ * a process's memory and a tmpfs page takes ~5× as long when the destination runs 1–15 bytes
+ * ahead of the source within a 4 KiB page (0.41 ms against 0.08 ms per MiB; reads and writes
+ * alike; user-space memcpy has no such case). Memory from malloc is 16-byte aligned, so a writer places its
  * largest part at a file offset congruent to the part's own offset mod 16, and readers read at
  * 16-aligned memory (see docs/shared-memory-lane.md, "Alignment").
  *
