@@ -60,7 +60,8 @@ test("npm run bench --quick (compiled) measures every path and writes the report
     const elastic = JSON.parse(readFileSync(join(dir, "elastic.json"), "utf8")) as { rows: { scenario: string; rounds: number }[] };
     expect(elastic.rows.map((r) => r.scenario)).toEqual(expect.arrayContaining(["kill -9 → next call served, no spare (restart)", "kill -9 → next call served, 1 warm spare"]));
 
-    const broken = spawnSync(process.execPath, [join(ROOT, "scripts", "bench.mjs"), "--quick", "--out", join(dir, "x.md"), "--json", join(dir, "x.json")], {
+    // The same compiled run.js that scripts/bench.mjs just built and ran, without compiling again.
+    const broken = spawnSync(process.execPath, ["--expose-gc", join(build, "bench", "run.js"), "--quick", "--out", join(dir, "x.md"), "--json", join(dir, "x.json")], {
       cwd: ROOT,
       encoding: "utf8",
       env: { ...env, PROCGRPC_PYTHON: "/nonexistent/python3" },

@@ -7,20 +7,22 @@
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { median } from "../lib/measure";
 
 const { values: args, positionals } = parseArgs({ allowPositionals: true, options: { rounds: { type: "string", default: "200" } } });
 const MiB = 1 << 20;
 const rounds = Number(args.rounds);
 const dir = mkdtempSync(join(positionals[0] ?? "/dev/shm", "pg-align-"));
 
-function median(fn: () => void): number {
+/** Median µs of `rounds` runs of `fn`. */
+function medianUs(fn: () => void): number {
   const t: number[] = [];
   for (let i = 0; i < rounds; i++) {
     const s = process.hrtime.bigint();
     fn();
     t.push(Number(process.hrtime.bigint() - s) / 1000);
   }
-  return t.sort((a, b) => a - b)[t.length >> 1];
+  return median(t);
 }
 
 try {
@@ -30,7 +32,7 @@ try {
   for (const op of ["write", "read"] as const) {
     const us: Record<number, number> = {};
     for (let offset = 0; offset < 64; offset++) {
-      us[offset] = median(() => (op === "write" ? writeSync(fd, memory, 0, MiB, offset) : readSync(fd, memory, 0, MiB, offset)));
+      us[offset] = medianUs(() => (op === "write" ? writeSync(fd, memory, 0, MiB, offset) : readSync(fd, memory, 0, MiB, offset)));
     }
     const fastest = Math.min(...Object.values(us));
     const slow = Object.keys(us).map(Number).filter((o) => us[o] > 2 * fastest);

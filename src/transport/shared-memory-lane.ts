@@ -21,9 +21,9 @@ import * as zlib from "node:zlib";
  * Why a payload start: on the AMD EPYC machine this was measured on, the kernel's copy between
  * a process's memory and a tmpfs page takes ~5× as long when the destination runs 1–15 bytes
  * ahead of the source within a 4 KiB page (0.41 ms against 0.08 ms per MiB; reads and writes
- * alike; user-space memcpy has no such case). Memory from malloc is 16-byte aligned, so a writer places its
- * largest part at a file offset congruent to the part's own offset mod 16, and readers read at
- * 16-aligned memory (see docs/shared-memory-lane.md, "Alignment").
+ * alike; user-space memcpy has no such case). Memory from malloc is 16-byte aligned, so a writer
+ * places its largest part at a file offset congruent to the part's own offset mod 16, and
+ * readers read into 16-aligned memory (see docs/shared-memory-lane.md, "Alignment").
  *
  * The reader opens the file and removes its name at once (the open descriptor keeps it readable,
  * so a reader that dies mid-read leaks nothing), checks size and header against the reference,
@@ -47,6 +47,7 @@ export const LANE_MAX_PADDING = 64;
  * Where this side's payloads start when their largest part is 16-aligned: 48, not 32, because a
  * worker reads into a new `bytes` object whose data sits 48 bytes into its page (a glibc mmap
  * chunk's 16-byte header, CPython's 32-byte bytes header), and 33–47 would put it 1–15 ahead.
+ * A multiple of 16: {@link payloadStart} adds the part's own offset mod 16 to it.
  */
 const PAYLOAD_START_BASE = 48;
 /** How many read files one side keeps to write its next messages into. */
@@ -498,28 +499,27 @@ function closeQuietly(fd: number): void {
   }
 }
 
-/** The CRC-32 of `parts` back to back (the writer's side of {@link laneCrc32}). */
 /**
  * Where a payload of `parts` starts in its file: its largest part (the one whose copy costs) lands
  * at a file offset congruent mod 16 to that part's offset in its memory, which malloc keeps
  * 16-aligned; so the kernel never copies it to a page position 1–15 bytes ahead of the source.
  */
 export function payloadStart(parts: readonly Uint8Array[]): number {
-  let largest = 0;
+  if (parts.length === 0) return PAYLOAD_START_BASE;
+  let largest = parts[0];
   let largestAt = 0;
   let at = 0;
-  for (let i = 0; i < parts.length; i++) {
-    const n = parts[i].byteLength;
-    if (n > parts[largest].byteLength) {
-      largest = i;
+  for (const part of parts) {
+    if (part.byteLength > largest.byteLength) {
+      largest = part;
       largestAt = at;
     }
-    at += n;
+    at += part.byteLength;
   }
-  if (parts.length === 0) return PAYLOAD_START_BASE;
-  return PAYLOAD_START_BASE + ((((parts[largest].byteOffset - largestAt - PAYLOAD_START_BASE) % 16) + 16) % 16);
+  return PAYLOAD_START_BASE + ((((largest.byteOffset - largestAt) % 16) + 16) % 16);
 }
 
+/** The CRC-32 of `parts` back to back (the writer's side of {@link laneCrc32}). */
 function crcOf(parts: readonly Uint8Array[]): number {
   if (!zlibCrc32) throw new LaneError("io", "crc32 requested but this Node has no zlib.crc32 (needs Node ≥ 20.15)");
   let crc = 0;
