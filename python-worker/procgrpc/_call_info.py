@@ -54,6 +54,8 @@ class CallInfo(NamedTuple):
         return fields
 
 
+_new_tuple = tuple.__new__
+
 _current: "contextvars.ContextVar[Optional[CallInfo]]" = contextvars.ContextVar("procgrpc_call", default=None)
 
 
@@ -68,6 +70,10 @@ Handle = Tuple["contextvars.Token[Optional[CallInfo]]", Any]
 def enter(method: str, request_id: Optional[str], traced_metadata: Optional[Tuple[Tuple[str, Any], ...]]) -> Handle:
     """Make the call current; ``traced_metadata`` is the call's metadata when it carries a
     ``traceparent`` (else None). Returns what ``leave`` needs."""
+    if traced_metadata is None:
+        # Every untraced call, so the cheapest way: the tuple's own constructor, not the
+        # NamedTuple's ``__new__`` written in Python.
+        return _current.set(_new_tuple(CallInfo, (method, request_id, None, None))), None
     trace_id = parent_span_id = None
     otel_token = None
     otel = _opentelemetry() if traced_metadata is not None else None

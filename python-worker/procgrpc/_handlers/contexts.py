@@ -14,7 +14,6 @@ unchanged. Everything both kinds share is forwarded by one base,
 from __future__ import annotations
 
 import asyncio
-import threading
 from typing import Any, Callable, List, NoReturn, Optional, Tuple
 
 import grpc
@@ -56,23 +55,27 @@ class ForwardingContext:
     """What both contexts share: call state (``is_active``, ``add_callback``), and everything
     forwarded as it is to the context grpc (or the pipeline) made for the call."""
 
-    __slots__ = ("_ctx", "_active", "_callbacks", "_lock")
+    __slots__ = ("_ctx", "_active", "_callbacks")
 
     def __init__(self, ctx: Any) -> None:
         self._ctx = ctx
         self._active = True
-        self._callbacks: Optional[List[Callable[[], None]]] = None
-        # add_callback may come from a pool thread while the loop terminates the call.
-        self._lock = threading.Lock()
+        # add_callback may come from a pool thread while the loop terminates the call. No lock
+        # (one costs more than the rest of this object): each callback leaves this list by one
+        # atomic step, terminate's ``pop`` (it runs) or add_callback's ``remove`` (it does not).
+        self._callbacks: List[Callable[[], None]] = []
 
     def terminate(self) -> None:
         """The call is over: ``is_active()`` turns False and ``add_callback`` callbacks run (once)."""
-        with self._lock:
-            if not self._active:
-                return
-            self._active = False
-            callbacks, self._callbacks = self._callbacks, None
-        for callback in callbacks or ():
+        if not self._active:
+            return
+        self._active = False
+        callbacks = self._callbacks
+        while callbacks:
+            try:
+                callback = callbacks.pop(0)
+            except IndexError:
+                return  # taken back by an add_callback that saw the call end
             try:
                 callback()
             except Exception:
@@ -85,13 +88,17 @@ class ForwardingContext:
 
     def add_callback(self, callback: Callable[[], None]) -> bool:
         """Run ``callback()`` when the call terminates (including by cancellation)."""
-        with self._lock:
-            if not self._active:
-                return False
-            if self._callbacks is None:
-                self._callbacks = []
-            self._callbacks.append(callback)
-            return True
+        if not self._active:
+            return False
+        self._callbacks.append(callback)
+        if self._active:
+            return True  # terminate has not begun: it will pop and run it
+        # The call ended meanwhile: the callback runs unless it is taken back here first.
+        try:
+            self._callbacks.remove(callback)
+        except ValueError:
+            return True  # terminate took it: it runs
+        return False
 
     def time_remaining(self) -> Optional[float]:
         """Seconds until the deadline, or None without one."""

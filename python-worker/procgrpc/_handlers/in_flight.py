@@ -8,8 +8,8 @@ watchdog asks for (``procgrpc.internal.v1.Worker/Running``, ``_services.introspe
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
-import threading
 import time
 from typing import Any, Dict, Optional, Set, Tuple
 
@@ -24,30 +24,29 @@ CALL_ID_KEY = "procgrpc-call-id"
 
 
 class RunningHandlers:
-    """Thread-safe registry of servicer handlers that have started and not yet returned."""
+    """Thread-safe registry of servicer handlers that have started and not yet returned.
+
+    Without a lock: tokens come from an ``itertools.count`` and entries go in and out of a dict,
+    each one step that the interpreter does not interleave with another thread's."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._next = 0
+        self._tokens = itertools.count(1)
         self._running: Dict[int, Tuple[str, Optional[str], Optional[str], float]] = {}
 
     def started(self, method: str, request_id: Optional[str], call_id: Optional[str] = None) -> int:
         """Record a handler starting; returns the token to pass to :meth:`finished`."""
-        with self._lock:
-            self._next += 1
-            self._running[self._next] = (method, request_id, call_id, time.monotonic())
-            return self._next
+        token = next(self._tokens)
+        self._running[token] = (method, request_id, call_id, time.monotonic())
+        return token
 
     def finished(self, token: int) -> None:
         """Record a handler returning (normally or not)."""
-        with self._lock:
-            self._running.pop(token, None)
+        self._running.pop(token, None)
 
     def snapshot(self) -> Dict[str, Any]:
         """The registry as a JSON-like dict (the ``Running`` response)."""
         now = time.monotonic()
-        with self._lock:
-            items = list(self._running.values())
+        items = list(self._running.values())
         return {
             "pid": os.getpid(),
             "running": [{"callId": cid or "", "requestId": rid or "", "method": method, "seconds": now - since}

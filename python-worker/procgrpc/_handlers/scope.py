@@ -70,10 +70,18 @@ class CallScope:
         self._token: Optional[int] = None
         self._handle: Optional[_call_info.Handle] = None
         self._ended: Optional[BaseException] = None
-        # One pass over the metadata for everything procgrpc reads from it.
         request_id: Optional[str] = None
         call_id: Optional[str] = None
         traced: Optional[Tuple[Tuple[str, Any], ...]] = None
+        # The pipeline's context knows the ids of a call that has no other metadata (so no
+        # traceparent either): its metadata is not built just to be scanned.
+        identity = getattr(ctx, "procgrpc_call_identity", None)
+        known = identity() if identity is not None else None
+        if known is not None:
+            self.request_id, self.call_id = known
+            self._traced = None
+            return
+        # One pass over the metadata for everything procgrpc reads from it.
         try:
             metadata = tuple(ctx.invocation_metadata() or ())
         except Exception:
@@ -89,43 +97,69 @@ class CallScope:
         self.call_id = call_id
         self._traced = traced
 
-    async def __aenter__(self) -> "CallScope":
+    def enter(self) -> Optional[Tuple[Any, str, Tuple[Tuple[str, Any], ...]]]:
+        """Enter servicer code: count the call, list it, make it current; None then. A call
+        refused before its code runs is not entered: its status (code, details, trailers) is
+        returned, for the caller to abort the call with."""
         remaining = self.ctx.time_remaining()
         if remaining is not None and remaining <= 0:
             # Its deadline passed before the worker got to it (queued, or sent too late): the
             # caller was told DEADLINE_EXCEEDED, so its side effects must not happen.
-            await self.ctx.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+            return grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded", ()
         calls = self._calls
         switched_off = calls.in_flight.switched_off.target_for(calls.method)
         if switched_off is not None:
             # A kill switch (also for clients calling this worker's socket directly): refused
             # before servicer code runs, on every transport, as the pool refuses it.
             status = refusal(calls.method, switched_off)
-            await self.ctx.abort(status.code, status.details, status.trailing_metadata)
+            return status.code, status.details, tuple(status.trailing_metadata)
         calls.in_flight.enter()
         calls.in_flight.scopes.add(self)
         if self._track:
             self._token = calls.in_flight.running.started(calls.method, self.request_id, self.call_id)
         self._handle = _call_info.enter(calls.method, self.request_id, self._traced)
+        return None
+
+    async def end(self, exc: Optional[BaseException]) -> None:
+        """Leave servicer code, which returned (``exc`` None) or raised ``exc``: an exception
+        that is not grpc's abort ends the call with its mapped status (this raises AbortError)."""
+        if exc is None:
+            self.returned()
+            return
+        try:
+            if isinstance(exc, Exception) and not isinstance(exc, ABORT_TYPES):
+                await self.fail(exc)
+        finally:
+            self.leave()
+
+    def returned(self) -> None:
+        """Leave servicer code, which returned normally (no await: nothing can fail here)."""
+        try:
+            self._carry_set_details()
+        finally:
+            self.leave()
+
+    def leave(self) -> None:
+        """Undo :meth:`enter`; the servicer's context terminates."""
+        if self._handle is not None:
+            _call_info.leave(self._handle)
+        if self._token is not None:
+            self._calls.in_flight.running.finished(self._token)
+        # Also on CancelledError (client cancel, deadline, server stop): a thread may keep
+        # running, but it now sees is_active() == False.
+        self._calls.in_flight.scopes.discard(self)
+        self._calls.in_flight.leave()
+        self.facade.terminate()
+
+    async def __aenter__(self) -> "CallScope":
+        refused = self.enter()
+        if refused is not None:
+            await self.ctx.abort(*refused)
         return self
 
     async def __aexit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
                         tb: Optional[TracebackType]) -> bool:
-        try:
-            if isinstance(exc, Exception) and not isinstance(exc, ABORT_TYPES):
-                await self.fail(exc)  # ends the call: raises grpc's AbortError
-            if exc is None:
-                self._carry_set_details()
-        finally:
-            if self._handle is not None:
-                _call_info.leave(self._handle)
-            if self._token is not None:
-                self._calls.in_flight.running.finished(self._token)
-            # Also on CancelledError (client cancel, deadline, server stop): a thread may keep
-            # running, but it now sees is_active() == False.
-            self._calls.in_flight.scopes.discard(self)
-            self._calls.in_flight.leave()
-            self.facade.terminate()
+        await self.end(exc)
         return False
 
     def _carry_set_details(self) -> None:

@@ -18,9 +18,27 @@ import grpc
 from .._status.codes import status_code
 from . import _pipeline_pb2 as pb
 
-__all__ = ["PipeContext", "CallSlot", "Outbox", "entries"]
+__all__ = ["PipeContext", "CallSlot", "Outbox", "entries", "invocation_metadata"]
 
 _OK = grpc.StatusCode.OK
+
+#: The metadata keys a ``PipeCall`` carries as plain fields (``request_id``, ``attempt_id``).
+_REQUEST_ID_KEY = "x-request-id"
+_ATTEMPT_ID_KEY = "procgrpc-call-id"
+
+
+def invocation_metadata(call: Any) -> Tuple[Tuple[str, Any], ...]:
+    """A ``PipeCall``'s metadata as grpc gives it: the entries, then the request id and attempt
+    id the pool sent as fields (it sends them as fields only when they came last, in this order)."""
+    metadata: Tuple[Tuple[str, Any], ...] = ()
+    if call.metadata:
+        metadata = tuple((e.key, e.value if e.key.endswith("-bin") else e.value.decode("utf-8", "replace"))
+                         for e in call.metadata)
+    if call.request_id:
+        metadata += ((_REQUEST_ID_KEY, call.request_id),)
+    if call.attempt_id:
+        metadata += ((_ATTEMPT_ID_KEY, call.attempt_id),)
+    return metadata
 
 
 def entries(metadata: Sequence[Tuple[str, Any]]) -> List[Any]:
@@ -42,32 +60,39 @@ class Outbox:
     repeated fields (no ``PipeResult`` per call for the response to copy), and the pipe's writer
     takes the whole message when it writes."""
 
-    __slots__ = ("response", "_wake")
+    __slots__ = ("response", "_wake", "_results", "_entries")
 
     def __init__(self, wake: Callable[[], None]) -> None:
         self.response = pb.PipeResponse()
         self._wake = wake
+        # Counted here: the length of a repeated field costs more than an int (once per answer).
+        self._results = 0
+        self._entries = 0
 
     def result(self) -> Any:
         """A new, empty ``PipeResult`` in the next response (the writer is woken)."""
         self._wake()
+        self._results += 1
+        self._entries += 1
         return self.response.results.add()
 
     def header(self) -> Any:
         """A new, empty ``PipeHeader`` in the next response (the writer is woken)."""
         self._wake()
+        self._entries += 1
         return self.response.headers.add()
 
     def __bool__(self) -> bool:
-        return len(self.response.results) > 0 or len(self.response.headers) > 0
+        return self._entries > 0
 
     def size(self) -> int:
         """The answers in the next response."""
-        return len(self.response.results)
+        return self._results
 
     def take(self) -> Any:
         """The response built so far; the next answers go into a new one."""
         response, self.response = self.response, pb.PipeResponse()
+        self._results = self._entries = 0
         return response
 
 
@@ -132,12 +157,14 @@ class CallSlot:
 class PipeContext:
     """A ``grpc.aio.ServicerContext`` for one call carried on the pipeline stream."""
 
-    __slots__ = ("_slot", "_metadata", "_deadline", "_code", "_details", "_trailing", "_initial",
+    __slots__ = ("_slot", "_call", "_metadata", "_deadline", "_code", "_details", "_trailing", "_initial",
                  "_headers_sent", "_abort")
 
-    def __init__(self, slot: CallSlot, metadata: Tuple[Tuple[str, Any], ...], deadline: Optional[float]) -> None:
+    def __init__(self, slot: CallSlot, call: Any, deadline: Optional[float]) -> None:
         self._slot = slot
-        self._metadata = metadata
+        self._call = call
+        # Built on first use: most servicers never read their metadata (``invocation_metadata``).
+        self._metadata: Optional[Tuple[Tuple[str, Any], ...]] = None
         self._deadline = deadline
         self._code: Any = None
         self._details = ""
@@ -148,7 +175,18 @@ class PipeContext:
 
     def invocation_metadata(self) -> Tuple[Tuple[str, Any], ...]:
         """Metadata the client sent."""
+        if self._metadata is None:
+            self._metadata = invocation_metadata(self._call)
         return self._metadata
+
+    def procgrpc_call_identity(self) -> Optional[Tuple[Optional[str], Optional[str]]]:
+        """The call's request id and attempt id when its metadata holds nothing else (they came
+        as fields), for ``_handlers.scope.CallScope``: a call without other metadata is then
+        served without its metadata ever being built. None: read ``invocation_metadata()``."""
+        call = self._call
+        if call.metadata:
+            return None
+        return call.request_id or None, call.attempt_id or None
 
     def time_remaining(self) -> Optional[float]:
         """Seconds until the deadline, or None without one."""

@@ -28,7 +28,7 @@ from .._process.log import get_logger
 from .._status.codes import WORKER_STOPPING_CODE, WORKER_STOPPING_DETAILS, WORKER_STOPPING_TRAILER
 from .._shm import LaneError
 from .lane import PipeLane, lane_error_answer, lane_from_environment, read_request
-from .pipe_context import CallSlot, Outbox, PipeContext
+from .pipe_context import CallSlot, Outbox, PipeContext, invocation_metadata
 from .pipe_deadlines import Deadlines
 
 __all__ = ["SERVICE_NAME", "PipeRegistry", "handler", "method_lookup"]
@@ -37,40 +37,23 @@ SERVICE_NAME = "procgrpc.internal.v1.PipelineService"
 
 _log = get_logger()
 
-#: The metadata keys a ``PipeCall`` carries as plain fields (``request_id``, ``attempt_id``).
-_REQUEST_ID_KEY = "x-request-id"
-_ATTEMPT_ID_KEY = "procgrpc-call-id"
-
 #: Answers per part of a long batch on a carrier that writes synchronously (``write_now``): the
 #: pool resolves the first part's calls while the worker runs the rest (measured at c=64 on the
 #: socket pair: one part per batch 28k calls/s, parts of 16 41-45k, of 8 34k).
 _PART_RESULTS = 16
 
 
-def _invocation_metadata(call: Any) -> Tuple[Tuple[str, Any], ...]:
-    """The call's metadata as grpc gives it: the entries, then the request id and attempt id
-    the pool sent as fields (it sends them as fields only when they came last, in this order)."""
-    metadata: Tuple[Tuple[str, Any], ...] = ()
-    if call.metadata:
-        metadata = tuple((e.key, e.value if e.key.endswith("-bin") else e.value.decode("utf-8", "replace"))
-                         for e in call.metadata)
-    if call.request_id:
-        metadata += ((_REQUEST_ID_KEY, call.request_id),)
-    if call.attempt_id:
-        metadata += ((_ATTEMPT_ID_KEY, call.attempt_id),)
-    return metadata
-
-
 if sys.version_info >= (3, 12):
-    def _start(coro: Any) -> "asyncio.Task[None]":
+    def _start(coro: Any, loop: asyncio.AbstractEventLoop) -> "asyncio.Task[None]":
         """Run the call's first step now, as the read loop's caller (an eager task): a handler
         that does not suspend is answered without a trip through the event loop. The task is
         current while it runs and has its own copy of the context, as any task."""
-        return asyncio.Task(coro, loop=asyncio.get_running_loop(), eager_start=True)
+        return asyncio.Task(coro, loop=loop, eager_start=True)
 else:
-    def _start(coro: Any) -> "asyncio.Task[None]":
-        """A task for the call (eager tasks need Python 3.12)."""
-        return asyncio.ensure_future(coro)
+    def _start(coro: Any, loop: asyncio.AbstractEventLoop) -> "asyncio.Task[None]":
+        """A task for the call (eager tasks need Python 3.12). Made directly, as ``create_task``
+        makes it, without the two Python layers of ``ensure_future`` around it."""
+        return asyncio.Task(coro, loop=loop)
 
 
 class _Details(NamedTuple):
@@ -132,6 +115,8 @@ class _Pipe:
     def __init__(self, lookup: Callable[[str, Tuple[Tuple[str, Any], ...]], Any], context: Any,
                  registry: PipeRegistry, lane: Optional[PipeLane] = None) -> None:
         self._lookup = lookup
+        #: Handlers this pipe has found, by method: most calls skip ``lookup`` and its metadata.
+        self._handlers: Dict[str, Any] = {}
         self._lane = lane
         self._context = context
         #: A carrier that writes synchronously (the socket pair) lets a long batch's answers go
@@ -225,7 +210,7 @@ class _Pipe:
             for call in batch.calls:
                 slot = CallSlot(call.call_id, self._outbox)
                 deadline = received + call.timeout_us / 1e6 if call.timeout_us else None
-                task = _start(self._run(call, slot, deadline))
+                task = _start(self._run(call, slot, deadline), self._loop)
                 if task.done():
                     continue  # answered in its first step: no bookkeeping, no deadline timer
                 self._calls[call.call_id] = (slot, task)
@@ -276,8 +261,11 @@ class _Pipe:
                 details, trailer = lane_error_answer(exc)
                 slot.status(grpc.StatusCode.INTERNAL, details, trailer)
                 return
-            metadata = _invocation_metadata(call)
-            handler = self._lookup(call.method, metadata)
+            handler = self._handlers.get(call.method)
+            if handler is None:
+                handler = self._lookup(call.method, invocation_metadata(call))
+                if handler is not None:
+                    self._handlers[call.method] = handler
             if handler is None or handler.request_streaming or handler.response_streaming:
                 slot.status(grpc.StatusCode.UNIMPLEMENTED, f"Method not found: {call.method}")
                 return
@@ -287,7 +275,7 @@ class _Pipe:
                 slot.status(grpc.StatusCode.INTERNAL, f"Exception deserializing request: {exc}")
                 return
             # The deadline cancels this task (``_expire``), as grpc cancels a call whose deadline passes.
-            ctx = PipeContext(slot, metadata, deadline)
+            ctx = PipeContext(slot, call, deadline)
             try:
                 response = await handler.unary_unary(message, ctx)
             except grpc.aio.AbortError:
