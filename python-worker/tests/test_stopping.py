@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Tuple
 
 import grpc
 import pytest
-from conftest import HOSTILE_WORKER, Worker, eventually, introspect, loop_blocked, short_tmpdir, start_worker
+from conftest import HERE, HOSTILE_WORKER, Worker, eventually, introspect, loop_blocked, short_tmpdir, start_worker
 from pipe_client import HOSTILE, PipeClient, metadata_pairs, pipe_call
 
 STOPPING = (grpc.StatusCode.UNAVAILABLE.value[0], "worker is shutting down")
@@ -96,6 +96,21 @@ def test_calls_that_finish_within_the_grace_are_answered_normally() -> None:
         assert pipe.result(1).code == 0
         assert pipe.wait_ended() == grpc.StatusCode.OK
         assert worker.wait(timeout=20) == 0
+    finally:
+        worker.stop()
+
+
+def test_a_worker_whose_interpreter_hangs_while_exiting_is_ended_by_the_kernel() -> None:
+    # A destructor that blocks while the interpreter tears modules down: no Python thread can
+    # run any more (the last-resort exit timer included), so only SIGALRM's default action
+    # (armed by exit_process, EXIT_BOUND_SECONDS) ends the process.
+    path = os.path.join(short_tmpdir(), "exit-hang.sock")
+    worker = start_worker(os.path.join(HERE, "workers", "exit_hang_worker.py"), path, env={"PROCGRPC_GRACE_SECONDS": "0.5"})
+    try:
+        worker.proc.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=120) == -signal.SIGALRM
+        assert not os.path.exists(path)  # removed before the interpreter began to exit
+        assert any("stopping" in line for line in worker.stderr_lines())  # it did stop in order first
     finally:
         worker.stop()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -11,9 +12,13 @@ from typing import List, NoReturn
 
 from .log import get_logger
 
-__all__ = ["remove_socket", "hard_exit_later", "exit_process", "leave_orphaned"]
+__all__ = ["remove_socket", "hard_exit_later", "exit_process", "leave_orphaned", "EXIT_BOUND_SECONDS"]
 
 _log = get_logger()
+
+#: How long the interpreter's own exit may take once the worker has stopped (atexit handlers,
+#: then the teardown of threads and modules) before the kernel ends the process.
+EXIT_BOUND_SECONDS = 10
 
 
 def remove_socket(socket_path: str, dir_owned: bool, parent_dead: bool) -> None:
@@ -47,8 +52,30 @@ def hard_exit_later(seconds: float, socket_path: str, dir_owned: bool, reason: s
     timer.start()
 
 
+def _bound_interpreter_exit(seconds: int) -> None:
+    """Have the kernel end this process if the interpreter's exit takes longer than ``seconds``.
+
+    No Python thread can do it: once the interpreter begins finalizing, a thread that wants the
+    GIL stops for good, so :func:`hard_exit_later`'s timer never fires, and a destructor that
+    blocks there (a library's shutdown waiting for its poller thread, e.g. grpc.aio's
+    ``shutdown_grpc_aio`` when the last aio object is freed at exit) would hold the process
+    forever. SIGALRM at its default action terminates the process, whatever the interpreter does.
+    """
+    try:
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        signal.alarm(seconds)
+    except (AttributeError, ValueError, OSError):
+        pass  # no SIGALRM here (Windows), or not the main thread
+
+
 def exit_process(code: int) -> NoReturn:
-    """Exit with ``code`` without waiting for servicer threads that will not stop."""
+    """Exit with ``code`` without waiting for servicer threads that will not stop, and within
+    :data:`EXIT_BOUND_SECONDS` whatever the interpreter's own exit runs into."""
+    _bound_interpreter_exit(EXIT_BOUND_SECONDS)
+    # Objects the stopped server left in reference cycles are freed now, while threads still run:
+    # grpc.aio shuts its poller down when its last object goes, which cannot finish once the
+    # interpreter is finalizing.
+    gc.collect()
     # Runaway sync handlers (ignoring cancellation) would make the interpreter
     # wait for their threads at exit; do not let them hold the process.
     deadline = time.monotonic() + 0.3
