@@ -207,6 +207,7 @@ class _Pipe:
                     entry[0].give_up()  # the caller expects no answer
                     entry[1].cancel()
             received = time.monotonic()
+            timed: List[Tuple[int, float]] = []
             for call in batch.calls:
                 slot = CallSlot(call.call_id, self._outbox)
                 deadline = received + call.timeout_us / 1e6 if call.timeout_us else None
@@ -215,7 +216,20 @@ class _Pipe:
                     continue  # answered in its first step: no bookkeeping, no deadline timer
                 self._calls[call.call_id] = (slot, task)
                 if deadline is not None:
-                    self._deadlines.add(call.call_id, deadline)
+                    timed.append((call.call_id, deadline))
+            if timed:
+                # After the batch's first steps (scheduled before this): without eager tasks
+                # (Python < 3.12) most calls are answered there and never need their deadline.
+                self._loop.call_soon(self._add_deadlines, timed)
+
+    def _add_deadlines(self, timed: List[Tuple[int, float]]) -> None:
+        """Keep the deadlines of the calls of a batch that are still running."""
+        if not self._reading:
+            return  # the pipe is over: its deadlines were cleared
+        calls, deadlines = self._calls, self._deadlines
+        for call_id, deadline in timed:
+            if call_id in calls:
+                deadlines.add(call_id, deadline)
 
     def _expire(self, call_id: int) -> None:
         """A call's deadline passed: cancel it; it answers DEADLINE_EXCEEDED, as grpc does."""
