@@ -20,6 +20,7 @@ import "./dlq-replay";
 import "./elastic";
 import "./stream-lane";
 import { measureLarge } from "./large";
+import { measureTargetRounds } from "./target-rounds";
 import type { BenchResult, Row } from "./result";
 import { bareStreamCall, startBareStreamServer } from "./lib/bare-stream";
 import "./install-footprint";
@@ -254,6 +255,7 @@ async function main(): Promise<void> {
   const matrix = await measureMatrix();
   const large = await measureLarge({ python, benchWorker, quick, log });
   const features = await measureFeatures();
+  const targetRounds = await measureTargetRounds({ python, benchWorker, quick, log });
   const result = {
     date: started.toISOString(),
     machine: { cpus: `${cpus().length} × ${cpus()[0]?.model ?? "?"}`, memoryGiB: Math.round(totalmem() / 2 ** 30), kernel: release(), load: execFileSync("cat", ["/proc/loadavg"], { encoding: "utf8" }).trim() },
@@ -262,6 +264,7 @@ async function main(): Promise<void> {
     ...matrix,
     large,
     features,
+    targetRounds,
     startup,
   };
   mkdirSync(dirname(args.json as string), { recursive: true });

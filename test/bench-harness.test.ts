@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sequential, throughput } from "../bench/lib/measure";
 import { objectsOver, slopePerMinute, type MemorySample } from "../bench/soak-memory";
+import { roundRatios, verdict, type TargetRatio } from "../bench/target-rounds";
 import { ROOT } from "./helpers/env";
 
 jest.setTimeout(180_000);
@@ -20,6 +21,16 @@ test("the soak's memory verdict: live-RSS slope per minute, and per-worker objec
   expect(slopePerMinute([sample(300, 100), sample(330, 140)], (m) => m.live.rss)).toBeNaN();
   expect(objectsOver({ WorkerProcess: 3, grpcChannel: 9, Pipeline: 4 }, 4)).toEqual(["grpcChannel: 9"]);
   expect(objectsOver(undefined, 4)).toEqual([]);
+});
+
+test("a round-by-round target takes each ratio within its round and judges the median", () => {
+  const p50: TargetRatio = { name: "t", figure: "p50us", numerator: "a", denominator: "b", limit: 1, atMost: true, numeratorValues: [100, 300, 90], denominatorValues: [110, 200, 100] };
+  // Rounds where the whole machine ran slower (the second) move both sides: ratios 0.91, 1.5, 0.9.
+  expect(roundRatios(p50).map((r) => r.toFixed(2))).toEqual(["0.91", "1.50", "0.90"]);
+  expect(verdict(p50)).toEqual({ median: 100 / 110, min: 0.9, max: 1.5, met: true });
+  const load: TargetRatio = { ...p50, figure: "callsPerSec", limit: 0.6, atMost: false, numeratorValues: [30, 40], denominatorValues: [60, 60] };
+  expect(verdict(load).met).toBe(true); // median of an even count: the upper middle (0.67)
+  expect(verdict({ ...load, numeratorValues: [30, 30] }).met).toBe(false);
 });
 
 test("a failing call fails the measurement instead of being counted", async () => {
@@ -43,7 +54,7 @@ test("npm run bench --quick (compiled) measures every path and writes the report
     const env = { ...process.env, PROCGRPC_BENCH_BUILD: build };
     const ok = spawnSync(process.execPath, [join(ROOT, "scripts", "bench.mjs"), "--quick", "--out", out, "--json", json], { cwd: ROOT, encoding: "utf8", env });
     expect(ok.status).toBe(0);
-    const result = JSON.parse(readFileSync(json, "utf8")) as { latency: { path: string; calls: number }[]; load: { path: string }[]; large: { path: string; payload: number; calls: number }[]; startup: { coldStartMs: number } };
+    const result = JSON.parse(readFileSync(json, "utf8")) as { latency: { path: string; calls: number }[]; load: { path: string }[]; large: { path: string; payload: number; calls: number }[]; startup: { coldStartMs: number }; targetRounds: { rounds: number; targets: TargetRatio[] } };
     const paths = ["procgrpc unary", "procgrpc pipelined", "procgrpc pipelined, gRPC stream", "raw grpc-js", "pyproc-style JSON", "socket floor (binary)", "bare gRPC stream, 1 message per call"];
     expect([...new Set(result.latency.map((r) => r.path))].sort()).toEqual([...paths].sort());
     expect([...new Set(result.load.map((r) => r.path))].sort()).toEqual([...paths].sort());
@@ -53,8 +64,15 @@ test("npm run bench --quick (compiled) measures every path and writes the report
     expect([...new Set(result.large.filter((r) => r.payload === 1 << 20).map((r) => r.path))].sort()).toEqual([...largePaths].sort());
     expect(result.large.every((r) => r.calls > 0)).toBe(true);
     expect(result.startup.coldStartMs).toBeGreaterThan(0);
+    // The issue 15 targets, in interleaved rounds: both sides of each target measured in every round.
+    expect(result.targetRounds.targets).toHaveLength(4);
+    for (const t of result.targetRounds.targets) {
+      expect(t.numeratorValues).toHaveLength(result.targetRounds.rounds);
+      expect(t.denominatorValues).toHaveLength(result.targetRounds.rounds);
+      expect([...t.numeratorValues, ...t.denominatorValues].every((v) => v > 0)).toBe(true);
+    }
     const md = readFileSync(out, "utf8");
-    for (const heading of ["## Targets", "## Latency", "## Throughput", "## Large payloads", "## Cost of each feature", "## Start-up", "## Elastic pool", "## Stream messages through the shared-memory lane"]) expect(md).toContain(heading);
+    for (const heading of ["## Targets", "## Issue 15 targets, round by round", "## Latency", "## Throughput", "## Large payloads", "## Cost of each feature", "## Start-up", "## Elastic pool", "## Stream messages through the shared-memory lane"]) expect(md).toContain(heading);
     const streams = JSON.parse(readFileSync(join(dir, "stream-lane.json"), "utf8")) as { rows: { kind: string; messageBytes: number }[] };
     expect(streams.rows.filter((r) => r.messageBytes === 1 << 20).map((r) => r.kind).sort()).toEqual(["client stream", "server stream"]);
     const elastic = JSON.parse(readFileSync(join(dir, "elastic.json"), "utf8")) as { rows: { scenario: string; rounds: number }[] };

@@ -5,7 +5,7 @@
 import { spawn } from "node:child_process";
 import { Client, credentials, Metadata, type ChannelOptions, type ClientDuplexStream } from "@grpc/grpc-js";
 import type { Call } from "./measure";
-import type { PeerServer } from "./peer-clients";
+import { COMPARISON_SERVER_ENV, type PeerServer } from "./peer-clients";
 
 /** The channel options procgrpc uses for its local workers (src/pool/worker-process.ts), so the floor is like for like. */
 export const LOCAL_LIKE_CHANNEL_OPTIONS: ChannelOptions = {
@@ -19,7 +19,7 @@ export const LOCAL_LIKE_CHANNEL_OPTIONS: ChannelOptions = {
 
 /** Starts `python bare_stream_server.py <socket>` and waits for "ready". */
 export async function startBareStreamServer(python: string, script: string, socket: string): Promise<PeerServer> {
-  const child = spawn(python, [script, socket], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(python, [script, socket], { stdio: ["ignore", "pipe", "inherit"], env: COMPARISON_SERVER_ENV });
   await new Promise<void>((resolve, reject) => {
     // Wait for the server's own "ready" line (a wrapper such as py-spy may print before it).
     let seen = "";

@@ -11,9 +11,19 @@ export interface PeerServer {
   stop(): void;
 }
 
+/**
+ * The environment of every comparison server: glibc's heap set as procgrpc's worker sets its own
+ * (python-worker/procgrpc/_process/malloc_tuning.py: 32 MiB mmap threshold, 128 MiB trim
+ * threshold). Untuned, a Python server takes a fresh mmap for each buffer of 128 KiB or more and
+ * pays its page faults on every call, until one message of 16 MiB raises glibc's dynamic
+ * thresholds: the socket floor's 1 MiB echo went from ~1.0 ms to ~0.67 ms after one such
+ * message here. A floor that pays for page faults procgrpc's worker avoids is not the floor.
+ */
+export const COMPARISON_SERVER_ENV: NodeJS.ProcessEnv = { ...process.env, MALLOC_MMAP_THRESHOLD_: String(32 << 20), MALLOC_TRIM_THRESHOLD_: String(128 << 20) };
+
 /** Starts `python peer_servers.py <kind> <socket>` and waits for "ready". */
 export async function startPeerServer(python: string, script: string, kind: "json" | "binary", socket: string): Promise<PeerServer> {
-  const child: ChildProcess = spawn(python, [script, kind, socket], { stdio: ["ignore", "pipe", "inherit"] });
+  const child: ChildProcess = spawn(python, [script, kind, socket], { stdio: ["ignore", "pipe", "inherit"], env: COMPARISON_SERVER_ENV });
   await new Promise<void>((resolve, reject) => {
     child.stdout?.once("data", () => resolve());
     child.once("exit", (code) => reject(new Error(`${kind} peer server exited with ${code}`)));
