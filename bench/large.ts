@@ -7,10 +7,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { WorkerPool, silentLogger } from "../src";
 import { BenchServiceDefinition } from "../src/gen/bench/v1/bench";
-import { bareStreamCall, startBareStreamServer } from "./lib/bare-stream";
+import { bareStreamCall } from "./lib/bare-stream";
+import { startComparisonServers } from "./lib/comparison-servers";
 import { processCpuSeconds, rssMiB, type Call } from "./lib/measure";
-import { binaryPeerCall, jsonPeerCall, startPeerServer, type PeerServer } from "./lib/peer-clients";
-import { benchDir } from "./lib/paths";
+import { binaryPeerCall, jsonPeerCall, type PeerServer } from "./lib/peer-clients";
 
 /** The paths of the large-payload table, in the order they are measured at each size. */
 export const LARGE_PATHS = [
@@ -117,12 +117,7 @@ export async function measureLarge(opts: { python: string; benchWorker: string; 
   const servers: PeerServer[] = [];
   try {
     await Promise.all(pools.map((p) => p.start()));
-    const bare = await startBareStreamServer(opts.python, join(benchDir, "bare_stream_server.py"), join(dir, "bare.sock"));
-    servers.push(bare);
-    const binary = await startPeerServer(opts.python, join(benchDir, "peer_servers.py"), "binary", join(dir, "bin.sock"));
-    servers.push(binary);
-    const json = await startPeerServer(opts.python, join(benchDir, "peer_servers.py"), "json", join(dir, "json.sock"));
-    servers.push(json);
+    const { bare, binary, json } = await startComparisonServers(opts.python, dir, servers);
     const viaPool = (p: WorkerPool, payload: Buffer): { call: Call; close: () => void; pid: number } => {
       const client = p.client(BenchServiceDefinition);
       return { call: () => client.echo({ payload }), close: () => undefined, pid: p.health().workers[0].pid as number };

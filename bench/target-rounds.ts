@@ -9,10 +9,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { WorkerPool, silentLogger } from "../src";
 import { BenchServiceDefinition } from "../src/gen/bench/v1/bench";
-import { bareStreamCall, startBareStreamServer } from "./lib/bare-stream";
+import { bareStreamCall } from "./lib/bare-stream";
+import { startComparisonServers } from "./lib/comparison-servers";
 import { median, sequential, throughput, type Call } from "./lib/measure";
-import { binaryPeerCall, jsonPeerCall, startPeerServer, type PeerServer } from "./lib/peer-clients";
-import { benchDir } from "./lib/paths";
+import { binaryPeerCall, jsonPeerCall, type PeerServer } from "./lib/peer-clients";
 
 /** One target: `numerator / denominator` of `figure`, against `limit`. */
 export interface TargetRatio {
@@ -73,12 +73,7 @@ export async function measureTargetRounds(opts: { python: string; benchWorker: s
   const closers: (() => void)[] = [];
   try {
     await pool.start();
-    const bare = await startBareStreamServer(opts.python, join(benchDir, "bare_stream_server.py"), join(dir, "bare.sock"));
-    servers.push(bare);
-    const binary = await startPeerServer(opts.python, join(benchDir, "peer_servers.py"), "binary", join(dir, "bin.sock"));
-    servers.push(binary);
-    const json = await startPeerServer(opts.python, join(benchDir, "peer_servers.py"), "json", join(dir, "json.sock"));
-    servers.push(json);
+    const { bare, binary, json } = await startComparisonServers(opts.python, dir, servers);
     const client = pool.client(BenchServiceDefinition);
     const workerPids = pool.health().workers.map((w) => w.pid as number);
     // One call per path and payload, made once: a round measures calls, not connection set-up.

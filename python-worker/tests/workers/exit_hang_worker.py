@@ -5,7 +5,7 @@ run). It stands for anything that hangs there, e.g. a library's shutdown in a de
 
 from __future__ import annotations
 
-import time
+import threading
 from typing import Any
 
 import grpc
@@ -17,8 +17,7 @@ SERVICE = "procgrpc.test.ExitHang"
 
 class _BlocksAtTeardown:
     def __del__(self) -> None:
-        while True:
-            time.sleep(0.05)
+        threading.Event().wait()  # never set: blocks for good, as a hung shutdown does
 
 
 HELD = _BlocksAtTeardown()
