@@ -6,6 +6,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, watch, type FSWatcher } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { WorkerPool, pushable, rawUnaryMethod, type Logger } from "../src";
 import { MAX_SPARE_FILES, isSpareFileName } from "../src/transport/shared-memory-lane";
@@ -327,33 +328,30 @@ describeShm("configuration and fallback", () => {
 
 describeShm("kill -9 mid-transfer leaves no lane file", () => {
   test.each([
-    ["while the worker reads the request", "n-"],
-    ["while the worker writes the response", "p"],
-  ])("of the worker %s: the call fails UNAVAILABLE and the worker's and the call's files are removed", async (_when, prefix) => {
-    const pool = new WorkerPool(testingPool({ workers: 1, sharedMemoryLane: { directory: base } }));
+    ["while the worker reads the request", "request-stall"],
+    ["while the worker writes the response", "response-stall"],
+  ])("of the worker %s: the call fails UNAVAILABLE and the worker's and the call's files are removed", async (_when, fault) => {
+    // The fault worker stops for good at that point of a 64 MiB transfer and says so with a mark
+    // file: the kill lands mid-transfer however loaded the machine is.
+    const markDir = mkdtempSync(join(tmpdir(), "pglane-stall-"));
+    const mark = join(markDir, "stalled");
+    const pool = new WorkerPool(
+      testingPool({
+        workers: 1,
+        script: join(WORKERS, "lane_fault_worker.py"),
+        env: { PROCGRPC_TEST_LANE_FAULT: fault, PROCGRPC_TEST_LANE_STALL_MARK: mark },
+        sharedMemoryLane: { directory: base },
+      }),
+    );
     await pool.start();
     try {
       const client = pool.client(TestServiceDefinition);
       const pid = pool.health().workers[0].pid as number;
-      const [dir] = laneDirs(process.pid);
-      let killed = false;
-      const watcher = watch(dir, (_event, name) => {
-        if (!killed && name?.startsWith(prefix)) {
-          killed = true;
-          process.kill(pid, "SIGKILL");
-        }
-      });
-      try {
-        const outcome = await client.echo({ payload: Buffer.alloc(64 * 1024 * 1024, 1) }, { timeoutMs: 120_000 }).then(
-          () => "answered",
-          (err: unknown) => err,
-        );
-        expect(killed).toBe(true);
-        // Killed before the answer arrived: UNAVAILABLE. (Killed after: answered; the file is gone either way.)
-        if (outcome !== "answered") expect((outcome as { code(): number }).code()).toBe(14);
-      } finally {
-        watcher.close();
-      }
+      const calling = rejection(client.echo({ payload: Buffer.alloc(64 * 1024 * 1024, 1) }, { timeoutMs: 120_000 }));
+      expect(await eventually(() => existsSync(mark), 60_000)).toBe(true);
+      expect(laneFiles().length).toBeGreaterThan(0);
+      process.kill(pid, "SIGKILL");
+      expect((await calling).code()).toBe(14);
       expect(await eventually(() => !isAlive(pid), 20_000)).toBe(true);
       expect(await eventually(() => pool.health().workers[0].pid !== pid && pool.health().ready === 1, 30_000)).toBe(true);
       expect(await eventually(() => laneFiles().length === 0, 20_000)).toBe(true);
@@ -362,6 +360,7 @@ describeShm("kill -9 mid-transfer leaves no lane file", () => {
       expect(Buffer.compare(Buffer.from((await client.echo({ payload }, { timeoutMs: 60_000 })).payload), payload)).toBe(0);
     } finally {
       await pool.shutdown();
+      rmSync(markDir, { recursive: true, force: true });
     }
   });
 

@@ -4,18 +4,45 @@ between, as a crashed writer or a stray process would.
 
 - ``response-truncate`` / ``response-nonce`` / ``response-missing``: each response lane file is
   cut short / given another nonce / removed after it was written (the pool reads it);
-- ``request-truncate``: each request lane file is cut short before the worker reads it.
+- ``request-truncate``: each request lane file is cut short before the worker reads it;
+- ``request-stall`` / ``response-stall``: a message of STALL_BYTES or more stops the worker for
+  good before it reads the request file / half-way through writing the response file, after it
+  created the file PROCGRPC_TEST_LANE_STALL_MARK: the test kills it there, mid-transfer, without
+  racing the transfer. Smaller messages pass, so a restarted worker serves them.
 """
 import os
 import runpy
 import struct
 import sys
-from typing import Any, Optional
+import threading
+from typing import Any, Iterable, Optional
 
+from procgrpc import _shm
 from procgrpc._services import lane as lane_module
 from procgrpc._shm import HEADER_BYTES
 
 fault = os.environ.get("PROCGRPC_TEST_LANE_FAULT", "")
+STALL_BYTES = 32 * 1024 * 1024
+
+
+def _stall() -> None:
+    with open(os.environ["PROCGRPC_TEST_LANE_STALL_MARK"], "w"):
+        pass
+    threading.Event().wait()  # never set: the test kills this process
+
+
+_write_all = _shm._write_all
+
+
+def _write_half_then_stall(fd: int, parts: Iterable[Any], position: Optional[int] = None) -> None:
+    views = [memoryview(p).cast("B") for p in parts]
+    total = sum(v.nbytes for v in views)
+    if total < STALL_BYTES:
+        _write_all(fd, views, position)
+        return
+    joined = b"".join(views)
+    _write_all(fd, [joined[: total // 2]], position)
+    _stall()
 
 
 def _path(directory: str, name: str) -> str:
@@ -42,11 +69,15 @@ def response_ref(self: Any, payload: bytes) -> Optional[Any]:
 
 
 def request_payload(self: Any, call: Any) -> bytes:
+    if fault == "request-stall" and call.HasField("payload_ref") and call.payload_ref.length >= STALL_BYTES:
+        _stall()
     if fault == "request-truncate" and call.HasField("payload_ref"):
         os.truncate(_path(self.lane.directory, call.payload_ref.name), HEADER_BYTES + call.payload_ref.length // 2)
     return _request(self, call)
 
 
+if fault == "response-stall":
+    _shm._write_all = _write_half_then_stall
 lane_module.PipeLane.response_ref = response_ref  # type: ignore[method-assign]
 lane_module.PipeLane.request_payload = request_payload  # type: ignore[method-assign]
 sys.stderr.write(f"lane fault: {fault}\n")
